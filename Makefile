@@ -1,0 +1,43 @@
+# hlocal — the two set-up commands are `make demo` and `make test`; each does its own set-up.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HLOCAL := $(VENV)/bin/hlocal
+DEMO := examples/transformer
+
+.PHONY: install test unit integration demo demo-down bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+integration: install
+	$(PY) -m pytest tests/integration
+
+demo: install
+	$(PY) $(DEMO)/fetch_plugin.py
+	$(HLOCAL) -f $(DEMO) up
+	$(HLOCAL) -f $(DEMO) probe
+	@echo
+	@echo "The demo stack is still running. Try:"
+	@echo "  $(HLOCAL) -f $(DEMO) request GET /get -H 'X-not-renamed: test'"
+	@echo "Stop it with: make demo-down   (or $(HLOCAL) -f $(DEMO) down)"
+
+demo-down:
+	$(HLOCAL) -f $(DEMO) down
+
+bench: install
+	$(PY) bench/up.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/.cache

@@ -1,0 +1,167 @@
+"""Turn what Envoy printed into one error that names the cause and says what to do."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import EnvironmentProblem, HlocalError, InvalidWasm, PluginError, PortInUse
+from .logs import PLUGIN_LINE, read_lines
+
+# Lines that end a failed load. Envoy names the plugin by its Wasm config name (= plugin name).
+_FAILED_LOAD = re.compile(r"Unable to create Wasm plugin (?P<plugin>\S*)|Plugin (?P<plugin2>\S+) failed to load")
+_ECDS_REJECTED = re.compile(r"config update rejected: (?P<why>.*)$")
+_INIT_ERROR = re.compile(r"error `(?P<why>[^`]*)` initializing config|error initializing configuration '[^']*': (?P<why2>.*)$")
+_BIND = re.compile(r"cannot bind '(?P<addr>[^']*):(?P<port>\d+)': Address already in use")
+_LEVEL = re.compile(r"\[(?P<level>trace|debug|info|warning|error|critical)\]")
+
+# Cause lines, most specific first: (pattern, kind).
+_CAUSES = [
+    (re.compile(r"missing import: (?P<detail>\S+)"), "missing_import"),
+    (re.compile(r"import type mismatch: (?P<detail>.*)$"), "import_mismatch"),
+    (re.compile(r"Missing or unknown Proxy-Wasm ABI version"), "unknown_abi"),
+    (re.compile(r"Failed to parse corrupted Wasm module"), "corrupt"),
+    (re.compile(r"missing malloc function"), "no_malloc"),
+    (re.compile(r"Failed to configure base Wasm plugin"), "configure_failed"),
+    (re.compile(r"Failed to start base Wasm plugin|Failed to start Wasm VM|on_vm_start"), "vm_start_failed"),
+    (re.compile(r"Invalid path: (?P<detail>\S+)"), "missing_file"),
+]
+
+
+def plugin_errors(lines: list[str], plugin: str | None = None) -> list[str]:
+    """The plugin's own error-level log lines (what it said when it refused its config)."""
+    found = []
+    for line in lines:
+        match = PLUGIN_LINE.search(line)
+        level = _LEVEL.search(line)
+        if not match or not level or level.group("level") not in ("error", "critical", "warning"):
+            continue
+        if plugin is None or match.group("plugin") == plugin:
+            found.append(match.group("message").strip())
+    return found
+
+
+def classify_lines(lines: list[str], plugins: list[str], where: str = "") -> HlocalError | None:
+    """The first failure in Envoy's output, classified; None when the lines show none."""
+    window_start = 0
+    for index, line in enumerate(lines):
+        bind = _BIND.search(line)
+        if bind:
+            return PortInUse(int(bind.group("port")), "gateway listener or admin")
+        failed = _FAILED_LOAD.search(line) or _ECDS_REJECTED.search(line)
+        init = _INIT_ERROR.search(line)
+        if not failed and not init:
+            continue
+        window = lines[window_start:index + 1]
+        plugin = _plugin_named(window, plugins)
+        cause = _cause(window)
+        if cause is None and init and not failed:
+            why = init.group("why") or init.group("why2")
+            return EnvironmentProblem(
+                f"Envoy refused the rendered configuration: {why}",
+                f"this is probably an hlocal bug; the rendered files and logs are in {where or '.hlocal/'}",
+            )
+        if cause is None and failed and _ECDS_REJECTED.search(line) and "Wasm" not in line:
+            return EnvironmentProblem(f"Envoy rejected a plugin filter update: {_ECDS_REJECTED.search(line).group('why')}",
+                                      f"the rendered files and logs are in {where or '.hlocal/'}")
+        return _plugin_error(cause, plugin, window)
+    return None
+
+
+def _plugin_named(window: list[str], plugins: list[str]) -> str | None:
+    for line in reversed(window):
+        match = _FAILED_LOAD.search(line)
+        name = match and (match.group("plugin") or match.group("plugin2"))
+        if name and name in plugins:
+            return name
+    return plugins[0] if len(plugins) == 1 else None
+
+
+def _cause(window: list[str]) -> tuple[str, str] | None:
+    for pattern, kind in _CAUSES:
+        for line in window:
+            match = pattern.search(line)
+            if match:
+                return kind, (match.groupdict().get("detail") or "")
+    return None
+
+
+def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: list[str]) -> HlocalError:
+    who = f"plugin {plugin!r}" if plugin else "a plugin"
+    kind, detail = cause or ("unknown", "")
+    if kind == "missing_import":
+        from .hostcalls import HIGRESS_HOST_FUNCTIONS
+
+        function = detail.split(".", 1)[-1]
+        if function in HIGRESS_HOST_FUNCTIONS:
+            return PluginError(f"{who} failed to load: it imports {detail}, a Higress-only host function "
+                               f"({HIGRESS_HOST_FUNCTIONS[function]}) that stock Envoy lacks",
+                               "run it on the Higress gateway: `--runtime docker` with gateway.flavor: higress")
+        return PluginError(f"{who} failed to load: Envoy has no host function {detail}",
+                           "rebuild the plugin against the proxy-wasm ABI this gateway speaks")
+    if kind == "import_mismatch":
+        return PluginError(f"{who} failed to load: import signature mismatch: {detail}",
+                           "the plugin was built for another ABI; rebuild it with the Higress wasm-go SDK")
+    if kind == "unknown_abi":
+        return PluginError(f"{who} failed to load: Envoy does not know its Proxy-Wasm ABI version",
+                           "build it with the Higress wasm-go SDK (ABI 0.2.100) or proxy-wasm-go-sdk (0.2.1)")
+    if kind == "corrupt":
+        return InvalidWasm(f"{who} failed to load: Envoy could not parse the module (corrupted or truncated)",
+                           "rebuild it: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o main.wasm")
+    if kind == "no_malloc":
+        return PluginError(f"{who} failed to load: the module exports no allocator (malloc/proxy_on_memory_allocate)",
+                           "build it with -buildmode=c-shared")
+    if kind == "configure_failed":
+        said = plugin_errors(window, plugin)
+        quote = f": {said[-1]}" if said else " (it logged nothing at error level)"
+        return PluginError(f"{who} rejected its configuration{quote}",
+                           "fix plugins[].config (or rules) in hlocal.yaml; `hlocal logs --plugin` shows all it said")
+    if kind == "vm_start_failed":
+        said = plugin_errors(window, plugin)
+        quote = f": {said[-1]}" if said else ""
+        return PluginError(f"{who} failed to start its VM{quote}", "see `hlocal logs --plugin`")
+    if kind == "missing_file":
+        return PluginError(f"{who} failed to load: Envoy cannot read {detail}", "check plugins[].wasm")
+    last = next((l for l in reversed(window) if "[error]" in l or "[critical]" in l), window[-1] if window else "")
+    return PluginError(f"{who} failed to load: {last.strip()}", "see `hlocal logs gateway`")
+
+
+class LogWatch:
+    """Reads a growing Envoy log from a start offset and raises the first classified failure."""
+
+    def __init__(self, path: Path, plugins: list[str], state: Any = None, start: int = 0) -> None:
+        self.path = path
+        self.plugins = plugins
+        self.offset = start
+        self.lines: list[str] = []
+
+    def poll(self) -> list[str]:
+        fresh, self.offset = read_lines(self.path, self.offset)
+        self.lines.extend(fresh)
+        return fresh
+
+    def failure(self) -> HlocalError | None:
+        self.poll()
+        return classify_lines(self.lines, self.plugins, str(self.path.parent))
+
+    def raise_if_failed(self) -> None:
+        error = self.failure()
+        if error is not None:
+            raise error
+
+
+def classify_exit(name: str, exit_info: dict, log_file: Path, plugins: list[str], state: Any = None) -> HlocalError:
+    """A component exited during start: the classified cause from its log, or the bare facts."""
+    lines, _ = read_lines(log_file)
+    if name == "gateway":
+        found = classify_lines(lines, plugins, str(log_file.parent))
+        if found is not None:
+            return found
+    code = exit_info.get("returncode")
+    sig = exit_info.get("signal")
+    how = f"was killed by {sig}" if sig else f"exited with code {code}" if code is not None else "exited"
+    tail = "\n  ".join(l.strip() for l in lines[-5:])
+    if name == "backend" and code == 3:
+        return EnvironmentProblem(f"the mock backend could not bind its port: {tail}", "run `hlocal up` again")
+    return EnvironmentProblem(f"the {name} {how}" + (f":\n  {tail}" if tail else ""), f"see {log_file}")

@@ -1,0 +1,213 @@
+"""The `hlocal` command line: thin Click commands over the library.
+
+Heavy modules are imported inside the commands so that `hlocal --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .errors import EXIT_USAGE, HlocalError
+
+EXIT_INTERRUPTED = 130
+
+
+class HlocalGroup(click.Group):
+    """Turns every HlocalError into one short message and its documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug")) or "--debug" in sys.argv
+        try:
+            return super().invoke(ctx)
+        except HlocalError as exc:
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            click.secho(f"error: {exc.message}", fg="red", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=HlocalGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "--file", "config_file", type=click.Path(dir_okay=True), default=None,
+              help="hlocal.yaml to use (default: the one in the current directory).")
+@click.option("--debug", is_flag=True, help="Verbose logs and tracebacks.")
+@click.version_option(package_name="higress-local", prog_name="hlocal")
+@click.pass_context
+def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
+    """Run Higress wasm plugins locally behind a real gateway.
+
+    \b
+    Exit codes: 0 ok, 1 probe failed, 2 usage or config error,
+    3 environment problem, 4 plugin failed to load or configure,
+    5 timed out waiting for ready, 130 interrupted.
+    """
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
+    ctx.obj = {"config_file": config_file, "debug": debug}
+
+
+def _project(ctx: click.Context):
+    from .config import load_project
+
+    return load_project(ctx.obj["config_file"])
+
+
+def _runtime_option(func):
+    return click.option(
+        "--runtime", type=click.Choice(["auto", "native", "docker"]), default=None,
+        help="Override `runtime:` from hlocal.yaml.",
+    )(func)
+
+
+@main.command()
+@_runtime_option
+@click.option("--recreate", is_flag=True, help="Stop a running stack and start it afresh.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for ready.")
+@click.pass_context
+def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float) -> None:
+    """Start the gateway, plugins and mock backend; wait until ready."""
+    from .runtime import select_runtime
+    from .report import print_up_summary
+
+    project = _project(ctx)
+    rt = select_runtime(project, runtime, echo=lambda m: click.echo(m, err=True))
+    result = rt.up(project, recreate=recreate, timeout=timeout)
+    print_up_summary(result)
+
+
+@main.command()
+@_runtime_option
+@click.pass_context
+def down(ctx: click.Context, runtime: str | None) -> None:
+    """Stop everything of this stack (safe to run twice)."""
+    from .runtime import runtime_for_state
+
+    project = _project(ctx)
+    rt = runtime_for_state(project, runtime)
+    stopped = rt.down(project)
+    click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show each component: state, pid, ports, plugin sha, uptime."""
+    from .report import print_status
+    from .runtime import runtime_for_state
+
+    project = _project(ctx)
+    report = runtime_for_state(project, None).status(project)
+    print_status(report, as_json=as_json)
+
+
+@main.command()
+@click.argument("service", required=False, type=click.Choice(["gateway", "backend"]))
+@click.option("--plugin", "plugin_only", is_flag=True, help="Only the plugins' own log lines.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.pass_context
+def logs(ctx: click.Context, service: str | None, plugin_only: bool, follow: bool, tail: int | None) -> None:
+    """Print the gateway's and backend's logs."""
+    from .runtime import runtime_for_state
+
+    project = _project(ctx)
+    rt = runtime_for_state(project, None)
+    for line in rt.logs(project, service=service, plugin_only=plugin_only, follow=follow, tail=tail):
+        click.echo(line)
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Run the probes from hlocal.yaml against the running stack."""
+    from .probe import run_probes
+    from .report import print_probe_results
+    from .runtime import require_running
+
+    project = _project(ctx)
+    state = require_running(project)
+    results = run_probes(project, state, names)
+    print_probe_results(results, as_json=as_json)
+    if not all(r.passed for r in results):
+        ctx.exit(1)
+
+
+@main.command()
+@click.argument("method")
+@click.argument("path")
+@click.option("-H", "--header", "headers", multiple=True, help="Header as 'Name: value' (repeatable).")
+@click.option("-d", "--data", default=None, help="Request body (use @FILE to read a file).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...], data: str | None, as_json: bool) -> None:
+    """Send one request; show the response and what the backend received."""
+    from .probe import send_request
+    from .report import print_exchange
+    from .runtime import require_running
+
+    project = _project(ctx)
+    state = require_running(project)
+    exchange = send_request(state, method, path, _parse_headers(headers), _read_data(data))
+    print_exchange(exchange, as_json=as_json)
+
+
+@main.command()
+@_runtime_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
+    """Inspect each plugin module and say whether the gateway can run it."""
+    from .plugins import check_project
+    from .report import print_check
+    from .runtime import resolve_flavor
+
+    project = _project(ctx)
+    flavor = resolve_flavor(project, runtime)
+    report = check_project(project, flavor)
+    print_check(report, as_json=as_json)
+    if not report.runnable:
+        ctx.exit(4)
+
+
+def _parse_headers(raw: tuple[str, ...]) -> list[tuple[str, str]]:
+    from .errors import ConfigError
+
+    out = []
+    for item in raw:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"-H {item!r}: expected 'Name: value'", "for example -H 'x-user: alice'")
+        out.append((name.strip(), value.strip()))
+    return out
+
+
+def _read_data(data: str | None) -> bytes | None:
+    from pathlib import Path
+
+    from .errors import ConfigError
+
+    if data is None:
+        return None
+    if data.startswith("@"):
+        try:
+            return Path(data[1:]).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"-d {data}: cannot read {data[1:]}: {exc.strerror}", "check the path") from exc
+    return data.encode()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,379 @@
+"""Load and validate hlocal.yaml into typed, immutable models."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .schema import Node
+
+CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
+RUNTIMES = ("auto", "native", "docker")
+FLAVORS = ("envoy", "higress")
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
+NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The gateway: which flavor, where it listens, how loud it logs."""
+
+    flavor: str | None = None  # None: the runtime's default
+    port: int = 10000
+    admin_port: int = 0
+    log_level: str = "info"
+    wasm_log_level: str = "debug"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One Higress matchRule: where it applies and the config that replaces the global one."""
+
+    match_route: tuple[str, ...] = ()
+    match_domain: tuple[str, ...] = ()
+    match_service: tuple[str, ...] = ()
+    match_route_prefix: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_higress(self) -> dict[str, Any]:
+        """The `_rules_` item Higress generates from a WasmPlugin matchRule."""
+        item: dict[str, Any] = {}
+        for key in ("match_route", "match_domain", "match_service", "match_route_prefix"):
+            values = getattr(self, key)
+            if values:
+                item[f"_{key}_"] = list(values)
+        item.update(self.config)
+        return item
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A wasm plugin: its module, its global config and its rules."""
+
+    name: str
+    wasm: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    fail_open: bool = False
+
+    def configuration(self) -> dict[str, Any]:
+        """The JSON document the plugin receives, shaped as Higress shapes it."""
+        doc = dict(self.config)
+        if self.rules:
+            doc["_rules_"] = [rule.to_higress() for rule in self.rules]
+        return doc
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route on the gateway; requests it matches go to the backend."""
+
+    name: str
+    domains: tuple[str, ...] = ("*",)
+    prefix: str | None = "/"
+    path: str | None = None
+    regex: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The default upstream: hlocal's mock, echoing unless a stub matches."""
+
+    stubs: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    method: str = "GET"
+    path: str = "/"
+    headers: dict[str, str | tuple[str, ...]] = field(default_factory=dict)  # a list: sent as repeated lines
+    body: str | None = None
+    json: Any = None
+
+
+@dataclass(frozen=True)
+class UpstreamExpect:
+    """What the backend must have received for the probe's request.
+
+    A string value must be one of the received values; a list must equal all of them, in order.
+    """
+
+    headers: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    headers_absent: tuple[str, ...] = ()
+    method: str | None = None
+    path: str | None = None
+    query: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    body_contains: str | None = None
+    json: Any = None
+    received: bool | None = None  # False: the request must not reach the backend
+
+
+@dataclass(frozen=True)
+class Expect:
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    headers_absent: tuple[str, ...] = ()
+    body_contains: str | None = None
+    json: Any = None
+    upstream: UpstreamExpect | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    request: ProbeRequest
+    expect: Expect
+
+
+@dataclass(frozen=True)
+class Project:
+    """A whole hlocal.yaml, with paths resolved against its directory."""
+
+    name: str
+    file: Path
+    runtime: str = "auto"
+    gateway: Gateway = Gateway()
+    plugins: tuple[Plugin, ...] = ()
+    routes: tuple[Route, ...] = ()
+    backend: Backend = Backend()
+    probes: tuple[Probe, ...] = ()
+
+    @property
+    def root(self) -> Path:
+        return self.file.parent
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".hlocal" / self.name
+
+    def plugin(self, name: str) -> Plugin:
+        for plugin in self.plugins:
+            if plugin.name == name:
+                return plugin
+        known = ", ".join(p.name for p in self.plugins) or "none"
+        raise ConfigError(f"no plugin named {name!r} in {self.file.name}", f"plugins: {known}")
+
+
+def find_config(path: str | Path | None, cwd: Path | None = None) -> Path:
+    """Return the hlocal.yaml to use: the one given, or the one in the current directory."""
+    cwd = cwd or Path.cwd()
+    if path is not None:
+        candidate = Path(path)
+        if candidate.is_dir():
+            candidate = next((candidate / n for n in CONFIG_NAMES if (candidate / n).exists()), candidate / CONFIG_NAMES[0])
+        if not candidate.exists():
+            raise ConfigError(f"config file not found: {candidate}", "check the -f path")
+        return candidate.resolve()
+    for name in CONFIG_NAMES:
+        if (cwd / name).exists():
+            return (cwd / name).resolve()
+    raise ConfigError(
+        f"no hlocal.yaml in {cwd}",
+        "run hlocal in the plugin's directory, pass -f PATH, or create one with `hlocal init`",
+    )
+
+
+def load_project(path: str | Path | None = None, cwd: Path | None = None) -> Project:
+    """Find, parse and validate hlocal.yaml."""
+    import yaml
+
+    file = find_config(path, cwd)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {file}: {exc}", "check the file's permissions and encoding") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{file.name}: {where}invalid YAML: {problem}", "fix the YAML syntax") from exc
+    return parse_project(data, file)
+
+
+def parse_project(data: Any, file: Path) -> Project:
+    """Validate a parsed document; `file` anchors relative paths and names errors."""
+    root = Node(data, "", file.name)
+    if data is None:
+        raise root.error("the file is empty", "start from `hlocal init` or the README example")
+    root.mapping(["name", "runtime", "gateway", "plugins", "routes", "backend", "probes"])
+    name_node = root.child("name")
+    name = name_node.string(sanitise_name(file.parent.name), pattern=NAME_PATTERN,
+                            what="a valid stack name (lowercase letters, digits, - and _)")
+    plugins = tuple(_plugin(n, file.parent) for n in root.child("plugins").list().items())
+    _unique(root.child("plugins"), [p.name for p in plugins], "plugin name")
+    routes = tuple(_route(n) for n in root.child("routes").list().items()) or (Route(name="default"),)
+    _unique(root.child("routes"), [r.name for r in routes], "route name")
+    _check_domains(root.child("routes"), routes)
+    probes = tuple(_probe(n) for n in root.child("probes").list().items())
+    _unique(root.child("probes"), [p.name for p in probes], "probe name")
+    return Project(
+        name=name,
+        file=file,
+        runtime=root.child("runtime").choice(RUNTIMES, "auto"),
+        gateway=_gateway(root.child("gateway")),
+        plugins=plugins,
+        routes=routes,
+        backend=_backend(root.child("backend")),
+        probes=probes,
+    )
+
+
+def sanitise_name(raw: str) -> str:
+    """Turn a directory name into a stack name Envoy, Compose and file systems accept."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
+    return (name or "hlocal")[:63]
+
+
+def _gateway(node: Node) -> Gateway:
+    node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level"])
+    flavor = node.child("flavor")
+    return Gateway(
+        flavor=None if flavor.value is None else flavor.choice(FLAVORS),
+        port=node.child("port").port(10000),
+        admin_port=node.child("admin_port").port(0),
+        log_level=node.child("log_level").choice(LOG_LEVELS, "info"),
+        wasm_log_level=node.child("wasm_log_level").choice(LOG_LEVELS, "debug"),
+    )
+
+
+def _plugin(node: Node, base: Path) -> Plugin:
+    node.mapping(["name", "wasm", "config", "rules", "fail_open"], optional=False)
+    name = node.child("name").string(pattern=NAME_PATTERN, what="a valid plugin name (lowercase letters, digits, - and _)")
+    wasm = node.child("wasm").string()
+    config = node.child("config").mapping().value
+    rules = tuple(_rule(n) for n in node.child("rules").list().items())
+    return Plugin(
+        name=name,
+        wasm=(base / wasm).resolve(),
+        config=config,
+        rules=rules,
+        fail_open=node.child("fail_open").boolean(False),
+    )
+
+
+def _rule(node: Node) -> Rule:
+    keys = ["match_route", "match_domain", "match_service", "match_route_prefix"]
+    node.mapping(keys + ["config"], optional=False)
+    matches = {key: tuple(node.child(key).string_list()) for key in keys}
+    if not any(matches.values()):
+        raise node.error("a rule needs at least one of " + ", ".join(keys))
+    return Rule(config=node.child("config").mapping().value, **matches)
+
+
+def _route(node: Node) -> Route:
+    node.mapping(["name", "domains", "prefix", "path", "regex", "headers", "timeout_ms"], optional=False)
+    given = [k for k in ("prefix", "path", "regex") if node.child(k).value is not None]
+    if len(given) > 1:
+        raise node.error(f"give one of prefix, path or regex, not {' and '.join(given)}")
+    prefix = node.child("prefix").string("/") if not given or given == ["prefix"] else None
+    for key in ("prefix", "path"):
+        value = node.child(key).optional_string()
+        if value is not None and not value.startswith("/"):
+            raise node.child(key).error(f"{value!r} must start with /")
+    regex = node.child("regex").optional_string()
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise node.child("regex").error(f"invalid regular expression: {exc}") from exc
+    domains = tuple(node.child("domains").string_list()) or ("*",)
+    return Route(
+        name=node.child("name").string(pattern=r"[A-Za-z0-9][A-Za-z0-9_.:/-]*", what="a valid route name"),
+        domains=domains,
+        prefix=prefix,
+        path=node.child("path").optional_string(),
+        regex=regex,
+        headers=node.child("headers").string_map(lower_keys=True),
+        timeout_ms=None if node.child("timeout_ms").value is None else node.child("timeout_ms").integer(low=0),
+    )
+
+
+def _backend(node: Node) -> Backend:
+    from .mock.stubs import StubConfigError, parse_stubs
+
+    node.mapping(["stubs"])
+    stubs = node.child("stubs").list()
+    try:
+        parse_stubs(stubs.value)  # the mock's own validator: one definition of what a stub is
+    except StubConfigError as exc:
+        raise ConfigError(f"{node.source}: {node.path}.{exc}", "see backend.stubs in README.md") from exc
+    return Backend(stubs=tuple(stubs.value))
+
+
+def _probe(node: Node) -> Probe:
+    node.mapping(["name", "request", "expect"], optional=False)
+    req = node.child("request").mapping(["method", "path", "headers", "body", "json"])
+    if req.child("body").value is not None and req.child("json").value is not None:
+        raise req.error("give body or json, not both")
+    method = req.child("method")
+    if isinstance(method.value, str):
+        method.value = method.value.upper()
+    request = ProbeRequest(
+        method=method.choice(HTTP_METHODS, "GET"),
+        path=req.child("path").string("/"),
+        headers=req.child("headers").multi_map(lower_keys=True),
+        body=req.child("body").optional_string(),
+        json=req.child("json").value,
+    )
+    if not request.path.startswith("/"):
+        raise req.child("path").error(f"{request.path!r} must start with /")
+    exp = node.child("expect").mapping(["status", "headers", "headers_absent", "body_contains", "json", "upstream"])
+    upstream = None
+    if exp.child("upstream").value is not None:
+        up = exp.child("upstream").mapping(
+            ["headers", "headers_absent", "method", "path", "query", "body_contains", "json", "received"]
+        )
+        upstream = UpstreamExpect(
+            headers=up.child("headers").multi_map(lower_keys=True),
+            headers_absent=tuple(h.lower() for h in up.child("headers_absent").string_list()),
+            method=None if up.child("method").value is None else up.child("method").string().upper(),
+            path=up.child("path").optional_string(),
+            query=up.child("query").multi_map(),
+            body_contains=up.child("body_contains").optional_string(),
+            json=up.child("json").value,
+            received=None if up.child("received").value is None else up.child("received").boolean(True),
+        )
+    status = exp.child("status")
+    return Probe(
+        name=node.child("name").string(),
+        request=request,
+        expect=Expect(
+            status=None if status.value is None else status.integer(low=100, high=599),
+            headers=exp.child("headers").string_map(lower_keys=True),
+            headers_absent=tuple(h.lower() for h in exp.child("headers_absent").string_list()),
+            body_contains=exp.child("body_contains").optional_string(),
+            json=exp.child("json").value,
+            upstream=upstream,
+        ),
+    )
+
+
+def _unique(node: Node, names: list[str], what: str) -> None:
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            raise node.child(index).child("name").error(
+                f"duplicate {what} {name!r} (also at index {seen[name]})", f"give each {what} a distinct value"
+            )
+        seen[name] = index
+
+
+def _check_domains(node: Node, routes: tuple[Route, ...]) -> None:
+    """Routes become virtual hosts grouped by domain list; Envoy rejects a domain in two of them."""
+    owner: dict[str, tuple[int, tuple[str, ...]]] = {}
+    for index, route in enumerate(routes):
+        for domain in route.domains:
+            if domain in owner and owner[domain][1] != route.domains:
+                raise node.child(index).child("domains").error(
+                    f"domain {domain!r} is also in routes[{owner[domain][0]}] with a different domain list",
+                    "routes that share a domain must list exactly the same domains",
+                )
+            owner.setdefault(domain, (index, route.domains))

@@ -1,0 +1,84 @@
+"""The echo document: a JSON-ready picture of one request, used by echo replies and the journal."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Iterable
+from urllib.parse import parse_qsl, urlsplit
+
+
+def describe(
+    method: str,
+    target: str,
+    http_version: str,
+    header_items: Iterable[tuple[str, str]],
+    body: bytes,
+    trailer_items: Iterable[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """Describe a request: method, path, query, headers, body (text or base64), json, version."""
+    path, query = split_target(target)
+    doc: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "query": query,
+        "headers": group_fields(header_items),
+    }
+    try:
+        text: str | None = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    doc["body"] = text
+    if text is None:
+        doc["body_base64"] = base64.b64encode(body).decode("ascii")
+    doc["json"] = parse_json(text)
+    doc["http_version"] = http_version
+    trailers = group_fields(trailer_items)
+    if trailers:
+        doc["trailers"] = trailers
+    return doc
+
+
+def split_target(target: str) -> tuple[str, dict[str, list[str]]]:
+    """Split a request-target into its path (as sent, not percent-decoded) and decoded query."""
+    if not target.startswith("/") and "://" in target:
+        # Absolute-form, as a client talking to a forward proxy would send it.
+        parts = urlsplit(target)
+        path, raw_query = parts.path or "/", parts.query
+    else:
+        path, _, raw_query = target.partition("?")
+    query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query.setdefault(name, []).append(value)
+    return path, query
+
+
+def group_fields(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Group header fields by lowercase name, keeping every value in arrival order."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in items:
+        grouped.setdefault(name.lower(), []).append(_repair_utf8(value))
+    return grouped
+
+
+def parse_json(text: str | None) -> Any:
+    """Parse text as strict JSON; None when it is empty or not JSON."""
+    if not text or not text.strip():
+        return None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return None
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; accepting them would make the echo reply invalid JSON.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _repair_utf8(value: str) -> str:
+    """Undo http.client's latin-1 decoding of header bytes when they were really UTF-8."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value

@@ -1,0 +1,231 @@
+"""Send requests through the gateway and compare what came back and what the backend saw."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .config import Expect, Probe, Project, UpstreamExpect
+from .errors import ConfigError, EnvironmentProblem
+from .state import StackState
+
+REQUEST_ID_HEADER = "x-hlocal-request-id"
+
+
+@dataclass
+class Exchange:
+    """One request: as sent, as answered, and as the backend received it (None: it never arrived)."""
+
+    method: str
+    url: str
+    request_headers: list[tuple[str, str]]
+    request_body: bytes | None
+    status: int = 0
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: bytes = b""
+    upstream: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    @property
+    def path(self) -> str:
+        return "/" + self.url.split("/", 3)[-1]
+
+    def response_text(self) -> str:
+        return self.response_body.decode("utf-8", errors="replace")
+
+    def response_json(self) -> Any:
+        try:
+            return jsonlib.loads(self.response_body)
+        except ValueError:
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request": {"method": self.method, "url": self.url, "headers": self.request_headers,
+                        "body": self.request_body.decode("utf-8", errors="replace") if self.request_body else None},
+            "response": {"status": self.status, "headers": self.response_headers, "body": self.response_text()},
+            "upstream": self.upstream,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass
+class Mismatch:
+    what: str
+    expected: Any
+    actual: Any
+
+
+@dataclass
+class ProbeResult:
+    name: str
+    exchange: Exchange
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed,
+                "mismatches": [m.__dict__ for m in self.mismatches], "exchange": self.exchange.to_dict()}
+
+
+def send_request(state: StackState, method: str, path: str, headers: Sequence[tuple[str, str]] = (),
+                 body: bytes | None = None, *, timeout: float = 30.0) -> Exchange:
+    """Send one request through the gateway, tagged so the backend's journal entry can be found.
+
+    http.client rather than requests: repeated headers must go out as separate lines (plugins
+    such as the transformer's dedupe treat `X: 1, 2` and two `X` lines differently).
+    """
+    import http.client
+    import time
+
+    from .mock.client import MockClient, MockClientError
+
+    if not path.startswith("/"):
+        raise ConfigError(f"path {path!r} must start with /", "for example /api/get")
+    request_id = uuid.uuid4().hex
+    sent = [*headers, (REQUEST_ID_HEADER, request_id)]
+    exchange = Exchange(method=method.upper(), url=state.gateway_url + path, request_headers=list(sent),
+                        request_body=body)
+    names = {name.lower() for name, _ in sent}
+    conn = http.client.HTTPConnection("127.0.0.1", state.gateway_port, timeout=timeout)
+    started = time.monotonic()
+    try:
+        conn.putrequest(exchange.method, path, skip_host="host" in names, skip_accept_encoding=True)
+        for name, value in sent:
+            conn.putheader(name, value)
+        if body is not None and "content-length" not in names and "transfer-encoding" not in names:
+            conn.putheader("content-length", str(len(body)))
+        conn.endheaders(body)
+        response = conn.getresponse()
+        exchange.response_body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise EnvironmentProblem(f"request to {exchange.url} failed: {exc}", "is the stack up? see `hlocal status`") from exc
+    finally:
+        conn.close()
+    exchange.seconds = time.monotonic() - started
+    exchange.status = response.status
+    exchange.response_headers = _joined(response.getheaders())
+    try:
+        found = MockClient(state.control_url).find(REQUEST_ID_HEADER, request_id)
+    except MockClientError as exc:
+        raise EnvironmentProblem(f"cannot read the backend journal: {exc}", "see `hlocal status`") from exc
+    exchange.upstream = found[-1] if found else None
+    return exchange
+
+
+def _joined(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Response headers by lower-case name; repeated ones joined with ', ' as HTTP allows."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
+
+
+def run_probe(state: StackState, probe: Probe) -> ProbeResult:
+    req = probe.request
+    headers = [(name, v) for name, value in req.headers.items()
+               for v in (value if isinstance(value, tuple) else (value,))]
+    body = None
+    if req.json is not None:
+        body = jsonlib.dumps(req.json).encode()
+        if "content-type" not in req.headers:
+            headers.append(("content-type", "application/json"))
+    elif req.body is not None:
+        body = req.body.encode()
+    exchange = send_request(state, req.method, req.path, headers, body)
+    return ProbeResult(name=probe.name, exchange=exchange, mismatches=evaluate(probe.expect, exchange))
+
+
+def run_probes(project: Project, state: StackState, names: Sequence[str] = ()) -> list[ProbeResult]:
+    if not project.probes:
+        raise ConfigError(f"{project.file.name} has no probes", "add a `probes:` section (see README.md)")
+    known = {p.name for p in project.probes}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"no probe named {unknown[0]!r}", f"probes: {', '.join(sorted(known))}")
+    chosen = [p for p in project.probes if not names or p.name in names]
+    return [run_probe(state, p) for p in chosen]
+
+
+def evaluate(expect: Expect, exchange: Exchange) -> list[Mismatch]:
+    """Every way the exchange differs from what was expected."""
+    out: list[Mismatch] = []
+    if expect.status is not None and exchange.status != expect.status:
+        out.append(Mismatch("status", expect.status, exchange.status))
+    for name, value in expect.headers.items():
+        actual = exchange.response_headers.get(name)
+        if actual != value:
+            out.append(Mismatch(f"response header {name}", value, actual))
+    for name in expect.headers_absent:
+        if name in exchange.response_headers:
+            out.append(Mismatch(f"response header {name}", "(absent)", exchange.response_headers[name]))
+    if expect.body_contains is not None and expect.body_contains not in exchange.response_text():
+        out.append(Mismatch("response body", f"contains {expect.body_contains!r}", _short(exchange.response_text())))
+    if expect.json is not None and not json_subset(expect.json, exchange.response_json()):
+        out.append(Mismatch("response json", expect.json, exchange.response_json()))
+    if expect.upstream is not None:
+        out.extend(evaluate_upstream(expect.upstream, exchange.upstream))
+    return out
+
+
+def evaluate_upstream(expect: UpstreamExpect, entry: dict[str, Any] | None) -> list[Mismatch]:
+    if expect.received is False:
+        return [] if entry is None else [Mismatch("upstream", "no request", f"{entry['method']} {entry['path']}")]
+    if entry is None:
+        return [Mismatch("upstream", "the request to reach the backend", "it never arrived")]
+    out: list[Mismatch] = []
+    headers: dict[str, list[str]] = entry.get("headers", {})
+    for name, value in expect.headers.items():
+        if not _values_match(value, headers.get(name, [])):
+            out.append(Mismatch(f"upstream header {name}", _show(value), _one(headers.get(name))))
+    for name in expect.headers_absent:
+        if name in headers:
+            out.append(Mismatch(f"upstream header {name}", "(absent)", _one(headers[name])))
+    if expect.method is not None and entry.get("method") != expect.method:
+        out.append(Mismatch("upstream method", expect.method, entry.get("method")))
+    if expect.path is not None and entry.get("path") != expect.path:
+        out.append(Mismatch("upstream path", expect.path, entry.get("path")))
+    query: dict[str, list[str]] = entry.get("query", {})
+    for name, value in expect.query.items():
+        if not _values_match(value, query.get(name, [])):
+            out.append(Mismatch(f"upstream query {name}", _show(value), _one(query.get(name))))
+    body = entry.get("body") or ""
+    if expect.body_contains is not None and expect.body_contains not in body:
+        out.append(Mismatch("upstream body", f"contains {expect.body_contains!r}", _short(body)))
+    if expect.json is not None and not json_subset(expect.json, entry.get("json")):
+        out.append(Mismatch("upstream json", expect.json, entry.get("json")))
+    return out
+
+
+def _values_match(expected: str | tuple[str, ...], received: list[str]) -> bool:
+    """A string: one of the received values; a list: exactly the received values, in order."""
+    if isinstance(expected, tuple):
+        return list(expected) == received
+    return expected in received
+
+
+def _show(value: str | tuple[str, ...]) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def json_subset(expected: Any, actual: Any) -> bool:
+    """Mappings match when every expected key matches; everything else must be equal."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(k in actual and json_subset(v, actual[k]) for k, v in expected.items())
+    return expected == actual
+
+
+def _one(values: list[str] | None) -> Any:
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

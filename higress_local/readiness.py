@@ -1,0 +1,99 @@
+"""The readiness rule shared by both runtimes, checked through the admin API and the ports."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .wait import Deadline, NotYet
+
+
+@dataclass
+class ReadyTarget:
+    """Where to look: admin API, gateway listener, backend control port, plugin filters."""
+
+    admin_url: str
+    gateway_host: str
+    gateway_port: int
+    control_url: str
+    versions: dict[str, str]  # ECDS filter name -> the version that must be live
+    failed: Callable[[], None] = lambda: None  # raises the classified error when something broke
+
+
+@dataclass
+class Readiness:
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def admin_get(url: str, timeout: float = 2.0):
+    import requests
+
+    return requests.get(url, timeout=timeout)
+
+
+ECDS_STAT_PREFIX = "extension_config_discovery.http_filter."
+
+
+def ecds_stats(admin_url: str) -> dict[str, dict[str, str]]:
+    """Per ECDS filter: version_text (the version Envoy serves), update_success, update_rejected.
+
+    The stats, not /config_dump, say what is live: config_dump shows a rejected resource as if current.
+    """
+    response = admin_get(f"{admin_url}/stats?filter=^extension_config_discovery\\.http_filter\\.")
+    if response.status_code != 200:
+        raise NotYet(f"admin /stats answered {response.status_code}")
+    out: dict[str, dict[str, str]] = {}
+    for line in response.text.splitlines():
+        name, sep, value = line.partition(": ")
+        if not sep or not name.startswith(ECDS_STAT_PREFIX):
+            continue
+        filter_name, _, stat = name[len(ECDS_STAT_PREFIX):].rpartition(".")
+        out.setdefault(filter_name, {})[stat] = value.strip().strip('"')
+    return out
+
+
+def check_ready(target: ReadyTarget) -> None:
+    """One pass of the rule; raises NotYet naming the first thing not ready."""
+    target.failed()
+    try:
+        live = admin_get(f"{target.admin_url}/ready")
+    except OSError as exc:
+        raise NotYet(f"admin {target.admin_url}/ready not answering") from exc
+    if live.status_code != 200 or live.text.strip() != "LIVE":
+        raise NotYet(f"admin /ready says {live.text.strip() or live.status_code}")
+    stats = ecds_stats(target.admin_url)
+    pending = [name for name, version in target.versions.items()
+               if stats.get(name, {}).get("version_text") != version]
+    if pending:
+        target.failed()  # a rejected first load leaves the version empty: say why rather than wait
+        rejected = [n for n in pending if stats.get(n, {}).get("update_rejected", "0") != "0"]
+        if rejected:
+            from .errors import PluginError
+
+            raise PluginError(f"Envoy rejected the plugin filter {rejected[0]}", "see `hlocal logs gateway`")
+        raise NotYet(f"plugin filters not live yet: {', '.join(pending)}")
+    try:
+        with socket.create_connection((target.gateway_host, target.gateway_port), timeout=1.0):
+            pass
+    except OSError as exc:
+        raise NotYet(f"listener {target.gateway_host}:{target.gateway_port} not accepting") from exc
+    try:
+        health = admin_get(f"{target.control_url}/__hlocal/health")
+    except OSError as exc:
+        raise NotYet("backend not answering") from exc
+    if health.status_code != 200:
+        raise NotYet(f"backend health answered {health.status_code}")
+    target.failed()
+
+
+def wait_until_ready(target: ReadyTarget, timeout: float, *, log_hint: str = "") -> Readiness:
+    started = time.monotonic()
+    Deadline(timeout=timeout, interval=0.05).until(
+        lambda: check_ready(target),
+        what="the gateway to become ready (admin /ready LIVE, plugins loaded, listener, backend)",
+        hint=f"look at the gateway log{': ' + log_hint if log_hint else ''}, or raise --timeout",
+    )
+    return Readiness(seconds=time.monotonic() - started)

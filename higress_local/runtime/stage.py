@@ -1,0 +1,154 @@
+"""Shared steps of `up`: check plugins, pick ports, write the rendered files, wait, classify."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import Project
+from ..plugins import PluginCheck, check_project, prepare, require_runnable, stage
+from ..render.envoy import Layout, ecds_file_name, plugin_configuration_json, plugin_filter_name, render_bootstrap, render_ecds
+from ..state import PluginState, StackState
+from .. import ports as portlib
+
+BRIDGE_NAME = "hlocal-bridge.wasm"
+
+
+@dataclass
+class Plan:
+    """Everything `up` rendered, and where it put it."""
+
+    state: StackState
+    layout: Layout
+    bootstrap: Path
+    backend_config: Path
+    checks: list[PluginCheck] = field(default_factory=list)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write by rename, so a watcher (Envoy's ECDS) never reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def checked_plugins(project: Project, flavor: str) -> list[PluginCheck]:
+    """Inspect every module and refuse, before anything starts, what the gateway cannot run."""
+    report = check_project(project, flavor)
+    require_runnable(report)
+    return [prepare(check, flavor) for check in report.plugins]
+
+
+def ecds_version(check: PluginCheck) -> str:
+    digest = hashlib.sha256(check.served_sha256.encode() + plugin_configuration_json(check.plugin).encode())
+    return digest.hexdigest()[:16]
+
+
+def plugin_state(check: PluginCheck, served_path: str) -> PluginState:
+    return PluginState(
+        name=check.plugin.name, source=str(check.plugin.wasm), sha256=check.info.sha256,
+        abi=check.info.abi_version, served=served_path, served_sha256=check.served_sha256,
+        adaptations=list(check.compat.adaptations),
+        config_sha256=hashlib.sha256(plugin_configuration_json(check.plugin).encode()).hexdigest(),
+    )
+
+
+def reset_dirs(state_dir: Path) -> None:
+    """A fresh start: old rendered files and module copies must not leak into the new stack."""
+    for sub in ("ecds", "modules", "run"):
+        shutil.rmtree(state_dir / sub, ignore_errors=True)
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
+    (state_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+
+def stage_bridge(modules_dir: Path) -> Path:
+    from ..bridge import bridge_wasm_path
+
+    target = modules_dir / BRIDGE_NAME
+    shutil.copyfile(bridge_wasm_path(), target)
+    return target
+
+
+def write_rendered(project: Project, layout: Layout, checks: list[PluginCheck], state_dir: Path) -> Path:
+    """ECDS files for every plugin, then the bootstrap; returns the bootstrap path."""
+    import yaml
+
+    for check in checks:
+        doc = render_ecds(check.plugin, layout, ecds_version(check))
+        write_atomic(state_dir / "ecds" / ecds_file_name(check.plugin), json.dumps(doc, indent=2))
+    bootstrap = state_dir / "envoy.yaml"
+    write_atomic(bootstrap, yaml.safe_dump(render_bootstrap(project, layout), sort_keys=False))
+    return bootstrap
+
+
+def write_backend_config(project: Project, state_dir: Path) -> Path:
+    path = state_dir / "backend.json"
+    write_atomic(path, json.dumps({"stubs": list(project.backend.stubs)}, indent=2))
+    return path
+
+
+def plan_native(project: Project, flavor: str) -> Plan:
+    """Check, pick ports and write every file the native stack runs from."""
+    checks = checked_plugins(project, flavor)
+    gateway_port = portlib.resolve(project.gateway.port, "gateway listener, gateway.port")
+    admin_port = portlib.resolve(project.gateway.admin_port, "gateway admin, gateway.admin_port")
+    if admin_port == gateway_port:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{project.file.name}: gateway.admin_port equals gateway.port ({gateway_port})",
+                          "give them different values (0 picks a free port)")
+    backend_port, control_port = portlib.free_port(), portlib.free_port()
+    state_dir = project.state_dir
+    reset_dirs(state_dir)
+    modules = {check.plugin.name: str(stage(check, state_dir / "modules")) for check in checks}
+    bridge = str(stage_bridge(state_dir / "modules")) if flavor == "envoy" and checks else None
+    layout = Layout(
+        flavor=flavor, listen_address="127.0.0.1", listen_port=gateway_port,
+        admin_address="127.0.0.1", admin_port=admin_port,
+        backend_address="127.0.0.1", backend_port=backend_port,
+        ecds_dir=str(state_dir / "ecds"), modules=modules, bridge_module=bridge,
+        access_log=str(state_dir / "logs" / "access.log"),
+    )
+    bootstrap = write_rendered(project, layout, checks, state_dir)
+    state = StackState(
+        name=project.name, runtime="native", flavor=flavor, config_file=str(project.file),
+        started=time.time(), gateway_port=gateway_port, admin_port=admin_port,
+        backend_port=backend_port, control_port=control_port,
+        plugins=[plugin_state(c, modules[c.plugin.name]) for c in checks],
+    )
+    return Plan(state=state, layout=layout, bootstrap=bootstrap,
+                backend_config=write_backend_config(project, state_dir), checks=checks)
+
+
+def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,
+               failed: Callable[[], None]) -> Any:
+    from ..classify import LogWatch
+    from ..readiness import ReadyTarget, wait_until_ready
+
+    log_file = project.state_dir / "logs" / "gateway.log"
+    watch = LogWatch(log_file, [c.plugin.name for c in plan.checks], state)
+
+    def broken() -> None:
+        failed()
+        watch.raise_if_failed()
+
+    target = ReadyTarget(
+        admin_url=state.admin_url, gateway_host="127.0.0.1", gateway_port=state.gateway_port,
+        control_url=state.control_url, versions={plugin_filter_name(c.plugin): ecds_version(c) for c in plan.checks},
+        failed=broken,
+    )
+    return wait_until_ready(target, timeout, log_hint=str(log_file))
+
+
+def raise_exited(name: str, exit_info: dict, log_file: Path, state: StackState) -> None:
+    """A component died during start: say why, from its log."""
+    from ..classify import classify_exit
+
+    raise classify_exit(name, exit_info, log_file, [p.name for p in state.plugins], state)

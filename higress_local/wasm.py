@@ -1,0 +1,476 @@
+"""Inspect proxy-wasm modules, decide which gateway can run them, and adapt them for stock Envoy."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from higress_local import hostcalls
+from higress_local.errors import InvalidWasm, PluginError
+
+MAGIC = b"\x00asm"
+VERSION_1 = b"\x01\x00\x00\x00"
+BUILD_HINT = "rebuild it with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o main.wasm ."
+
+SECTION_NAMES = {
+    0: "custom", 1: "type", 2: "import", 3: "function", 4: "table", 5: "memory", 6: "global",
+    7: "export", 8: "start", 9: "element", 10: "code", 11: "data", 12: "datacount", 13: "tag",
+}
+KIND_NAMES = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+IMPORT_SECTION, EXPORT_SECTION, DATA_SECTION = 2, 7, 11
+
+HIGRESS_ABI_EXPORT = hostcalls.ABI_EXPORTS["0.2.100"]
+STOCK_ABI_EXPORT = hostcalls.ABI_EXPORTS["0.2.1"]
+FLAVORS = ("envoy", "higress")
+
+
+@dataclass(frozen=True)
+class Export:
+    """One export: its name, kind ("func", "memory", …) and index in that kind's space."""
+
+    name: str
+    kind: str
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import; `type_index` is set for functions only."""
+
+    module: str
+    name: str
+    kind: str
+    type_index: int | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """Where one section sits: `start` is its id byte, its payload is data[offset:end]."""
+
+    id: int
+    start: int
+    offset: int
+    size: int
+    name: str | None = None  # custom sections only
+    content_offset: int = 0  # custom sections: where the bytes after the name begin
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+    @property
+    def label(self) -> str:
+        return _section_label(self.id)
+
+
+def _section_label(section_id: int) -> str:
+    return f"section {section_id} ({SECTION_NAMES.get(section_id, 'unknown')})"
+
+
+class _Reader:
+    """Cursor over data[pos:end] that raises InvalidWasm instead of IndexError."""
+
+    def __init__(self, data: bytes, pos: int, end: int, module: str, scope: str) -> None:
+        self.data, self.pos, self.end, self.module, self.scope = data, pos, end, module, scope
+
+    def fail(self, problem: str) -> InvalidWasm:
+        # Past the section table every overrun means the section lies about its own layout.
+        state = "truncated" if self.scope == "the file" else "malformed"
+        return InvalidWasm(f"{self.module} is {state}: {problem}", BUILD_HINT)
+
+    def byte(self, what: str) -> int:
+        if self.pos >= self.end:
+            raise self.fail(f"{what} at offset {self.pos} runs past the end of {self.scope}")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def uleb(self, what: str, bits: int = 32) -> int:
+        start, value, shift = self.pos, 0, 0
+        max_shift = 7 * ((bits + 6) // 7)  # 5 bytes for a u32, 10 for a u64
+        while True:
+            if self.pos >= self.end:
+                raise self.fail(
+                    f"LEB128 {what} at offset {start} runs past the end of {self.scope}"
+                )
+            b = self.data[self.pos]
+            self.pos += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+            if shift >= max_shift:
+                raise self.fail(f"LEB128 {what} at offset {start} is longer than {bits} bits allow")
+        if value >> bits:
+            raise self.fail(f"LEB128 {what} at offset {start} does not fit in {bits} bits")
+        return value
+
+    def take(self, n: int, what: str) -> bytes:
+        if n > self.end - self.pos:
+            raise self.fail(
+                f"{what} at offset {self.pos} declares {n} bytes but only "
+                f"{self.end - self.pos} remain in {self.scope}"
+            )
+        self.pos += n
+        return self.data[self.pos - n : self.pos]
+
+    def name(self, what: str) -> str:
+        raw = self.take(self.uleb(f"{what} length"), what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(f"{what} {raw!r} is not valid UTF-8") from None
+
+
+def _describe_start(data: bytes) -> str:
+    """Guess what a non-wasm file is from its first bytes."""
+    head = data[:8]
+    if head.startswith(b"\x7fELF"):
+        return " (a native ELF binary: build for GOOS=wasip1 GOARCH=wasm)"
+    if head.startswith(b"\x1f\x8b"):
+        return " (a gzip file: unpack it first)"
+    if head.startswith(b"PK\x03\x04"):
+        return " (a zip archive: unpack it first)"
+    if all(32 <= c < 127 or c in b"\t\r\n" for c in head):
+        return " (a text file?)"
+    return ""
+
+
+def _check_header(data: bytes, module: str) -> None:
+    if not data:
+        raise InvalidWasm(f"{module} is empty (0 bytes)", BUILD_HINT)
+    if not data.startswith(MAGIC[: len(data)]):
+        raise InvalidWasm(
+            f"{module} is not a WebAssembly module: it starts with {data[:8]!r}"
+            f"{_describe_start(data)}",
+            BUILD_HINT,
+        )
+    if len(data) < 8:
+        raise InvalidWasm(
+            f"{module} is truncated: {len(data)} bytes, but the module header alone is 8",
+            BUILD_HINT,
+        )
+    if data[4:8] != VERSION_1:
+        kind = " (a WebAssembly component, not a core module?)" if data[6:8] == b"\x01\x00" else ""
+        raise InvalidWasm(
+            f"{module} has WebAssembly version bytes {data[4:8]!r}, not version 1{kind}", BUILD_HINT
+        )
+
+
+def read_sections(data: bytes, module: str = "module") -> tuple[Section, ...]:
+    """Split a module into sections, checking the header and every declared size."""
+    data = bytes(data)
+    _check_header(data, module)
+    reader = _Reader(data, 8, len(data), module, "the file")
+    sections = []
+    while reader.pos < len(data):
+        start = reader.pos
+        section_id = reader.byte("section id")
+        if section_id not in SECTION_NAMES:
+            raise InvalidWasm(
+                f"{module} is corrupted: byte {section_id:#04x} at offset {start} is not a "
+                f"WebAssembly section id",
+                BUILD_HINT,
+            )
+        label = _section_label(section_id)
+        size = reader.uleb(f"size of {label}")
+        if size > len(data) - reader.pos:
+            raise reader.fail(
+                f"{label} declares {size} bytes at offset {reader.pos} but only "
+                f"{len(data) - reader.pos} remain"
+            )
+        sub = _Reader(data, reader.pos, reader.pos + size, module, f"custom section at {start}")
+        name = sub.name("custom section name") if section_id == 0 else None
+        sections.append(Section(section_id, start, reader.pos, size, name, sub.pos))
+        reader.pos += size
+    return tuple(sections)
+
+
+# An export plus its entry's start, the end of its name and the entry's end in the file.
+_ExportEntry = tuple[Export, int, int, int]
+
+
+def _section_reader(data: bytes, section: Section, module: str) -> _Reader:
+    return _Reader(data, section.offset, section.end, module, section.label)
+
+
+def _finish(reader: _Reader, section: Section) -> None:
+    if reader.pos != section.end:
+        raise reader.fail(f"{section.label} has {section.end - reader.pos} unread bytes at its end")
+
+
+def _skip_limits(reader: _Reader, what: str) -> None:
+    flags = reader.byte(f"{what} limits flags")
+    bits = 64 if flags & 0x04 else 32  # memory64 proposal
+    reader.uleb(f"{what} minimum", bits)
+    if flags & 0x01:
+        reader.uleb(f"{what} maximum", bits)
+
+
+def _parse_imports(data: bytes, section: Section, module: str) -> list[Import]:
+    reader = _section_reader(data, section, module)
+    imports = []
+    for i in range(reader.uleb("import count")):
+        mod = reader.name(f"import {i} module name")
+        name = reader.name(f"import {i} field name")
+        kind_byte = reader.byte(f"import {i} kind")
+        type_index = None
+        if kind_byte == 0:
+            type_index = reader.uleb(f"import {i} type index")
+        elif kind_byte == 1:
+            reader.byte(f"import {i} table element type")
+            _skip_limits(reader, f"import {i} table")
+        elif kind_byte == 2:
+            _skip_limits(reader, f"import {i} memory")
+        elif kind_byte == 3:
+            reader.byte(f"import {i} global type")
+            reader.byte(f"import {i} global mutability")
+        elif kind_byte == 4:
+            reader.byte(f"import {i} tag attribute")
+            reader.uleb(f"import {i} tag type index")
+        else:
+            raise reader.fail(f"import {mod}.{name} has unknown kind {kind_byte:#04x}")
+        imports.append(Import(mod, name, KIND_NAMES[kind_byte], type_index))
+    _finish(reader, section)
+    return imports
+
+
+def _parse_exports(data: bytes, section: Section, module: str) -> list[_ExportEntry]:
+    """Parse the export section, keeping each entry's byte positions for rewriting."""
+    reader = _section_reader(data, section, module)
+    exports = []
+    for i in range(reader.uleb("export count")):
+        start = reader.pos
+        name = reader.name(f"export {i} name")
+        name_end = reader.pos
+        kind_byte = reader.byte(f"export {name!r} kind")
+        if kind_byte not in KIND_NAMES:
+            raise reader.fail(f"export {name!r} has unknown kind {kind_byte:#04x}")
+        index = reader.uleb(f"export {name!r} index")
+        exports.append((Export(name, KIND_NAMES[kind_byte], index), start, name_end, reader.pos))
+    _finish(reader, section)
+    return exports
+
+
+def _find_foreign_calls(data: bytes, sections: tuple[Section, ...]) -> tuple[str, ...]:
+    # Heuristic: Go keeps string literals in the data section, packed without separators,
+    # so a substring match is the best a static look can do. Stock foreign names are left
+    # out on purpose: "compress" is in every Go binary through compress/flate.
+    payload = b"".join(data[s.offset : s.end] for s in sections if s.id == DATA_SECTION)
+    return tuple(n for n in hostcalls.HIGRESS_FOREIGN_FUNCTIONS if n.encode() in payload)
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """What a module imports and exports, and which proxy-wasm ABI it declares."""
+
+    size: int
+    sha256: str
+    exports: tuple[Export, ...]
+    imports: tuple[Import, ...]
+    custom_sections: tuple[str, ...]
+    foreign_candidates: tuple[str, ...] = ()
+
+    @property
+    def export_names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.exports)
+
+    @property
+    def abi_exports(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.exports if e.name.startswith("proxy_abi_version_"))
+
+    @property
+    def abi_version(self) -> str | None:
+        # Like proxy-wasm-cpp-host: the first known ABI export (a function) wins.
+        by_export = {v: k for k, v in hostcalls.ABI_EXPORTS.items()}
+        for e in self.exports:
+            if e.kind == "func" and e.name in by_export:
+                return by_export[e.name]
+        return None
+
+    @property
+    def host_functions(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.imports if i.module == "env" and i.kind == "func")
+
+    @property
+    def wasi_functions(self) -> tuple[str, ...]:
+        return tuple(
+            i.name for i in self.imports if i.module in hostcalls.WASI_MODULES and i.kind == "func"
+        )
+
+    def exports_kind(self, name: str, kind: str) -> bool:
+        return any(e.name == name and e.kind == kind for e in self.exports)
+
+
+def inspect_bytes(data: bytes, name: str = "module") -> ModuleInfo:
+    """Parse a module's imports, exports and custom sections; raise InvalidWasm if it is not one."""
+    data = bytes(data)
+    sections = read_sections(data, name)
+    imports: list[Import] = []
+    exports: list[Export] = []
+    for section in sections:
+        if section.id == IMPORT_SECTION:
+            imports += _parse_imports(data, section, name)
+        elif section.id == EXPORT_SECTION:
+            exports += [entry[0] for entry in _parse_exports(data, section, name)]
+    return ModuleInfo(
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        exports=tuple(exports),
+        imports=tuple(imports),
+        custom_sections=tuple(s.name for s in sections if s.name is not None),
+        foreign_candidates=_find_foreign_calls(data, sections),
+    )
+
+
+def inspect_file(path: str | Path, label: str | None = None) -> ModuleInfo:
+    """Read and inspect a module file; `label` (e.g. "plugins[0].wasm") names it in errors."""
+    path = Path(path)
+    where = label or "plugins[i].wasm"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PluginError(
+            f"wasm file not found: {path}", f"build it first (hlocal build) or fix {where}"
+        ) from None
+    except IsADirectoryError:
+        raise PluginError(
+            f"{path} is a directory, not a wasm file", f"point {where} at the built .wasm file"
+        ) from None
+    except OSError as exc:
+        raise PluginError(f"cannot read {path}: {exc.strerror}", f"check {where}") from None
+    return inspect_bytes(data, label or str(path))
+
+
+def foreign_function_candidates(data: bytes, name: str = "module") -> tuple[str, ...]:
+    """Return Higress-only foreign functions named in the data section (a heuristic)."""
+    data = bytes(data)
+    return _find_foreign_calls(data, read_sections(data, name))
+
+
+@dataclass
+class Compatibility:
+    """Whether one gateway flavor can run a module, and what hlocal must change for it."""
+
+    flavor: str
+    runnable: bool
+    adaptations: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _import_problem(imp: Import, abi: str, flavor: str) -> str | None:
+    """Say why `flavor` cannot link this function import, or None if it can."""
+    where = f"{imp.module}.{imp.name}"
+    missing = f"Envoy will refuse to load: missing import {where}"
+    if imp.module in hostcalls.WASI_MODULES:
+        return None if imp.name in hostcalls.WASI_FUNCTIONS else missing
+    if imp.module != "env":
+        if imp.module in ("go", "gojs"):
+            return f"{missing} (built with GOOS=js? use GOOS=wasip1)"
+        return missing
+    if flavor == "higress":
+        return None if imp.name in hostcalls.higress_env_functions(abi) else missing
+    if imp.name in hostcalls.stock_envoy_env_functions(abi):
+        return None
+    if imp.name in hostcalls.HIGRESS_HOST_FUNCTIONS:
+        return (
+            f"imports {where}, which backs {hostcalls.HIGRESS_HOST_FUNCTIONS[imp.name]} and "
+            f"exists only in the Higress gateway ({missing}); run it with the docker runtime "
+            f"(flavor higress)"
+        )
+    for other, names in hostcalls.STOCK_ENVOY_ABI_HOST_FUNCTIONS.items():
+        if imp.name in names:
+            return f"{missing}: Envoy provides it to ABI {other} modules, this one declares {abi}"
+    return missing
+
+
+def check_compatibility(info: ModuleInfo, flavor: str) -> Compatibility:
+    """Decide whether `flavor` ("envoy" or "higress") can load the module, and what to adapt."""
+    if flavor not in FLAVORS:
+        raise ValueError(f"flavor must be one of {FLAVORS}, not {flavor!r}")
+    result = Compatibility(flavor=flavor, runnable=False)
+    abi = info.abi_version
+    if abi is None:
+        declared = ", ".join(info.abi_exports)
+        result.problems.append(
+            f"exports {declared}, an ABI no gateway here knows (Envoy: \"Missing or unknown "
+            f"Proxy-Wasm ABI version\")"
+            if declared
+            else "no proxy_abi_version_* export: not a proxy-wasm plugin"
+        )
+    elif flavor == "envoy" and abi == "0.2.100":
+        result.adaptations += [
+            f"rename export {HIGRESS_ABI_EXPORT} → {STOCK_ABI_EXPORT}",
+            "set allow_on_headers_stop_iteration: true (ABI 0.2.100 header callbacks may "
+            "return StopIteration)",
+        ]
+        abi = "0.2.1"
+    if not (info.exports_kind("memory", "memory") or any(i.kind == "memory" for i in info.imports)):
+        result.problems.append("no `memory` export: Envoy cannot pass data to the plugin")
+    allocators = ("malloc", "proxy_on_memory_allocate")
+    if not any(info.exports_kind(name, "func") for name in allocators):
+        result.problems.append(
+            "exports neither malloc nor proxy_on_memory_allocate (Envoy: \"Wasm module is "
+            "missing malloc function.\")"
+        )
+    for imp in info.imports:
+        if imp.kind == "func":
+            problem = _import_problem(imp, abi or "0.2.1", flavor)
+            if problem:
+                result.problems.append(problem)
+    if flavor == "envoy":
+        for name in info.foreign_candidates:
+            what = hostcalls.HIGRESS_FOREIGN_FUNCTIONS[name]
+            result.notes.append(
+                f"may call Higress foreign function {name} ({what}); stock Envoy answers "
+                f"NotFound, so the plugin must fall back"
+            )
+    result.runnable = not result.problems
+    return result
+
+
+def _uleb_encode(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _encode_name(name: str) -> bytes:
+    raw = name.encode("utf-8")
+    return _uleb_encode(len(raw)) + raw
+
+
+def adapt_for_stock_envoy(data: bytes, name: str = "module") -> bytes:
+    """Return a copy with export proxy_abi_version_0_2_100 renamed proxy_abi_version_0_2_1."""
+    data = bytes(data)
+    section = next((s for s in read_sections(data, name) if s.id == EXPORT_SECTION), None)
+    if section is None:
+        return data
+    entries = _parse_exports(data, section, name)
+    names = {entry[0].name for entry in entries}
+    if HIGRESS_ABI_EXPORT not in names or STOCK_ABI_EXPORT in names:
+        return data
+    payload = bytearray(_uleb_encode(len(entries)))
+    for export, start, name_end, end in entries:
+        if export.name == HIGRESS_ABI_EXPORT:
+            # Keep kind and index bytes as they were; only the name (and its length) change.
+            payload += _encode_name(STOCK_ABI_EXPORT) + data[name_end:end]
+        else:
+            payload += data[start:end]
+    rebuilt = bytes([EXPORT_SECTION]) + _uleb_encode(len(payload)) + bytes(payload)
+    return data[: section.start] + rebuilt + data[section.end :]
+
+
+def add_custom_section(data: bytes, name: str, payload: bytes, module: str = "module") -> bytes:
+    """Return a copy with a custom section appended: new bytes, same behaviour."""
+    if "precompiled_" in name:
+        # proxy-wasm-cpp-host treats such sections as precompiled code and strips the rest.
+        raise ValueError(f"custom section name {name!r} would be taken for precompiled code")
+    data = bytes(data)
+    read_sections(data, module)
+    body = _encode_name(name) + bytes(payload)
+    return data + b"\x00" + _uleb_encode(len(body)) + body

@@ -1,0 +1,3 @@
+module hlocaltest
+
+go 1.24
