@@ -24,7 +24,7 @@ _CAUSES = [
     (re.compile(r"Failed to parse corrupted Wasm module"), "corrupt"),
     (re.compile(r"missing malloc function"), "no_malloc"),
     (re.compile(r"Failed to configure base Wasm plugin"), "configure_failed"),
-    (re.compile(r"Failed to start base Wasm plugin|Failed to start Wasm VM|on_vm_start"), "vm_start_failed"),
+    (re.compile(r"Wasm VM failed Failed to start|Failed to start base Wasm plugin"), "vm_start_failed"),
     (re.compile(r"Invalid path: (?P<detail>\S+)"), "missing_file"),
 ]
 
@@ -38,13 +38,22 @@ def plugin_errors(lines: list[str], plugin: str | None = None) -> list[str]:
         if not match or not level or level.group("level") not in ("error", "critical", "warning"):
             continue
         if plugin is None or match.group("plugin") == plugin:
-            found.append(match.group("message").strip())
+            found.append(_WASM_GO_PREFIX.sub("", match.group("message").strip()))
     return found
+
+
+# wasm-go prefixes its log lines with "[plugin] [request id] [trace id] "; the name is already said.
+_WASM_GO_PREFIX = re.compile(r"^\[[\w.-]+\] \[[^\]]*\] \[[^\]]*\] ")
+
+
+def _quote(said: list[str]) -> str:
+    """The plugin's last few distinct complaints, oldest first."""
+    unique = list(dict.fromkeys(said))[-3:]
+    return "; ".join(unique)
 
 
 def classify_lines(lines: list[str], plugins: list[str], where: str = "") -> HlocalError | None:
     """The first failure in Envoy's output, classified; None when the lines show none."""
-    window_start = 0
     for index, line in enumerate(lines):
         bind = _BIND.search(line)
         if bind:
@@ -53,7 +62,7 @@ def classify_lines(lines: list[str], plugins: list[str], where: str = "") -> Hlo
         init = _INIT_ERROR.search(line)
         if not failed and not init:
             continue
-        window = lines[window_start:index + 1]
+        window = lines[:index + 1]
         plugin = _plugin_named(window, plugins)
         cause = _cause(window)
         if cause is None and init and not failed:
@@ -114,12 +123,12 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
                            "build it with -buildmode=c-shared")
     if kind == "configure_failed":
         said = plugin_errors(window, plugin)
-        quote = f": {said[-1]}" if said else " (it logged nothing at error level)"
+        quote = f": {_quote(said)}" if said else " (it logged nothing at warning level or above)"
         return PluginError(f"{who} rejected its configuration{quote}",
                            "fix plugins[].config (or rules) in hlocal.yaml; `hlocal logs --plugin` shows all it said")
     if kind == "vm_start_failed":
         said = plugin_errors(window, plugin)
-        quote = f": {said[-1]}" if said else ""
+        quote = f": {_quote(said)}" if said else ""
         return PluginError(f"{who} failed to start its VM{quote}", "see `hlocal logs --plugin`")
     if kind == "missing_file":
         return PluginError(f"{who} failed to load: Envoy cannot read {detail}", "check plugins[].wasm")
@@ -130,7 +139,7 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
 class LogWatch:
     """Reads a growing Envoy log from a start offset and raises the first classified failure."""
 
-    def __init__(self, path: Path, plugins: list[str], state: Any = None, start: int = 0) -> None:
+    def __init__(self, path: Path, plugins: list[str], start: int = 0) -> None:
         self.path = path
         self.plugins = plugins
         self.offset = start
@@ -151,7 +160,7 @@ class LogWatch:
             raise error
 
 
-def classify_exit(name: str, exit_info: dict, log_file: Path, plugins: list[str], state: Any = None) -> HlocalError:
+def classify_exit(name: str, exit_info: dict, log_file: Path, plugins: list[str]) -> HlocalError:
     """A component exited during start: the classified cause from its log, or the bare facts."""
     lines, _ = read_lines(log_file)
     if name == "gateway":

@@ -5,7 +5,6 @@ Heavy modules are imported inside the commands so that `hlocal --help` stays fas
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -19,7 +18,7 @@ class HlocalGroup(click.Group):
     """Turns every HlocalError into one short message and its documented exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(ctx.params.get("debug")) or "--debug" in sys.argv
+        debug = bool(ctx.params.get("debug"))
         try:
             return super().invoke(ctx)
         except HlocalError as exc:
@@ -159,8 +158,9 @@ def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...]
     from .runtime import require_running
 
     project = _project(ctx)
+    pairs, body = _parse_headers(headers), _read_data(data)  # usage errors first, running or not
     state = require_running(project)
-    exchange = send_request(state, method, path, _parse_headers(headers), _read_data(data))
+    exchange = send_request(state, method, path, pairs, body)
     print_exchange(exchange, as_json=as_json)
 
 

@@ -189,13 +189,35 @@ def load_project(path: str | Path | None = None, cwd: Path | None = None) -> Pro
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {file}: {exc}", "check the file's permissions and encoding") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{file.name}: {where}invalid YAML: {problem}", "fix the YAML syntax") from exc
     return parse_project(data, file)
+
+
+def _unique_key_loader():
+    """A SafeLoader that refuses a key given twice (PyYAML would silently keep the last)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):  # type: ignore[override]
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
 
 
 def parse_project(data: Any, file: Path) -> Project:
@@ -285,6 +307,9 @@ def _route(node: Node) -> Route:
         except re.error as exc:
             raise node.child("regex").error(f"invalid regular expression: {exc}") from exc
     domains = tuple(node.child("domains").string_list()) or ("*",)
+    twice = next((d for i, d in enumerate(domains) if d in domains[:i]), None)
+    if twice is not None:  # Envoy refuses the whole bootstrap for it
+        raise node.child("domains").error(f"domain {twice!r} is listed twice")
     return Route(
         name=node.child("name").string(pattern=r"[A-Za-z0-9][A-Za-z0-9_.:/-]*", what="a valid route name"),
         domains=domains,

@@ -13,7 +13,9 @@ PLUGIN_LINE = re.compile(r"wasm log (?P<plugin>[^\s:]+)(?: [^\s:]*)?(?: [^\s:]*)
 
 
 def is_plugin_line(line: str) -> bool:
-    return PLUGIN_LINE.search(line) is not None and "hlocal.bridge" not in line
+    """A line a plugin logged (not one of hlocal's own property bridge)."""
+    match = PLUGIN_LINE.search(line)
+    return match is not None and match.group("plugin") != "hlocal.bridge"
 
 
 def plugin_lines(lines: Iterable[str]) -> list[str]:

@@ -218,6 +218,8 @@ def json_subset(expected: Any, actual: Any) -> bool:
     """Mappings match when every expected key matches; everything else must be equal."""
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(k in actual and json_subset(v, actual[k]) for k, v in expected.items())
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual  # JSON true is not 1
     return expected == actual
 
 

@@ -108,8 +108,12 @@ class Node:
             return default
         if isinstance(self.value, bool) or not isinstance(self.value, int):
             raise self.error(f"expected an integer, got {describe(self.value)}")
-        if (low is not None and self.value < low) or (high is not None and self.value > high):
+        if low is not None and high is not None and not low <= self.value <= high:
             raise self.error(f"{self.value} is out of range {low}..{high}")
+        if low is not None and self.value < low:
+            raise self.error(f"{self.value} must be at least {low}")
+        if high is not None and self.value > high:
+            raise self.error(f"{self.value} must be at most {high}")
         return self.value
 
     def boolean(self, default: bool) -> bool:

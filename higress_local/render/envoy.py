@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,7 +204,7 @@ def render_bootstrap(project: Project, layout: Layout) -> dict[str, Any]:
 
 
 def render_cluster(name: str, address: str, port: int, *, connect_timeout: str = "2s") -> dict[str, Any]:
-    is_ip = address.replace(".", "").isdigit()
+    is_ip = _is_ip(address)
     return {
         "name": name,
         "type": "STATIC" if is_ip else "STRICT_DNS",
@@ -213,6 +214,15 @@ def render_cluster(name: str, address: str, port: int, *, connect_timeout: str =
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(address, port)}}]}],
         },
     }
+
+
+def _is_ip(address: str) -> bool:
+    """An IP literal (v4 or v6) needs no DNS; a STRICT_DNS cluster would try to resolve it."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def _socket(address: str, port: int) -> dict[str, Any]:

@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Callable
 
 from ..config import Project
-from ..errors import ConfigError, HlocalError
+from ..errors import ConfigError, EnvironmentProblem
 from ..state import StackState
 from .base import Runtime
 
 NOT_RUNNING_HINT = "start it with `hlocal up`"
 
 
-class NotRunning(HlocalError):
+class NotRunning(EnvironmentProblem):
     """The command needs a running stack and there is none."""
-
-    exit_code = 3
 
 
 def _make(name: str) -> Runtime:

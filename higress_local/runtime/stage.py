@@ -133,7 +133,7 @@ def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,
     from ..readiness import ReadyTarget, wait_until_ready
 
     log_file = project.state_dir / "logs" / "gateway.log"
-    watch = LogWatch(log_file, [c.plugin.name for c in plan.checks], state)
+    watch = LogWatch(log_file, [c.plugin.name for c in plan.checks])
 
     def broken() -> None:
         failed()
@@ -151,4 +151,4 @@ def raise_exited(name: str, exit_info: dict, log_file: Path, state: StackState) 
     """A component died during start: say why, from its log."""
     from ..classify import classify_exit
 
-    raise classify_exit(name, exit_info, log_file, [p.name for p in state.plugins], state)
+    raise classify_exit(name, exit_info, log_file, [p.name for p in state.plugins])

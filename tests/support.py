@@ -1,0 +1,110 @@
+"""Test helpers: run the real `hlocal` CLI, write projects, find processes a stack left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+HLOCAL = [sys.executable, "-m", "higress_local"]
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __str__(self) -> str:
+        return f"$ {' '.join(self.argv)}\nexit {self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+def run_hlocal(project_dir: Path, *args: str, timeout: float = 180.0, env: dict | None = None) -> Result:
+    """Run `hlocal -f PROJECT ARGS...` as a user would, in a child process."""
+    argv = [*HLOCAL, "-f", str(project_dir), *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=project_dir,
+                          env={**os.environ, **(env or {})})
+    return Result(argv, done.returncode, done.stdout, done.stderr)
+
+
+def processes_mentioning(text: str) -> list[tuple[int, str]]:
+    """Live processes whose command line contains `text` (zombies ignored)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state not in ("Z", "X"):
+            found.append((int(proc.name), cmdline.strip()))
+    return found
+
+
+def kill_processes_mentioning(text: str) -> None:
+    for pid, _ in processes_mentioning(text):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll until check() returns something truthy; fail naming `what` after the deadline."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Project:
+    """A project directory with an hlocal.yaml; `.hlocal/` under it holds the stack."""
+
+    path: Path
+    config: dict[str, Any]
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.config.get("name", self.path.name)
+
+    def write(self) -> None:
+        (self.path / "hlocal.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def hlocal(self, *args: str, **kwargs: Any) -> Result:
+        return run_hlocal(self.path, *args, **kwargs)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path / ".hlocal" / self.name
+
+    def state(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.state_dir / "state.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def leftovers(self) -> list[tuple[int, str]]:
+        return processes_mentioning(str(self.path / ".hlocal"))

