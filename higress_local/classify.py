@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import EnvironmentProblem, HlocalError, InvalidWasm, PluginError, PortInUse
 from .logs import PLUGIN_LINE, read_lines
@@ -137,22 +137,31 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
 
 
 class LogWatch:
-    """Reads a growing Envoy log from a start offset and raises the first classified failure."""
+    """Follows Envoy's output (a growing file, or a callable returning every line so far, as for a
+    container) and raises the first classified failure."""
 
-    def __init__(self, path: Path, plugins: list[str], start: int = 0) -> None:
-        self.path = path
+    def __init__(self, source: Path | Callable[[], list[str]], plugins: list[str], start: int = 0,
+                 where: str = "") -> None:
+        self.source = source
         self.plugins = plugins
         self.offset = start
         self.lines: list[str] = []
+        self.where = where or (str(source.parent) if isinstance(source, Path) else "")
 
     def poll(self) -> list[str]:
-        fresh, self.offset = read_lines(self.path, self.offset)
+        if isinstance(self.source, Path):
+            fresh, self.offset = read_lines(self.source, self.offset)
+            self.lines.extend(fresh)
+            return fresh
+        everything = self.source()
+        fresh = everything[self.offset:]
         self.lines.extend(fresh)
+        self.offset = len(everything)
         return fresh
 
     def failure(self) -> HlocalError | None:
         self.poll()
-        return classify_lines(self.lines, self.plugins, str(self.path.parent))
+        return classify_lines(self.lines, self.plugins, self.where)
 
     def raise_if_failed(self) -> None:
         error = self.failure()

@@ -182,6 +182,22 @@ def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
         ctx.exit(4)
 
 
+@main.command()
+@_runtime_option
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Directory to write into (default: .hlocal/<name>/ when the stack is not running).")
+@click.pass_context
+def render(ctx: click.Context, runtime: str | None, out: str | None) -> None:
+    """Write what `up` would run, to run it by hand (eject)."""
+    from .eject import render_stack
+
+    project = _project(ctx)
+    rendered = render_stack(project, runtime, out)
+    click.echo(f"rendered the {rendered.runtime} stack of {project.name} into {rendered.directory}")
+    for line in rendered.instructions:
+        click.echo(f"  {line}")
+
+
 def _parse_headers(raw: tuple[str, ...]) -> list[tuple[str, str]]:
     from .errors import ConfigError
 

@@ -27,6 +27,7 @@ class Gateway:
     admin_port: int = 0
     log_level: str = "info"
     wasm_log_level: str = "debug"
+    image: str | None = None  # docker runtime: None = the flavor's default (or its env override)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Backend:
     """The default upstream: hlocal's mock, echoing unless a stub matches."""
 
     stubs: tuple[dict[str, Any], ...] = ()
+    image: str | None = None  # docker runtime: the Python image the mock runs in
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class Project:
     routes: tuple[Route, ...] = ()
     backend: Backend = Backend()
     probes: tuple[Probe, ...] = ()
+    state_root: Path | None = None  # where rendered files go; default .hlocal/<name>/ next to the file
 
     @property
     def root(self) -> Path:
@@ -150,7 +153,7 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".hlocal" / self.name
+        return self.state_root or self.root / ".hlocal" / self.name
 
     def plugin(self, name: str) -> Plugin:
         for plugin in self.plugins:
@@ -255,7 +258,7 @@ def sanitise_name(raw: str) -> str:
 
 
 def _gateway(node: Node) -> Gateway:
-    node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level"])
+    node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level", "image"])
     flavor = node.child("flavor")
     return Gateway(
         flavor=None if flavor.value is None else flavor.choice(FLAVORS),
@@ -263,6 +266,7 @@ def _gateway(node: Node) -> Gateway:
         admin_port=node.child("admin_port").port(0),
         log_level=node.child("log_level").choice(LOG_LEVELS, "info"),
         wasm_log_level=node.child("wasm_log_level").choice(LOG_LEVELS, "debug"),
+        image=node.child("image").optional_string(),
     )
 
 
@@ -324,13 +328,13 @@ def _route(node: Node) -> Route:
 def _backend(node: Node) -> Backend:
     from .mock.stubs import StubConfigError, parse_stubs
 
-    node.mapping(["stubs"])
+    node.mapping(["stubs", "image"])
     stubs = node.child("stubs").list()
     try:
         parse_stubs(stubs.value)  # the mock's own validator: one definition of what a stub is
     except StubConfigError as exc:
         raise ConfigError(f"{node.source}: {node.path}.{exc}", "see backend.stubs in README.md") from exc
-    return Backend(stubs=tuple(stubs.value))
+    return Backend(stubs=tuple(stubs.value), image=node.child("image").optional_string())
 
 
 def _probe(node: Node) -> Probe:

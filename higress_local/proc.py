@@ -10,7 +10,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from .errors import CommandFailed, EnvironmentProblem
 
@@ -72,6 +72,30 @@ def spawn(
             )
         except FileNotFoundError as exc:
             raise EnvironmentProblem(f"program not found: {argv[0]}", "install it or put it on PATH") from exc
+
+
+def stream(argv: Sequence[str], *, cwd: Path | None = None) -> Iterator[str]:
+    """Run a program and yield its output lines as they come (stderr merged); raise on failure."""
+    argv = [str(a) for a in argv]
+    log.debug("stream: %s", shlex.join(argv))
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise EnvironmentProblem(f"program not found: {argv[0]}", "install it or put it on PATH") from exc
+    tail: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail = (tail + [line])[-5:]
+            yield line
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait()
+    if proc.returncode not in (0, -signal.SIGTERM):
+        raise CommandFailed(argv, proc.returncode, "", "\n".join(tail))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
+import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -13,9 +16,54 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from plugin_build import DEFAULT_CACHE_DIR, build_plugin  # noqa: E402
-from support import Project, kill_processes_mentioning  # noqa: E402
+from support import Project, kill_processes_mentioning, remove_containers  # noqa: E402
 
 TRANSFORMER = "plugins/transformer/2.0.0/plugin.wasm"
+REQUIRE_DOCKER = os.environ.get("HLOCAL_REQUIRE_DOCKER") == "1"
+
+
+@functools.lru_cache(maxsize=None)
+def docker_unavailable() -> str | None:
+    """Why the docker tests cannot run here, or None when an engine and Compose v2 answer."""
+    if shutil.which("docker") is None:
+        return "no docker CLI"
+    info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+    if info.returncode != 0:
+        return f"no Docker engine answers ({(info.stderr.strip().splitlines() or ['?'])[-1]})"
+    compose = subprocess.run(["docker", "compose", "version", "--short"], capture_output=True, text=True)
+    if compose.returncode != 0 or not compose.stdout.strip().lstrip("v").startswith("2"):
+        return "Docker Compose v2 is not installed"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Docker tests skip with the reason when no engine answers; with HLOCAL_REQUIRE_DOCKER=1 they fail."""
+    if item.get_closest_marker("docker") is None:
+        return
+    why = docker_unavailable()
+    if why is None:
+        return
+    if REQUIRE_DOCKER:
+        pytest.fail(f"HLOCAL_REQUIRE_DOCKER=1 but the docker tests cannot run: {why}", pytrace=False)
+    pytest.skip(f"docker tests skipped: {why} (CI sets HLOCAL_REQUIRE_DOCKER=1 and runs them)")
+
+
+@pytest.fixture(scope="session")
+def docker_images() -> dict[str, str]:
+    """Local gateway and backend images (built once, reused by tag), exported for hlocal."""
+    from docker_images import ensure_test_images
+
+    env = ensure_test_images()
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture(scope="module", params=["native", pytest.param("docker", marks=pytest.mark.docker)])
+def runtime(request: pytest.FixtureRequest) -> str:
+    """Each runtime in turn: the same scenario must hold on both."""
+    if request.param == "docker":
+        request.getfixturevalue("docker_images")
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +96,17 @@ class ProjectFactory:
         self.tmp = tmp_path_factory
         self.made: list[Project] = []
 
-    def __call__(self, config: dict[str, Any], files: dict[str, Path] | None = None, name: str = "proj") -> Project:
+    def __call__(self, config: dict[str, Any], files: dict[str, Path] | None = None, name: str = "proj",
+                 runtime: str | None = None) -> Project:
         path = self.tmp.mktemp(name)
         for target, source in (files or {}).items():
             shutil.copyfile(source, path / target)
         config = {"name": config.get("name", f"t-{path.name}".lower().replace("_", "-")), **config}
+        if runtime is not None:
+            config["runtime"] = runtime
+            if runtime == "docker":
+                # The Higress image cannot be pulled here: docker tests run stock Envoy images.
+                config["gateway"] = {"flavor": "envoy", **config.get("gateway", {})}
         project = Project(path=path, config=config)
         project.write()
         self.made.append(project)
@@ -66,6 +120,7 @@ class ProjectFactory:
             if stray:
                 leftovers.append((project.path, stray))
                 kill_processes_mentioning(str(project.path / ".hlocal"))
+                remove_containers(project)
         assert not leftovers, f"processes left behind after `hlocal down`: {leftovers}"
 
 

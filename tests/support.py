@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,5 +107,26 @@ class Project:
         except FileNotFoundError:
             return None
 
-    def leftovers(self) -> list[tuple[int, str]]:
-        return processes_mentioning(str(self.path / ".hlocal"))
+    def leftovers(self) -> list[Any]:
+        """Processes started from this project's .hlocal/, and containers/networks of its stack."""
+        return processes_mentioning(str(self.path / ".hlocal")) + docker_objects(self.name)
+
+
+def docker_objects(stack: str) -> list[str]:
+    """Containers and networks carrying the stack's labels (empty when Docker is absent)."""
+    if shutil.which("docker") is None:
+        return []
+    found = []
+    for kind, label in (("ps", f"com.docker.compose.project=hlocal-{stack}"), ("network", f"io.hlocal.stack={stack}")):
+        argv = ["docker", "ps", "-a"] if kind == "ps" else ["docker", "network", "ls"]
+        done = subprocess.run([*argv, "-q", "--filter", f"label={label}"], capture_output=True, text=True)
+        if done.returncode == 0:
+            found += [f"{kind}:{line}" for line in done.stdout.split()]
+    return found
+
+
+def remove_containers(project: "Project") -> None:
+    for item in docker_objects(project.name):
+        kind, ident = item.split(":", 1)
+        argv = ["docker", "rm", "-f", ident] if kind == "ps" else ["docker", "network", "rm", ident]
+        subprocess.run(argv, capture_output=True)

@@ -21,19 +21,37 @@ def _make(name: str) -> Runtime:
         from .native import NativeRuntime
 
         return NativeRuntime()
-    raise ConfigError(f"runtime {name!r} is not available", "use `--runtime native`")
+    if name == "docker":
+        from .docker import DockerRuntime
+
+        return DockerRuntime()
+    raise ConfigError(f"runtime {name!r} is not available", "use `--runtime native` or `--runtime docker`")
 
 
 def choose_runtime_name(project: Project, override: str | None) -> tuple[str, str]:
-    """The runtime to use and why (for `auto`)."""
+    """The runtime to use and why (for `auto`: docker when an engine answers, else native)."""
     wanted = override or project.runtime
     if wanted != "auto":
         return wanted, f"runtime: {wanted}" + (" (--runtime)" if override else f" ({project.file.name})")
-    return "native", "runtime auto: native (embedded Envoy)"
+    from .dockerenv import engine_answers
+
+    answers, why = engine_answers()
+    if answers:
+        return "docker", "runtime auto: docker (a Docker engine answers; pass --runtime native for the embedded Envoy)"
+    return "native", f"runtime auto: native, embedded Envoy ({why})"
 
 
 def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None) -> Runtime:
+    """The runtime for `up`; refuses when the stack already runs on the other one."""
     name, why = choose_runtime_name(project, override)
+    state = StackState.load(project.state_dir)
+    if state is not None and state.runtime != name:
+        other = _make(state.runtime)
+        if any(c.state == "running" for c in other.status(project).components):
+            raise ConfigError(
+                f"stack {project.name!r} is already running on the {state.runtime} runtime",
+                f"stop it first with `hlocal down`, then `hlocal up --runtime {name}`",
+            )
     if echo and (override or project.runtime) == "auto":
         echo(why)
     return _make(name)

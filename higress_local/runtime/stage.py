@@ -94,9 +94,25 @@ def write_backend_config(project: Project, state_dir: Path) -> Path:
     return path
 
 
-def plan_native(project: Project, flavor: str) -> Plan:
-    """Check, pick ports and write every file the native stack runs from."""
+def stage_files(project: Project, flavor: str, layout_for: Callable[[dict[str, str], str | None], Layout]
+                ) -> tuple[list[PluginCheck], Layout, Path]:
+    """Check plugins, copy the modules the gateway loads, write ECDS files, bootstrap and backend config.
+
+    `layout_for(module file names, bridge file name)` says where those are as the gateway sees them.
+    """
     checks = checked_plugins(project, flavor)
+    state_dir = project.state_dir
+    reset_dirs(state_dir)
+    modules = {check.plugin.name: stage(check, state_dir / "modules").name for check in checks}
+    bridge = stage_bridge(state_dir / "modules").name if flavor == "envoy" and checks else None
+    layout = layout_for(modules, bridge)
+    bootstrap = write_rendered(project, layout, checks, state_dir)
+    write_backend_config(project, state_dir)
+    return checks, layout, bootstrap
+
+
+def resolve_gateway_ports(project: Project) -> tuple[int, int]:
+    """The listener and admin ports on 127.0.0.1: as configured (checked free) or picked."""
     gateway_port = portlib.resolve(project.gateway.port, "gateway listener, gateway.port")
     admin_port = portlib.resolve(project.gateway.admin_port, "gateway admin, gateway.admin_port")
     if admin_port == gateway_port:
@@ -104,36 +120,46 @@ def plan_native(project: Project, flavor: str) -> Plan:
 
         raise ConfigError(f"{project.file.name}: gateway.admin_port equals gateway.port ({gateway_port})",
                           "give them different values (0 picks a free port)")
+    return gateway_port, admin_port
+
+
+def plan_native(project: Project, flavor: str) -> Plan:
+    """Check, pick ports and write every file the native stack runs from."""
+    gateway_port, admin_port = resolve_gateway_ports(project)
     backend_port, control_port = portlib.free_port(), portlib.free_port()
     state_dir = project.state_dir
-    reset_dirs(state_dir)
-    modules = {check.plugin.name: str(stage(check, state_dir / "modules")) for check in checks}
-    bridge = str(stage_bridge(state_dir / "modules")) if flavor == "envoy" and checks else None
-    layout = Layout(
-        flavor=flavor, listen_address="127.0.0.1", listen_port=gateway_port,
-        admin_address="127.0.0.1", admin_port=admin_port,
-        backend_address="127.0.0.1", backend_port=backend_port,
-        ecds_dir=str(state_dir / "ecds"), modules=modules, bridge_module=bridge,
-        access_log=str(state_dir / "logs" / "access.log"),
-    )
-    bootstrap = write_rendered(project, layout, checks, state_dir)
+
+    def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
+        module_dir = state_dir / "modules"
+        return Layout(
+            flavor=flavor, listen_address="127.0.0.1", listen_port=gateway_port,
+            admin_address="127.0.0.1", admin_port=admin_port,
+            backend_address="127.0.0.1", backend_port=backend_port,
+            ecds_dir=str(state_dir / "ecds"),
+            modules={name: str(module_dir / file) for name, file in modules.items()},
+            bridge_module=str(module_dir / bridge) if bridge else None,
+            access_log=str(state_dir / "logs" / "access.log"),
+        )
+
+    checks, layout, bootstrap = stage_files(project, flavor, layout_for)
     state = StackState(
         name=project.name, runtime="native", flavor=flavor, config_file=str(project.file),
         started=time.time(), gateway_port=gateway_port, admin_port=admin_port,
         backend_port=backend_port, control_port=control_port,
-        plugins=[plugin_state(c, modules[c.plugin.name]) for c in checks],
+        plugins=[plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
     )
     return Plan(state=state, layout=layout, bootstrap=bootstrap,
-                backend_config=write_backend_config(project, state_dir), checks=checks)
+                backend_config=state_dir / "backend.json", checks=checks)
 
 
 def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,
-               failed: Callable[[], None]) -> Any:
+               failed: Callable[[], None], log_source: Any = None) -> Any:
+    """Wait for the readiness rule; `failed` and the gateway's output raise the classified error."""
     from ..classify import LogWatch
     from ..readiness import ReadyTarget, wait_until_ready
 
     log_file = project.state_dir / "logs" / "gateway.log"
-    watch = LogWatch(log_file, [c.plugin.name for c in plan.checks])
+    watch = LogWatch(log_source or log_file, [c.plugin.name for c in plan.checks], where=str(project.state_dir))
 
     def broken() -> None:
         failed()
@@ -144,7 +170,7 @@ def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,
         control_url=state.control_url, versions={plugin_filter_name(c.plugin): ecds_version(c) for c in plan.checks},
         failed=broken,
     )
-    return wait_until_ready(target, timeout, log_hint=str(log_file))
+    return wait_until_ready(target, timeout, log_hint="hlocal logs gateway")
 
 
 def raise_exited(name: str, exit_info: dict, log_file: Path, state: StackState) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 from pathlib import Path
 from typing import Callable
@@ -11,6 +12,12 @@ import pytest
 from support import Project
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def new_project(make_project, runtime):
+    """Projects for the runtime under test."""
+    return functools.partial(make_project, runtime=runtime)
 
 
 def _assert_clean_failure(project: Project, result, code: int, *fragments: str) -> None:
@@ -27,31 +34,31 @@ def _one_plugin(wasm: str = "plugin.wasm", config: dict | None = None) -> dict:
     return {"gateway": {"port": 0}, "plugins": [{"name": "p", "wasm": wasm, "config": config or {}}]}
 
 
-def test_missing_wasm(make_project) -> None:
-    project = make_project(_one_plugin("nope.wasm"))
+def test_missing_wasm(new_project) -> None:
+    project = new_project(_one_plugin("nope.wasm"))
     result = project.hlocal("up")
     _assert_clean_failure(project, result, 4, "wasm file not found", "nope.wasm")
 
 
-def test_text_file_named_wasm(make_project, tmp_path: Path) -> None:
+def test_text_file_named_wasm(new_project, tmp_path: Path) -> None:
     text = tmp_path / "plugin.wasm"
     text.write_text("hello world, I am not a module\n")
-    project = make_project(_one_plugin(), files={"plugin.wasm": text})
+    project = new_project(_one_plugin(), files={"plugin.wasm": text})
     result = project.hlocal("up")
     _assert_clean_failure(project, result, 4, "not a WebAssembly module", "text file")
 
 
-def test_truncated_module(make_project, plugin_wasm, tmp_path: Path) -> None:
+def test_truncated_module(new_project, plugin_wasm, tmp_path: Path) -> None:
     data = plugin_wasm("logger").read_bytes()
     cut = tmp_path / "plugin.wasm"
     cut.write_bytes(data[: len(data) // 2])
-    project = make_project(_one_plugin(), files={"plugin.wasm": cut})
+    project = new_project(_one_plugin(), files={"plugin.wasm": cut})
     result = project.hlocal("up")
     _assert_clean_failure(project, result, 4, "truncated")
 
 
-def test_invalid_yaml(make_project) -> None:
-    project = make_project({})
+def test_invalid_yaml(new_project) -> None:
+    project = new_project({})
     (project.path / "hlocal.yaml").write_text("name: x\nplugins:\n  - name: p\n   wasm: a.wasm\n")
     result = project.hlocal("up")
     assert result.returncode == 2, result
@@ -59,8 +66,8 @@ def test_invalid_yaml(make_project) -> None:
     assert project.leftovers() == []
 
 
-def test_unknown_key(make_project, plugin_wasm) -> None:
-    project = make_project({"gateway": {"port": 0}, "plugins": [{"name": "p", "wasm": "p.wasm", "confg": {}}]},
+def test_unknown_key(new_project, plugin_wasm) -> None:
+    project = new_project({"gateway": {"port": 0}, "plugins": [{"name": "p", "wasm": "p.wasm", "confg": {}}]},
                            files={"p.wasm": plugin_wasm("logger")})
     result = project.hlocal("up")
     assert result.returncode == 2, result
@@ -69,15 +76,15 @@ def test_unknown_key(make_project, plugin_wasm) -> None:
     assert project.leftovers() == []
 
 
-def test_plugin_rejects_its_config(make_project, plugin_wasm) -> None:
-    project = make_project(_one_plugin(config={"reject": True}), files={"plugin.wasm": plugin_wasm("headers")})
+def test_plugin_rejects_its_config(new_project, plugin_wasm) -> None:
+    project = new_project(_one_plugin(config={"reject": True}), files={"plugin.wasm": plugin_wasm("headers")})
     result = project.hlocal("up")
     _assert_clean_failure(project, result, 4, "plugin 'p' rejected its configuration",
                           'headers: invalid configuration: "reject" is true')
 
 
-def test_higress_only_host_function(make_project, plugin_wasm) -> None:
-    project = make_project(_one_plugin(), files={"plugin.wasm": plugin_wasm("badimport")})
+def test_higress_only_host_function(new_project, plugin_wasm) -> None:
+    project = new_project(_one_plugin(), files={"plugin.wasm": plugin_wasm("badimport")})
     result = project.hlocal("up")
     _assert_clean_failure(project, result, 4, "proxy_redis_init", "Higress")
     assert "--runtime docker" in result.stderr
@@ -87,14 +94,14 @@ def test_higress_only_host_function(make_project, plugin_wasm) -> None:
 
 
 @pytest.mark.parametrize("which", ["port", "admin_port"])
-def test_port_already_taken(make_project, plugin_wasm, which: str) -> None:
+def test_port_already_taken(new_project, plugin_wasm, which: str) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
         config = _one_plugin()
         config["gateway"] = {"port": 0, which: taken}
-        project = make_project(config, files={"plugin.wasm": plugin_wasm("logger")})
+        project = new_project(config, files={"plugin.wasm": plugin_wasm("logger")})
         result = project.hlocal("up")
         _assert_clean_failure(project, result, 3, f"port {taken}", "in use", f"gateway.{which}")
         assert "pid" in result.stderr  # names the holder (this test process)

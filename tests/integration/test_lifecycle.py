@@ -1,4 +1,4 @@
-"""up/down/status across shells: twice in a row, after failures, after Ctrl-C and after a crash."""
+"""up/down/status across shells, on both runtimes: twice in a row, after failures, Ctrl-C and crashes."""
 
 from __future__ import annotations
 
@@ -13,60 +13,70 @@ from support import HLOCAL, Project, processes_mentioning, wait_for
 pytestmark = pytest.mark.slow
 
 
-def _logger_project(make_project, plugin_wasm, **extra) -> Project:
-    config = {"gateway": {"port": 0}, "plugins": [{"name": "logger", "wasm": "l.wasm", "config": {}}], **extra}
-    return make_project(config, files={"l.wasm": plugin_wasm("logger")}, name="life")
+@pytest.fixture
+def logger_project(make_project, plugin_wasm, runtime):
+    def make(**extra) -> Project:
+        config = {"gateway": {"port": 0}, "plugins": [{"name": "logger", "wasm": "l.wasm", "config": {}}], **extra}
+        return make_project(config, files={"l.wasm": plugin_wasm("logger")}, name="life", runtime=runtime)
+
+    return make
 
 
-def _no_envoy_or_mock(project: Project) -> None:
+def _nothing_left(project: Project) -> None:
     assert project.leftovers() == []
     assert project.state() is None
 
 
-def test_down_twice_after_up(make_project, plugin_wasm) -> None:
-    project = _logger_project(make_project, plugin_wasm)
+def _gateway_started(project: Project) -> bool:
+    return "gateway" in ((project.state() or {}).get("components") or {})
+
+
+def test_down_twice_after_up(logger_project, runtime) -> None:
+    project = logger_project()
     assert (up := project.hlocal("up")).returncode == 0, up
-    assert len(project.leftovers()) >= 4  # two supervisors, envoy, mock
+    # native: two supervisors, envoy, mock; docker: two containers and a network
+    assert len(project.leftovers()) >= (4 if runtime == "native" else 3)
     first = project.hlocal("down")
     assert first.returncode == 0 and "stopped" in first.stdout, first
-    _no_envoy_or_mock(project)
+    _nothing_left(project)
     second = project.hlocal("down")
     assert second.returncode == 0 and "nothing running" in second.stdout, second
 
 
-def test_down_after_failed_up(make_project, plugin_wasm) -> None:
+def test_down_after_failed_up(make_project, plugin_wasm, runtime) -> None:
     project = make_project({"gateway": {"port": 0},
                             "plugins": [{"name": "h", "wasm": "h.wasm", "config": {"reject": True}}]},
-                           files={"h.wasm": plugin_wasm("headers")}, name="failed")
+                           files={"h.wasm": plugin_wasm("headers")}, name="failed", runtime=runtime)
     assert project.hlocal("up").returncode == 4
+    _nothing_left(project)
     result = project.hlocal("down")
     assert result.returncode == 0, result
-    _no_envoy_or_mock(project)
+    _nothing_left(project)
 
 
-def test_ctrl_c_during_up_leaves_nothing(make_project, plugin_wasm) -> None:
-    project = _logger_project(make_project, plugin_wasm)
+def test_ctrl_c_during_up_leaves_nothing(logger_project) -> None:
+    project = logger_project()
     proc = subprocess.Popen([*HLOCAL, "-f", str(project.path), "up"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        # Interrupt once the gateway process has been started, i.e. while `up` waits for ready.
-        wait_for(lambda: "gateway" in ((project.state() or {}).get("components") or {}), 60, "the gateway to start")
+        # Interrupt once the gateway has been started, i.e. while `up` waits for ready.
+        wait_for(lambda: _gateway_started(project), 120, "the gateway to start")
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    _no_envoy_or_mock(project)
+    _nothing_left(project)
     assert project.hlocal("down").returncode == 0
 
 
-def test_crash_of_hlocal_then_down_from_a_new_shell(make_project, plugin_wasm) -> None:
-    project = _logger_project(make_project, plugin_wasm)
+def test_crash_of_hlocal_then_down_from_a_new_shell(logger_project) -> None:
+    project = logger_project()
     proc = subprocess.Popen([*HLOCAL, "-f", str(project.path), "up"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_for(lambda: "gateway" in ((project.state() or {}).get("components") or {}), 60, "the gateway to start")
+    wait_for(lambda: _gateway_started(project), 120, "the gateway to start")
     proc.kill()  # SIGKILL: no cleanup code runs
     proc.wait(timeout=30)
     assert project.leftovers(), "the stack should still be running after hlocal itself died"
@@ -75,15 +85,22 @@ def test_crash_of_hlocal_then_down_from_a_new_shell(make_project, plugin_wasm) -
     assert {c["name"] for c in status.json()["components"]} == {"backend", "gateway"}
     result = project.hlocal("down")
     assert result.returncode == 0, result
-    _no_envoy_or_mock(project)
+    _nothing_left(project)
 
 
-def test_killed_gateway_shows_exited_and_up_brings_it_back(make_project, plugin_wasm) -> None:
-    project = _logger_project(make_project, plugin_wasm)
+def _kill_gateway(project: Project, runtime: str) -> None:
+    gateway = next(c for c in project.hlocal("status", "--json").json()["components"] if c["name"] == "gateway")
+    if runtime == "native":
+        assert "envoy" in open(f"/proc/{gateway['pid']}/cmdline").read()
+        os.kill(gateway["pid"], signal.SIGKILL)
+    else:
+        subprocess.run(["docker", "kill", f"hlocal-{project.name}-gateway-1"], check=True, capture_output=True)
+
+
+def test_killed_gateway_shows_exited_and_up_brings_it_back(logger_project, runtime) -> None:
+    project = logger_project()
     assert project.hlocal("up").returncode == 0
-    envoy_pid = project.hlocal("status", "--json").json()["components"][1]["pid"]
-    assert "envoy" in (open(f"/proc/{envoy_pid}/cmdline").read())
-    os.kill(envoy_pid, signal.SIGKILL)
+    _kill_gateway(project, runtime)
 
     def gateway_state():
         doc = project.hlocal("status", "--json").json()
@@ -91,25 +108,30 @@ def test_killed_gateway_shows_exited_and_up_brings_it_back(make_project, plugin_
 
     gateway = wait_for(gateway_state, 30, "status to show the gateway as not running")
     assert gateway["state"] == "exited"
-    assert "SIGKILL" in gateway["detail"]
+    if runtime == "native":
+        assert "SIGKILL" in gateway["detail"]
+    else:
+        assert gateway["exit_code"] == 137
     assert project.hlocal("request", "GET", "/").returncode == 3
     again = project.hlocal("up")
     assert again.returncode == 0 and "is up" in again.stdout, again
     assert project.hlocal("status", "--json").json()["running"] is True
 
 
-def test_status_when_nothing_runs(make_project, plugin_wasm) -> None:
-    project = _logger_project(make_project, plugin_wasm)
+def test_status_when_nothing_runs(logger_project) -> None:
+    project = logger_project()
     result = project.hlocal("status")
     assert result.returncode == 0 and "not running" in result.stdout
     assert project.hlocal("status", "--json").json()["running"] is False
 
 
-def test_recreate_restarts(make_project, plugin_wasm) -> None:
-    project = _logger_project(make_project, plugin_wasm)
+def test_recreate_restarts(logger_project, runtime) -> None:
+    project = logger_project()
     assert project.hlocal("up").returncode == 0
-    first = project.state()["components"]["gateway"]["pid"]
+    before = {c["name"]: c["pid"] for c in project.hlocal("status", "--json").json()["components"]}
     again = project.hlocal("up", "--recreate")
-    assert again.returncode == 0, again
-    assert project.state()["components"]["gateway"]["pid"] != first
-    assert not [p for p, cmd in processes_mentioning(str(project.path)) if p == first]
+    assert again.returncode == 0 and "is up" in again.stdout, again
+    after = {c["name"]: c["pid"] for c in project.hlocal("status", "--json").json()["components"]}
+    assert after["gateway"] != before["gateway"]
+    if runtime == "native":
+        assert not [p for p, _ in processes_mentioning(str(project.path)) if p == before["gateway"]]

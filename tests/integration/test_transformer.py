@@ -16,12 +16,12 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "transformer" / "hl
 
 
 @pytest.fixture(scope="module")
-def readme_stack(module_projects, transformer_wasm) -> Project:
+def readme_stack(module_projects, transformer_wasm, runtime) -> Project:
     """examples/transformer as shipped, on a free port."""
     config = yaml.safe_load(EXAMPLE.read_text())
     config["gateway"]["port"] = 0
-    config["name"] = "transformer-readme"
-    project = module_projects(config, name="transformer")
+    config["name"] = f"transformer-readme-{runtime}"
+    project = module_projects(config, name="transformer", runtime=runtime)
     (project.path / "build").mkdir()
     shutil.copyfile(transformer_wasm, project.path / "build" / "transformer.wasm")
     result = project.hlocal("up")
@@ -73,7 +73,7 @@ def test_body_example_as_seen_by_backend(readme_stack: Project) -> None:
     assert "transfer-encoding" in upstream["headers"] or "content-length" in upstream["headers"]
 
 
-def test_match_route_rule_applies_only_on_its_route(make_project, transformer_wasm) -> None:
+def test_match_route_rule_applies_only_on_its_route(make_project, transformer_wasm, runtime) -> None:
     """Needs the property bridge: stock Envoy has no `route_name` for wasm-go's rule matcher."""
     add = lambda value: {"reqRules": [{"operate": "add", "headers": [{"key": "x-rule", "value": value}]}]}  # noqa: E731
     project = make_project(
@@ -83,7 +83,7 @@ def test_match_route_rule_applies_only_on_its_route(make_project, transformer_wa
                          "rules": [{"match_route": ["api"], "config": add("api-route")}]}],
             "routes": [{"name": "api", "prefix": "/api"}, {"name": "web", "prefix": "/"}],
         },
-        files={"t.wasm": transformer_wasm}, name="rules",
+        files={"t.wasm": transformer_wasm}, name="rules", runtime=runtime,
     )
     assert (up := project.hlocal("up")).returncode == 0, up
     api = project.hlocal("request", "GET", "/api/v1", "--json").json()["upstream"]["headers"]

@@ -1,4 +1,4 @@
-"""A real Envoy with the SDK-free test plugins: headers, local responses, logs, probes, status."""
+"""A real gateway with the SDK-free test plugins, on both runtimes: headers, local responses, logs, probes."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def chain(module_projects, plugin_wasm) -> Project:
+def chain(module_projects, plugin_wasm, runtime) -> Project:
     """One running stack: logger (ABI 0.2.1) -> deny -> headers (both ABI 0.2.100)."""
     project = module_projects(
         {
-            "runtime": "native",
             "gateway": {"port": 0},
             "plugins": [
                 {"name": "logger", "wasm": "logger.wasm", "config": {"hello": "world"}},
@@ -46,7 +45,7 @@ def chain(module_projects, plugin_wasm) -> Project:
         },
         files={"logger.wasm": plugin_wasm("logger"), "deny.wasm": plugin_wasm("deny"),
                "headers.wasm": plugin_wasm("headers")},
-        name="chain",
+        name="chain", runtime=runtime,
     )
     result = project.hlocal("up")
     assert result.returncode == 0, result

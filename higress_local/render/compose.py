@@ -1,0 +1,105 @@
+"""Pure rendering of the Docker Compose file for a stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Project
+
+CONFIG_MOUNT = "/etc/hlocal"
+MOCK_MOUNT = "/opt/hlocal_mock"
+GATEWAY_PORT = 10000
+ADMIN_PORT = 9901
+BACKEND_PORT = 8080
+CONTROL_PORT = 8081
+LABEL = "io.hlocal.stack"
+
+# Images differ in what they carry; bash (Debian/Ubuntu bases, the Higress and Envoy images)
+# is enough to ask Envoy's admin API whether it is LIVE, without curl.
+GATEWAY_HEALTH = (
+    f"exec 3<>/dev/tcp/127.0.0.1/{ADMIN_PORT} && "
+    "printf 'GET /ready HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 "
+    "&& grep -q LIVE <&3"
+)
+BACKEND_HEALTH = (
+    "import urllib.request; "
+    f"urllib.request.urlopen('http://127.0.0.1:{CONTROL_PORT}/__hlocal/health', timeout=2)"
+)
+
+
+@dataclass(frozen=True)
+class ComposePlan:
+    """Host-side facts the compose file needs: images, published ports, directories."""
+
+    gateway_image: str
+    backend_image: str
+    gateway_port: int
+    admin_port: int
+    control_port: int
+    config_dir: str  # host directory mounted at CONFIG_MOUNT (rendered files and modules)
+    mock_dir: str  # host directory of higress_local/mock, mounted at MOCK_MOUNT
+    log_level: str = "info"
+    wasm_log_level: str = "debug"
+
+
+def project_name(project: Project) -> str:
+    return f"hlocal-{project.name}"
+
+
+def _labels(project: Project, service: str) -> dict[str, str]:
+    return {LABEL: project.name, "io.hlocal.service": service, "io.hlocal.config": str(project.file)}
+
+
+def _health(test: list[str]) -> dict[str, Any]:
+    # Engines before 25 have no start_interval: poll often so health follows readiness closely.
+    return {"test": test, "interval": "1s", "timeout": "3s", "retries": 3, "start_period": "120s"}
+
+
+def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
+    """The compose document: gateway + mock backend on one network, ports on 127.0.0.1 only."""
+    config_volume = {"type": "bind", "source": plan.config_dir, "target": CONFIG_MOUNT, "read_only": True}
+    network = "hlocal"
+    return {
+        "name": project_name(project),
+        "services": {
+            "gateway": {
+                "image": plan.gateway_image,
+                "entrypoint": ["/usr/local/bin/envoy"],
+                "command": [
+                    "-c", f"{CONFIG_MOUNT}/envoy.yaml", "--disable-hot-restart",
+                    "--log-level", plan.log_level, "--component-log-level", f"wasm:{plan.wasm_log_level}",
+                    "--drain-time-s", "1",
+                ],
+                # The directory, not single files: a replaced file stays visible (moby/moby#22627).
+                "volumes": [config_volume],
+                "ports": [
+                    f"127.0.0.1:{plan.gateway_port}:{GATEWAY_PORT}",
+                    f"127.0.0.1:{plan.admin_port}:{ADMIN_PORT}",
+                ],
+                "depends_on": ["backend"],
+                "healthcheck": _health(["CMD", "bash", "-c", GATEWAY_HEALTH]),
+                "labels": _labels(project, "gateway"),
+                "networks": [network],
+            },
+            "backend": {
+                "image": plan.backend_image,
+                "working_dir": "/opt",
+                "command": [
+                    "python3", "-m", "hlocal_mock", "--name", "backend", "--host", "0.0.0.0",
+                    "--port", str(BACKEND_PORT), "--control-port", str(CONTROL_PORT),
+                    "--config", f"{CONFIG_MOUNT}/backend.json",
+                ],
+                "environment": {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+                "volumes": [
+                    {"type": "bind", "source": plan.mock_dir, "target": MOCK_MOUNT, "read_only": True},
+                    config_volume,
+                ],
+                "ports": [f"127.0.0.1:{plan.control_port}:{CONTROL_PORT}"],
+                "healthcheck": _health(["CMD", "python3", "-c", BACKEND_HEALTH]),
+                "labels": _labels(project, "backend"),
+                "networks": {network: {"aliases": ["backend"]}},
+            },
+        },
+        "networks": {network: {"name": project_name(project), "labels": {LABEL: project.name}}},
+    }

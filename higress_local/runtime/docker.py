@@ -1,0 +1,289 @@
+"""The docker runtime: a generated Compose stack (gateway image + mock backend) driven by `docker compose`."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from .. import images as imagelib
+from .. import ports as portlib
+from ..config import Project
+from ..errors import CommandFailed, EnvironmentProblem, PortInUse
+from ..logs import is_plugin_line
+from ..proc import run, stream
+from ..render.compose import (ADMIN_PORT, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT, ComposePlan,
+                              project_name, render_compose)
+from ..render.envoy import Layout
+from ..state import ComponentState, StackState
+from ..wait import Deadline, NotYet
+from . import stage as staging
+from .base import ComponentStatus, Runtime, StackStatus, UpResult
+from .dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
+
+SERVICES = ("backend", "gateway")
+COMPOSE_FILE = "compose.yaml"
+
+
+def mock_dir() -> Path:
+    from .. import mock
+
+    return Path(mock.__file__).resolve().parent
+
+
+def plan_docker(project: Project, flavor: str) -> staging.Plan:
+    """Check plugins, pick host ports, write the Envoy files and compose.yaml into .hlocal/<name>/."""
+    gateway_port, admin_port = staging.resolve_gateway_ports(project)
+    control_port = portlib.free_port()
+    state_dir = project.state_dir
+
+    def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
+        return Layout(
+            flavor=flavor, listen_address="0.0.0.0", listen_port=GATEWAY_PORT,
+            admin_address="0.0.0.0", admin_port=ADMIN_PORT,
+            backend_address="backend", backend_port=BACKEND_PORT,
+            ecds_dir=f"{CONFIG_MOUNT}/ecds",
+            modules={name: f"{CONFIG_MOUNT}/modules/{file}" for name, file in modules.items()},
+            bridge_module=f"{CONFIG_MOUNT}/modules/{bridge}" if bridge else None,
+            access_log="/dev/stdout",
+        )
+
+    checks, layout, bootstrap = staging.stage_files(project, flavor, layout_for)
+    compose = render_compose(project, ComposePlan(
+        gateway_image=imagelib.gateway_image(project, flavor), backend_image=imagelib.backend_image(project),
+        gateway_port=gateway_port, admin_port=admin_port, control_port=control_port,
+        config_dir=str(state_dir), mock_dir=str(mock_dir()),
+        log_level=project.gateway.log_level, wasm_log_level=project.gateway.wasm_log_level,
+    ))
+    compose_file = state_dir / COMPOSE_FILE
+    staging.write_atomic(compose_file, yaml.safe_dump(compose, sort_keys=False))
+    state = StackState(
+        name=project.name, runtime="docker", flavor=flavor, config_file=str(project.file),
+        started=time.time(), gateway_port=gateway_port, admin_port=admin_port,
+        backend_port=BACKEND_PORT, control_port=control_port,
+        plugins=[staging.plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
+        extra={"compose_file": str(compose_file), "project": project_name(project)},
+    )
+    return staging.Plan(state=state, layout=layout, bootstrap=bootstrap,
+                        backend_config=state_dir / "backend.json", checks=checks)
+
+
+class DockerRuntime(Runtime):
+    """Runs the stack with Docker Compose; `status` reads containers through the Docker SDK."""
+
+    name = "docker"
+
+    # -- compose -----------------------------------------------------------
+    def _compose(self, project: Project, *args: str, timeout: float = 300.0):
+        compose_file = project.state_dir / COMPOSE_FILE
+        target = ["-f", str(compose_file)] if compose_file.exists() else ["-p", project_name(project)]
+        return run([docker_cli(), "compose", *target, *args], timeout=timeout)
+
+    def _containers(self, client: Any, project: Project) -> dict[str, Any]:
+        found = client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project_name(project)}"})
+        return {c.labels.get("com.docker.compose.service", c.name): c for c in found}
+
+    # -- up ----------------------------------------------------------------
+    def up(self, project: Project, *, recreate: bool = False, timeout: float = 60.0) -> UpResult:
+        started = time.monotonic()
+        flavor = project.gateway.flavor or "higress"
+        client = docker_client()
+        compose_version()
+        existing = StackState.load(project.state_dir)
+        containers = self._containers(client, project)
+        if existing is not None and existing.ready and not recreate and _all_running(containers):
+            return UpResult(state=existing, already_running=True)
+        if existing is not None or containers:
+            self._compose(project, "down", "--volumes", "--remove-orphans")  # stale or --recreate
+            StackState.remove(project.state_dir)
+
+        ensure_images(client, [
+            ImageNeed(imagelib.gateway_image(project, flavor), imagelib.image_source(project, flavor, "gateway"),
+                      f"gateway.image (or ${imagelib.ENV_HIGRESS if flavor == 'higress' else imagelib.ENV_ENVOY})"),
+            ImageNeed(imagelib.backend_image(project), imagelib.image_source(project, flavor, "backend"),
+                      f"backend.image (or ${imagelib.ENV_BACKEND})"),
+        ])
+        plan = plan_docker(project, flavor)
+        state = plan.state
+        state.save(project.state_dir)
+        notes: list[str] = []
+        try:
+            self._start(project)
+            live = self._containers(client, project)
+            for service in SERVICES:
+                if service in live:
+                    state.components[service] = ComponentState(name=service, pid=None, ports=_host_ports(live[service]))
+            state.save(project.state_dir)
+            gateway = live.get("gateway")
+            staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_running(client, project, plan),
+                               log_source=lambda: _container_lines(gateway) if gateway is not None else [])
+            notes.extend(self._wait_healthy(client, project, timeout=max(30.0, timeout / 2)))
+        except BaseException:
+            self._compose(project, "down", "--volumes", "--remove-orphans")
+            StackState.remove(project.state_dir)
+            raise
+        state.ready = True
+        state.ready_seconds = time.monotonic() - started
+        state.save(project.state_dir)
+        return UpResult(state=state, seconds=state.ready_seconds, notes=notes)
+
+    def _start(self, project: Project) -> None:
+        try:
+            self._compose(project, "up", "--detach", "--remove-orphans", "--no-build")
+        except CommandFailed as exc:
+            text = exc.stderr + exc.stdout
+            if "port is already allocated" in text or "address already in use" in text:
+                state = StackState.load(project.state_dir)
+                port = state.gateway_port if state else 0
+                raise PortInUse(port, "a published port of the stack", "docker reports it allocated") from exc
+            raise EnvironmentProblem(f"`docker compose up` failed: {exc.message}",
+                                     f"the compose file is {project.state_dir / COMPOSE_FILE}") from exc
+
+    def _check_running(self, client: Any, project: Project, plan: staging.Plan) -> None:
+        """While waiting: a container that exited is a failure, classified from its output."""
+        from ..classify import classify_lines
+
+        for service, container in self._containers(client, project).items():
+            container.reload()
+            if container.status in ("exited", "dead"):
+                lines = _container_lines(container)
+                if service == "gateway":
+                    found = classify_lines(lines, [c.plugin.name for c in plan.checks], str(project.state_dir))
+                    if found is not None:
+                        raise found
+                code = container.attrs.get("State", {}).get("ExitCode")
+                tail = "\n  ".join(lines[-5:])
+                raise EnvironmentProblem(f"the {service} container exited with code {code}" + (f":\n  {tail}" if tail else ""),
+                                         f"see `hlocal logs {service}`")
+
+    def _wait_healthy(self, client: Any, project: Project, timeout: float) -> list[str]:
+        """Docker's own healthchecks should agree with hlocal's readiness; say so if they cannot run."""
+
+        def check() -> list[str]:
+            notes = []
+            for service, container in self._containers(client, project).items():
+                container.reload()
+                health = container.attrs.get("State", {}).get("Health", {}).get("Status")
+                if health in ("starting", None) and container.status == "running":
+                    raise NotYet(f"{service} health is {health}")
+                if health == "unhealthy":
+                    notes.append(f"{service} healthcheck reports unhealthy (the image may lack bash/python3)")
+            return notes
+
+        try:
+            return Deadline(timeout=timeout, interval=0.2).until(check, what="container healthchecks")
+        except Exception as exc:  # health is advisory; readiness was already proven through the ports
+            return [f"healthchecks not settled: {exc}"]
+
+    # -- down / status / logs ------------------------------------------------
+    def down(self, project: Project) -> list[str]:
+        state = StackState.load(project.state_dir)
+        try:
+            client = docker_client(timeout=5.0)
+        except EnvironmentProblem:
+            if state is None:
+                return []
+            raise
+        present = sorted(self._containers(client, project))
+        networks = client.networks.list(filters={"label": f"io.hlocal.stack={project.name}"})
+        if present or networks or state is not None:
+            self._compose(project, "down", "--volumes", "--remove-orphans")
+        StackState.remove(project.state_dir)
+        return present
+
+    def status(self, project: Project) -> StackStatus:
+        state = StackState.load(project.state_dir)
+        client = docker_client(timeout=5.0)
+        containers = self._containers(client, project)
+        if state is None and not containers:
+            return StackStatus(name=project.name, runtime=self.name, running=False)
+        components = []
+        for service in SERVICES:
+            container = containers.get(service)
+            components.append(_container_status(service, container) if container is not None
+                              else ComponentStatus(name=service, state="missing"))
+        return StackStatus(
+            name=project.name, runtime=self.name, flavor=state.flavor if state else None,
+            running=all(c.state == "running" for c in components),
+            gateway_url=state.gateway_url if state else None, admin_url=state.admin_url if state else None,
+            components=components,
+            plugins=[{"name": p.name, "sha256": p.sha256, "served_sha256": p.served_sha256, "abi": p.abi,
+                      "adaptations": p.adaptations, "wasm": p.source} for p in (state.plugins if state else [])],
+        )
+
+    def logs(self, project: Project, *, service: str | None, plugin_only: bool, follow: bool,
+             tail: int | None) -> Iterator[str]:
+        args = ["logs", "--no-color"]
+        services = [service] if service else (["gateway"] if plugin_only else [])
+        if len(services) == 1:
+            args.append("--no-log-prefix")
+        if follow:
+            args.append("--follow")
+        if tail is not None and not plugin_only:
+            args += ["--tail", str(tail)]
+        compose_file = project.state_dir / COMPOSE_FILE
+        target = ["-f", str(compose_file)] if compose_file.exists() else ["-p", project_name(project)]
+        lines = stream([docker_cli(), "compose", *target, *args, *services])
+        if plugin_only:
+            lines = (line for line in lines if is_plugin_line(line))
+            if tail is not None and not follow:
+                from collections import deque
+
+                lines = iter(deque(lines, maxlen=tail))
+        yield from lines
+
+
+def _all_running(containers: dict[str, Any]) -> bool:
+    return all(s in containers and containers[s].status == "running" for s in SERVICES)
+
+
+def _container_lines(container: Any) -> list[str]:
+    try:
+        data = container.logs(stdout=True, stderr=True)
+    except Exception:  # the container is gone: nothing more to read
+        return []
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
+def _host_ports(container: Any) -> dict[str, int]:
+    names = {f"{GATEWAY_PORT}/tcp": "http", f"{ADMIN_PORT}/tcp": "admin", f"{CONTROL_PORT}/tcp": "control"}
+    container.reload()
+    out = {}
+    for port, bindings in (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).items():
+        for binding in bindings or []:
+            out[names.get(port, port)] = int(binding["HostPort"])
+    if not out:  # a stopped container has no live bindings: read what it was created with
+        for port, bindings in (container.attrs.get("HostConfig", {}).get("PortBindings") or {}).items():
+            for binding in bindings or []:
+                out[names.get(port, port)] = int(binding["HostPort"])
+    return out
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text or text.startswith("0001-"):
+        return None
+    text = text.rstrip("Z")
+    main, _, fraction = text.partition(".")
+    moment = datetime.fromisoformat(main).replace(tzinfo=timezone.utc)
+    return moment.timestamp() + float(f"0.{fraction[:6] or 0}")
+
+
+def _container_status(service: str, container: Any) -> ComponentStatus:
+    container.reload()
+    st = container.attrs.get("State", {})
+    running = container.status == "running"
+    started = _parse_time(st.get("StartedAt"))
+    return ComponentStatus(
+        name=service,
+        state="running" if running else container.status,
+        pid=st.get("Pid") or None,
+        ports=_host_ports(container),
+        uptime_seconds=(time.time() - started) if running and started else None,
+        exit_code=None if running else st.get("ExitCode"),
+        detail=f"container {container.name} ({container.short_id})" + ("" if running else f", {st.get('Error') or 'stopped'}"),
+        health=(st.get("Health") or {}).get("Status"),
+        restarts=container.attrs.get("RestartCount"),
+    )

@@ -1,0 +1,80 @@
+"""render_compose by value: services, mounts, ports on loopback, labels, healthchecks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from higress_local import images
+from higress_local.config import parse_project
+from higress_local.render.compose import ComposePlan, project_name, render_compose
+
+PLAN = ComposePlan(gateway_image="gw:1", backend_image="py:1", gateway_port=10000, admin_port=19901,
+                   control_port=18081, config_dir="/p/.hlocal/demo", mock_dir="/site/higress_local/mock",
+                   log_level="warning", wasm_log_level="trace")
+
+
+def _project(doc: dict | None = None):
+    return parse_project({"name": "demo", **(doc or {})}, Path("/p/hlocal.yaml"))
+
+
+def test_two_services_on_one_named_network() -> None:
+    doc = render_compose(_project(), PLAN)
+    assert doc["name"] == "hlocal-demo" == project_name(_project())
+    assert list(doc["services"]) == ["gateway", "backend"]
+    assert doc["networks"] == {"hlocal": {"name": "hlocal-demo", "labels": {"io.hlocal.stack": "demo"}}}
+    assert doc["services"]["backend"]["networks"] == {"hlocal": {"aliases": ["backend"]}}
+
+
+def test_gateway_runs_envoy_from_the_mounted_config_directory() -> None:
+    gateway = render_compose(_project(), PLAN)["services"]["gateway"]
+    assert gateway["image"] == "gw:1"
+    assert gateway["entrypoint"] == ["/usr/local/bin/envoy"]
+    assert gateway["command"][:2] == ["-c", "/etc/hlocal/envoy.yaml"]
+    assert "wasm:trace" in gateway["command"] and "warning" in gateway["command"]
+    assert gateway["volumes"] == [{"type": "bind", "source": "/p/.hlocal/demo", "target": "/etc/hlocal",
+                                   "read_only": True}]
+
+
+def test_ports_are_published_on_loopback_only() -> None:
+    services = render_compose(_project(), PLAN)["services"]
+    assert services["gateway"]["ports"] == ["127.0.0.1:10000:10000", "127.0.0.1:19901:9901"]
+    assert services["backend"]["ports"] == ["127.0.0.1:18081:8081"]
+
+
+def test_backend_runs_the_mounted_mock_module() -> None:
+    backend = render_compose(_project(), PLAN)["services"]["backend"]
+    assert backend["image"] == "py:1"
+    assert backend["working_dir"] == "/opt"
+    assert backend["command"][:3] == ["python3", "-m", "hlocal_mock"]
+    assert {"type": "bind", "source": "/site/higress_local/mock", "target": "/opt/hlocal_mock",
+            "read_only": True} in backend["volumes"]
+    assert "--host" in backend["command"] and "0.0.0.0" in backend["command"]
+
+
+def test_labels_mark_the_stack_and_healthchecks_exist() -> None:
+    services = render_compose(_project(), PLAN)["services"]
+    for name, service in services.items():
+        assert service["labels"]["io.hlocal.stack"] == "demo"
+        assert service["labels"]["io.hlocal.service"] == name
+        assert service["healthcheck"]["test"][0] == "CMD"
+    assert "/ready" in services["gateway"]["healthcheck"]["test"][-1]
+    assert "/__hlocal/health" in services["backend"]["healthcheck"]["test"][-1]
+
+
+def test_image_choice_yaml_then_environment_then_default(monkeypatch) -> None:
+    for name in (images.ENV_ENVOY, images.ENV_HIGRESS, images.ENV_BACKEND):
+        monkeypatch.delenv(name, raising=False)
+    plain = _project()
+    assert images.gateway_image(plain, "higress") == images.HIGRESS_IMAGE
+    assert images.gateway_image(plain, "envoy") == images.ENVOY_IMAGE
+    assert images.backend_image(plain) == images.BACKEND_IMAGE
+    monkeypatch.setenv(images.ENV_ENVOY, "local/envoy:1")
+    monkeypatch.setenv(images.ENV_BACKEND, "local/py:1")
+    assert images.gateway_image(plain, "envoy") == "local/envoy:1"
+    assert images.gateway_image(plain, "higress") == images.HIGRESS_IMAGE
+    assert images.backend_image(plain) == "local/py:1"
+    assert images.image_source(plain, "envoy", "gateway") == "$HLOCAL_ENVOY_IMAGE"
+    pinned = _project({"gateway": {"image": "mine/gw:2"}, "backend": {"image": "mine/py:2"}})
+    assert images.gateway_image(pinned, "envoy") == "mine/gw:2"
+    assert images.backend_image(pinned) == "mine/py:2"
+    assert images.image_source(pinned, "envoy", "gateway") == "gateway.image"
