@@ -72,16 +72,94 @@ def _runtime_option(func):
 @_runtime_option
 @click.option("--recreate", is_flag=True, help="Stop a running stack and start it afresh.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for ready.")
+@click.option("--build/--no-build", "build", default=None,
+              help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
+@click.option("--watch", "watch_after", is_flag=True, help="Then rebuild and reload on every change.")
 @click.pass_context
-def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float) -> None:
+def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, build: bool | None,
+       watch_after: bool) -> None:
     """Start the gateway, plugins and mock backend; wait until ready."""
     from .runtime import select_runtime
     from .report import print_up_summary
 
     project = _project(ctx)
     rt = select_runtime(project, runtime, echo=lambda m: click.echo(m, err=True))
+    _build_before_up(project, build)
     result = rt.up(project, recreate=recreate, timeout=timeout)
     print_up_summary(result)
+    if watch_after:
+        _watch(project)
+
+
+def _build_before_up(project, build: bool | None) -> None:
+    from .build import build_plugin, needs_build
+
+    if build is False:
+        return
+    for plugin in project.plugins:
+        if plugin.build is not None and (build or needs_build(plugin)):
+            done = build_plugin(plugin, echo=lambda line: click.echo(f"  | {line}", err=True))
+            click.echo(f"built {plugin.name} in {done.seconds:.1f} s: {done.size:,} bytes, sha256 {done.sha256[:12]}",
+                       err=True)
+
+
+def _watch(project) -> None:
+    from .watch import watch
+
+    try:
+        watch(project.file, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"stopped watching; the stack is still running (hlocal down to stop it)", err=True)
+
+
+@main.command()
+@click.argument("plugins", nargs=-1)
+@click.option("--in-docker", is_flag=True, help="Build in a golang container (plugins[].build.image).")
+@click.pass_context
+def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None:
+    """Compile plugins to wasm and inspect the result."""
+    from .build import build_plugin
+    from .errors import ConfigError
+
+    project = _project(ctx)
+    chosen = [project.plugin(n) for n in plugins] or [p for p in project.plugins if p.build is not None]
+    if not chosen:
+        raise ConfigError(f"no plugin in {project.file.name} has a build section",
+                          "add `build: {}` to a plugin for the default `go build`")
+    for plugin in chosen:
+        done = build_plugin(plugin, echo=lambda line: click.echo(f"  | {line}", err=True), in_docker=in_docker)
+        click.echo(f"built {plugin.name} in {done.seconds:.1f} s: {done.wasm} ({done.size:,} bytes), "
+                   f"sha256 {done.sha256}, ABI {done.abi or 'none'}")
+
+
+@main.command()
+@click.argument("plugins", nargs=-1)
+@click.option("--build/--no-build", "build", default=True, help="Rebuild plugins whose sources changed (default).")
+@click.option("--restart", is_flag=True, help="Restart the gateway instead of swapping in place.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the swap.")
+@click.pass_context
+def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: bool, timeout: float) -> None:
+    """Swap new builds, plugin configs, routes and stubs into the running gateway."""
+    from .reload import reload_stack
+
+    project = _project(ctx)
+    result = reload_stack(project, names=plugins, build=build, restart=restart, timeout=timeout,
+                          echo=lambda line: click.echo(f"  | {line}", err=True))
+    if not result.changed:
+        click.echo("nothing changed")
+    for line in result.lines:
+        click.echo(line)
+
+
+@main.command()
+@click.pass_context
+def watch(ctx: click.Context) -> None:
+    """Rebuild and reload the running stack whenever plugin sources or hlocal.yaml change."""
+    from .runtime import require_running
+
+    project = _project(ctx)
+    require_running(project)
+    _watch(project)
 
 
 @main.command()

@@ -52,6 +52,16 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Build:
+    """How to build a plugin's module (default: `go build` for wasip1 in the wasm's directory)."""
+
+    command: tuple[str, ...] | None  # None: the default go build
+    dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    image: str = "golang:1.24"  # for `hlocal build --in-docker`
+
+
+@dataclass(frozen=True)
 class Plugin:
     """A wasm plugin: its module, its global config and its rules."""
 
@@ -60,6 +70,7 @@ class Plugin:
     config: dict[str, Any] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     fail_open: bool = False
+    build: Build | None = None
 
     def configuration(self) -> dict[str, Any]:
         """The JSON document the plugin receives, shaped as Higress shapes it."""
@@ -271,17 +282,46 @@ def _gateway(node: Node) -> Gateway:
 
 
 def _plugin(node: Node, base: Path) -> Plugin:
-    node.mapping(["name", "wasm", "config", "rules", "fail_open"], optional=False)
+    node.mapping(["name", "wasm", "config", "rules", "fail_open", "build"], optional=False)
     name = node.child("name").string(pattern=NAME_PATTERN, what="a valid plugin name (lowercase letters, digits, - and _)")
-    wasm = node.child("wasm").string()
+    wasm = (base / node.child("wasm").string()).resolve()
     config = node.child("config").mapping().value
     rules = tuple(_rule(n) for n in node.child("rules").list().items())
+    build_node = node.child("build")
     return Plugin(
         name=name,
-        wasm=(base / wasm).resolve(),
+        wasm=wasm,
         config=config,
         rules=rules,
         fail_open=node.child("fail_open").boolean(False),
+        build=None if build_node.value is None and "build" not in node.value else _build(build_node, base, wasm),
+    )
+
+
+def _build(node: Node, base: Path, wasm: Path) -> Build:
+    """`build: {}` (or `build: go`) means the default go build; a command is an argv list or a string split like a shell would (but never run by one)."""
+    import shlex
+
+    if node.value in ("go", True):
+        node.value = {}
+    node.mapping(["command", "dir", "env", "image"])
+    command_node = node.child("command")
+    command: tuple[str, ...] | None = None
+    if isinstance(command_node.value, str):
+        try:
+            command = tuple(shlex.split(command_node.value))
+        except ValueError as exc:
+            raise command_node.error(f"cannot split the command: {exc}") from exc
+    elif command_node.value is not None:
+        command = tuple(command_node.string_list(single_ok=False))
+    if command == ():
+        raise command_node.error("is empty")
+    directory = node.child("dir").optional_string()
+    return Build(
+        command=command,
+        dir=(base / directory).resolve() if directory else wasm.parent,
+        env=node.child("env").string_map(),
+        image=node.child("image").string("golang:1.24"),
     )
 
 

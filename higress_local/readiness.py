@@ -28,13 +28,28 @@ class Readiness:
     notes: list[str] = field(default_factory=list)
 
 
-def admin_get(url: str, timeout: float = 2.0):
+def admin_get(url: str, timeout: float = 2.0, params: dict | None = None):
     import requests
 
-    return requests.get(url, timeout=timeout)
+    return requests.get(url, timeout=timeout, params=params)
 
 
 ECDS_STAT_PREFIX = "extension_config_discovery.http_filter."
+RDS_STAT_PREFIX = "http.gateway.rds.hlocal."
+CDS_STAT_PREFIX = "cluster_manager.cds."
+
+
+def admin_stats(admin_url: str, pattern: str) -> dict[str, str]:
+    """Stats whose names match a regex, as text (text readouts lose their quotes)."""
+    response = admin_get(f"{admin_url}/stats", params={"filter": pattern})
+    if response.status_code != 200:
+        raise NotYet(f"admin /stats answered {response.status_code}")
+    out = {}
+    for line in response.text.splitlines():
+        name, sep, value = line.partition(": ")
+        if sep:
+            out[name] = value.strip().strip('"')
+    return out
 
 
 def ecds_stats(admin_url: str) -> dict[str, dict[str, str]]:
@@ -42,17 +57,17 @@ def ecds_stats(admin_url: str) -> dict[str, dict[str, str]]:
 
     The stats, not /config_dump, say what is live: config_dump shows a rejected resource as if current.
     """
-    response = admin_get(f"{admin_url}/stats?filter=^extension_config_discovery\\.http_filter\\.")
-    if response.status_code != 200:
-        raise NotYet(f"admin /stats answered {response.status_code}")
     out: dict[str, dict[str, str]] = {}
-    for line in response.text.splitlines():
-        name, sep, value = line.partition(": ")
-        if not sep or not name.startswith(ECDS_STAT_PREFIX):
-            continue
+    for name, value in admin_stats(admin_url, r"^extension_config_discovery\.http_filter\.").items():
         filter_name, _, stat = name[len(ECDS_STAT_PREFIX):].rpartition(".")
-        out.setdefault(filter_name, {})[stat] = value.strip().strip('"')
+        out.setdefault(filter_name, {})[stat] = value
     return out
+
+
+def xds_stats(admin_url: str, prefix: str) -> dict[str, str]:
+    """version_text / update_rejected / update_success of the routes (RDS) or clusters (CDS) file."""
+    stats = admin_stats(admin_url, "^" + prefix.replace(".", "\\.") + "(version_text|update_rejected|update_success)$")
+    return {name[len(prefix):]: value for name, value in stats.items()}
 
 
 def check_ready(target: ReadyTarget) -> None:

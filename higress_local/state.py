@@ -23,6 +23,7 @@ class PluginState:
     served_sha256: str
     adaptations: list[str] = field(default_factory=list)
     config_sha256: str = ""
+    version: str = ""  # the ECDS version_info: which module + config is live
 
 
 @dataclass

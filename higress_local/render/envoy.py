@@ -16,6 +16,11 @@ ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Route
 STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
 V8 = "envoy.wasm.runtime.v8"
 BRIDGE_FILTER = "hlocal.bridge"
+ROUTE_CONFIG = "hlocal"
+ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ROUTES_FILE = "routes.json"
+CLUSTERS_FILE = "clusters.json"
 # Higress names service clusters the way wasm-go's FQDNCluster does; the default backend too,
 # so `_match_service_` rules and RouteCluster calls see the shape they see in production.
 BACKEND_CLUSTER = "outbound|80||backend"
@@ -33,6 +38,7 @@ class Layout:
     backend_address: str
     backend_port: int
     ecds_dir: str
+    xds_dir: str  # routes.json and clusters.json, watched: route and cluster changes reload in place
     modules: dict[str, str] = field(default_factory=dict)  # plugin name -> module path
     bridge_module: str | None = None
     access_log: str = "/dev/stdout"
@@ -167,13 +173,33 @@ def render_virtual_hosts(project: Project) -> list[dict[str, Any]]:
     return hosts
 
 
+def _file_source(path: str, directory: str) -> dict[str, Any]:
+    return {"resource_api_version": "V3",
+            "path_config_source": {"path": path, "watched_directory": {"path": directory}}}
+
+
+def render_route_config(project: Project) -> dict[str, Any]:
+    return {"@type": ROUTE_TYPE, "name": ROUTE_CONFIG, "virtual_hosts": render_virtual_hosts(project)}
+
+
+def render_clusters(project: Project, layout: Layout) -> list[dict[str, Any]]:
+    cluster = render_cluster(BACKEND_CLUSTER, layout.backend_address, layout.backend_port)
+    return [{"@type": CLUSTER_TYPE, **cluster}]
+
+
+def render_discovery(resources: list[dict[str, Any]], version: str) -> dict[str, Any]:
+    """A DiscoveryResponse as Envoy reads it from a watched file."""
+    return {"version_info": version, "resources": resources}
+
+
 def render_bootstrap(project: Project, layout: Layout) -> dict[str, Any]:
-    """The Envoy bootstrap: admin, one listener with the plugin chain, the backend cluster."""
+    """The Envoy bootstrap: admin, one listener with the plugin chain; routes and clusters from watched files."""
     hcm = {
         "@type": HCM_TYPE,
         "stat_prefix": "gateway",
         "codec_type": "AUTO",
-        "route_config": {"name": "hlocal", "virtual_hosts": render_virtual_hosts(project)},
+        "rds": {"route_config_name": ROUTE_CONFIG,
+                "config_source": _file_source(f"{layout.xds_dir}/{ROUTES_FILE}", layout.xds_dir)},
         "http_filters": render_http_filters(project, layout),
         "access_log": [
             {
@@ -188,6 +214,7 @@ def render_bootstrap(project: Project, layout: Layout) -> dict[str, Any]:
     return {
         "node": {"id": f"hlocal-{project.name}", "cluster": f"hlocal-{project.name}"},
         "admin": {"address": _socket(layout.admin_address, layout.admin_port)},
+        "dynamic_resources": {"cds_config": _file_source(f"{layout.xds_dir}/{CLUSTERS_FILE}", layout.xds_dir)},
         "static_resources": {
             "listeners": [
                 {
@@ -198,7 +225,6 @@ def render_bootstrap(project: Project, layout: Layout) -> dict[str, Any]:
                     ],
                 }
             ],
-            "clusters": [render_cluster(BACKEND_CLUSTER, layout.backend_address, layout.backend_port)],
         },
     }
 

@@ -72,6 +72,14 @@ class Runtime(abc.ABC):
         """Describe every component, including dead ones."""
 
     @abc.abstractmethod
+    def gateway_output(self, project: Project) -> tuple[Any, int]:
+        """The gateway's output as a LogWatch source, and the position of its end right now."""
+
+    def restart_gateway(self, project: Project, timeout: float) -> UpResult:
+        """Where in-place swapping is impossible: start the stack afresh."""
+        return self.up(project, recreate=True, timeout=timeout)
+
+    @abc.abstractmethod
     def logs(
         self, project: Project, *, service: str | None, plugin_only: bool, follow: bool, tail: int | None
     ) -> Iterator[str]:

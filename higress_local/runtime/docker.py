@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,7 +46,7 @@ def plan_docker(project: Project, flavor: str) -> staging.Plan:
             flavor=flavor, listen_address="0.0.0.0", listen_port=GATEWAY_PORT,
             admin_address="0.0.0.0", admin_port=ADMIN_PORT,
             backend_address="backend", backend_port=BACKEND_PORT,
-            ecds_dir=f"{CONFIG_MOUNT}/ecds",
+            ecds_dir=f"{CONFIG_MOUNT}/ecds", xds_dir=f"{CONFIG_MOUNT}/xds",
             modules={name: f"{CONFIG_MOUNT}/modules/{file}" for name, file in modules.items()},
             bridge_module=f"{CONFIG_MOUNT}/modules/{bridge}" if bridge else None,
             access_log="/dev/stdout",
@@ -65,7 +66,8 @@ def plan_docker(project: Project, flavor: str) -> staging.Plan:
         started=time.time(), gateway_port=gateway_port, admin_port=admin_port,
         backend_port=BACKEND_PORT, control_port=control_port,
         plugins=[staging.plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
-        extra={"compose_file": str(compose_file), "project": project_name(project)},
+        extra={"compose_file": str(compose_file), "project": project_name(project),
+               "layout": dataclasses.asdict(layout), "restart_key": staging.restart_key(project)},
     )
     return staging.Plan(state=state, layout=layout, bootstrap=bootstrap,
                         backend_config=state_dir / "backend.json", checks=checks)
@@ -213,6 +215,17 @@ class DockerRuntime(Runtime):
             plugins=[{"name": p.name, "sha256": p.sha256, "served_sha256": p.served_sha256, "abi": p.abi,
                       "adaptations": p.adaptations, "wasm": p.source} for p in (state.plugins if state else [])],
         )
+
+    def gateway_output(self, project: Project) -> tuple[Any, int]:
+        client = docker_client()
+        gateway = self._containers(client, project).get("gateway")
+        if gateway is None:
+            return (lambda: []), 0
+
+        def lines() -> list[str]:
+            return _container_lines(gateway)
+
+        return lines, len(lines())
 
     def logs(self, project: Project, *, service: str | None, plugin_only: bool, follow: bool,
              tail: int | None) -> Iterator[str]:

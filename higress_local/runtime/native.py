@@ -173,6 +173,10 @@ class NativeRuntime(Runtime):
                       "adaptations": p.adaptations, "wasm": p.source} for p in state.plugins],
         )
 
+    def gateway_output(self, project: Project) -> tuple[Path, int]:
+        log_file = project.state_dir / "logs" / "gateway.log"
+        return log_file, log_file.stat().st_size if log_file.exists() else 0
+
     def logs(self, project: Project, *, service: str | None, plugin_only: bool, follow: bool,
              tail: int | None) -> Iterator[str]:
         from ..logs import follow_files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -13,7 +14,9 @@ from typing import Any, Callable
 
 from ..config import Project
 from ..plugins import PluginCheck, check_project, prepare, require_runnable, stage
-from ..render.envoy import Layout, ecds_file_name, plugin_configuration_json, plugin_filter_name, render_bootstrap, render_ecds
+from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_configuration_json,
+                            plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
+                            render_route_config)
 from ..state import PluginState, StackState
 from .. import ports as portlib
 
@@ -53,6 +56,7 @@ def ecds_version(check: PluginCheck) -> str:
 
 def plugin_state(check: PluginCheck, served_path: str) -> PluginState:
     return PluginState(
+        version=ecds_version(check),
         name=check.plugin.name, source=str(check.plugin.wasm), sha256=check.info.sha256,
         abi=check.info.abi_version, served=served_path, served_sha256=check.served_sha256,
         adaptations=list(check.compat.adaptations),
@@ -62,7 +66,7 @@ def plugin_state(check: PluginCheck, served_path: str) -> PluginState:
 
 def reset_dirs(state_dir: Path) -> None:
     """A fresh start: old rendered files and module copies must not leak into the new stack."""
-    for sub in ("ecds", "modules", "run"):
+    for sub in ("ecds", "xds", "modules", "run"):
         shutil.rmtree(state_dir / sub, ignore_errors=True)
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -83,9 +87,33 @@ def write_rendered(project: Project, layout: Layout, checks: list[PluginCheck], 
     for check in checks:
         doc = render_ecds(check.plugin, layout, ecds_version(check))
         write_atomic(state_dir / "ecds" / ecds_file_name(check.plugin), json.dumps(doc, indent=2))
+    write_xds(project, layout, state_dir)
     bootstrap = state_dir / "envoy.yaml"
     write_atomic(bootstrap, yaml.safe_dump(render_bootstrap(project, layout), sort_keys=False))
     return bootstrap
+
+
+def xds_documents(project: Project, layout: Layout) -> dict[str, dict[str, Any]]:
+    """routes.json and clusters.json, each versioned by its own content."""
+    out = {}
+    for name, resources in ((ROUTES_FILE, [render_route_config(project)]),
+                            (CLUSTERS_FILE, render_clusters(project, layout))):
+        version = hashlib.sha256(json.dumps(resources, sort_keys=True).encode()).hexdigest()[:16]
+        out[name] = render_discovery(resources, version)
+    return out
+
+
+def write_xds(project: Project, layout: Layout, state_dir: Path, only_changed: bool = False) -> list[str]:
+    """Write the route and cluster files; returns the names whose content changed."""
+    changed = []
+    for name, doc in xds_documents(project, layout).items():
+        path = state_dir / "xds" / name
+        text = json.dumps(doc, indent=2)
+        if only_changed and path.exists() and path.read_text() == text:
+            continue
+        write_atomic(path, text)
+        changed.append(name)
+    return changed
 
 
 def write_backend_config(project: Project, state_dir: Path) -> Path:
@@ -109,6 +137,15 @@ def stage_files(project: Project, flavor: str, layout_for: Callable[[dict[str, s
     bootstrap = write_rendered(project, layout, checks, state_dir)
     write_backend_config(project, state_dir)
     return checks, layout, bootstrap
+
+
+def restart_key(project: Project) -> dict[str, Any]:
+    """What only a restart can change: the listener, the filter chain, images, log levels."""
+    return {
+        "gateway": dataclasses.asdict(project.gateway),
+        "chain": [p.name for p in project.plugins],
+        "backend_image": project.backend.image,
+    }
 
 
 def resolve_gateway_ports(project: Project) -> tuple[int, int]:
@@ -135,7 +172,7 @@ def plan_native(project: Project, flavor: str) -> Plan:
             flavor=flavor, listen_address="127.0.0.1", listen_port=gateway_port,
             admin_address="127.0.0.1", admin_port=admin_port,
             backend_address="127.0.0.1", backend_port=backend_port,
-            ecds_dir=str(state_dir / "ecds"),
+            ecds_dir=str(state_dir / "ecds"), xds_dir=str(state_dir / "xds"),
             modules={name: str(module_dir / file) for name, file in modules.items()},
             bridge_module=str(module_dir / bridge) if bridge else None,
             access_log=str(state_dir / "logs" / "access.log"),
@@ -147,6 +184,7 @@ def plan_native(project: Project, flavor: str) -> Plan:
         started=time.time(), gateway_port=gateway_port, admin_port=admin_port,
         backend_port=backend_port, control_port=control_port,
         plugins=[plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
+        extra={"layout": dataclasses.asdict(layout), "restart_key": restart_key(project)},
     )
     return Plan(state=state, layout=layout, bootstrap=bootstrap,
                 backend_config=state_dir / "backend.json", checks=checks)

@@ -29,6 +29,9 @@ from higress_local.render.envoy import (
     render_ecds,
     render_route,
     render_virtual_hosts,
+    render_clusters,
+    render_discovery,
+    render_route_config,
     render_wasm_filter,
 )
 
@@ -52,7 +55,8 @@ def layout(flavor: str = "envoy", **overrides) -> Layout:
         flavor=flavor, listen_address="127.0.0.1", listen_port=18080,
         admin_address="127.0.0.2", admin_port=18081,
         backend_address="127.0.0.1", backend_port=19000,
-        ecds_dir="/state/ecds", modules={"first": "/state/modules/first.wasm", "second": "/state/modules/second.wasm"},
+        ecds_dir="/state/ecds", xds_dir="/state/xds",
+        modules={"first": "/state/modules/first.wasm", "second": "/state/modules/second.wasm"},
         bridge_module="/state/modules/bridge.wasm", access_log="/state/logs/access.log",
     )
     values.update(overrides)
@@ -127,11 +131,22 @@ def test_plugin_filters_are_discovered_from_their_ecds_file():
     assert "typed_config" not in filters[1]
 
 
-def test_the_backend_cluster_has_the_higress_service_name():
+def test_routes_and_clusters_come_from_watched_files():
     doc = render_bootstrap(project(), layout())
+    source = {"resource_api_version": "V3", "path_config_source": {
+        "path": "/state/xds/clusters.json", "watched_directory": {"path": "/state/xds"}}}
+    assert doc["dynamic_resources"] == {"cds_config": source}
+    assert hcm(doc)["rds"] == {"route_config_name": "hlocal", "config_source": {
+        "resource_api_version": "V3", "path_config_source": {
+            "path": "/state/xds/routes.json", "watched_directory": {"path": "/state/xds"}}}}
+    assert "clusters" not in doc["static_resources"] and "route_config" not in hcm(doc)
+
+
+def test_the_backend_cluster_has_the_higress_service_name():
+    (cluster,) = render_clusters(project(), layout())
     assert BACKEND_CLUSTER == "outbound|80||backend"
-    (cluster,) = doc["static_resources"]["clusters"]
     assert cluster == {
+        "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
         "name": "outbound|80||backend",
         "type": "STATIC",
         "connect_timeout": "2s",
@@ -162,8 +177,8 @@ def test_ip_addresses_are_static_and_hostnames_are_resolved(address, kind):
 
 
 def test_a_docker_layout_resolves_the_backend_by_name():
-    doc = render_bootstrap(project(), layout("higress", backend_address="backend", backend_port=8080))
-    assert doc["static_resources"]["clusters"][0]["type"] == "STRICT_DNS"
+    (cluster,) = render_clusters(project(), layout("higress", backend_address="backend", backend_port=8080))
+    assert cluster["type"] == "STRICT_DNS"
 
 
 # -- the wasm filter and ECDS ---------------------------------------------------------------------
@@ -242,8 +257,9 @@ def test_routes_are_grouped_into_virtual_hosts_by_domain_list_in_order():
 
 
 def test_a_single_domain_list_is_one_virtual_host_named_hlocal():
-    hosts = render_bootstrap(project(), layout())["static_resources"]["listeners"][0]["filter_chains"][0][
-        "filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+    config = render_route_config(project())
+    assert config["name"] == "hlocal"
+    hosts = config["virtual_hosts"]
     assert hosts == [{
         "name": "hlocal",
         "domains": ["*"],
@@ -300,15 +316,22 @@ def test_envoy_validates_the_rendered_bootstrap(tmp_path, flavor):
     ecds.mkdir()
     lay = Layout(
         flavor=flavor, listen_address="127.0.0.1", listen_port=0, admin_address="127.0.0.1", admin_port=0,
-        backend_address="127.0.0.1", backend_port=9, ecds_dir=str(ecds),
+        backend_address="127.0.0.1", backend_port=9, ecds_dir=str(ecds), xds_dir=str(tmp_path),
         modules={"first": module, "second": module}, bridge_module=module, access_log=str(tmp_path / "access.log"),
     )
     for plugin in proj.plugins:
         (ecds / ecds_file_name(plugin)).write_text(json.dumps(render_ecds(plugin, lay, "1")))
+    (tmp_path / "routes.json").write_text(json.dumps(render_discovery([render_route_config(proj)], "1")))
+    (tmp_path / "clusters.json").write_text(json.dumps(render_discovery(render_clusters(proj, lay), "1")))
     rendered = render_bootstrap(proj, lay)
-    # Validate mode does not read ECDS files, so a second bootstrap carries their filters inline:
-    # that makes Envoy check the Wasm filter config (field names, module path) as well.
+    # Validate mode does not read ECDS/RDS/CDS files, so a second bootstrap carries them inline:
+    # that makes Envoy check the Wasm filter config, routes and clusters as well.
     inline = json.loads(json.dumps(rendered))
+    inline.pop("dynamic_resources")
+    inline["static_resources"]["clusters"] = [
+        {k: v for k, v in c.items() if k != "@type"} for c in render_clusters(proj, lay)]
+    hcm(inline).pop("rds")
+    hcm(inline)["route_config"] = {k: v for k, v in render_route_config(proj).items() if k != "@type"}
     for item in hcm(inline)["http_filters"]:
         if "config_discovery" in item:
             plugin = next(p for p in proj.plugins if plugin_filter_name(p) == item["name"])
