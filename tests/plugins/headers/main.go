@@ -10,6 +10,10 @@ import (
 
 func main() {}
 
+// buildTag is set at link time (go build -ldflags "-X main.buildTag=b2"); when non-empty every
+// response carries x-build: <buildTag>, so two builds differ in bytes and in what a client sees.
+var buildTag string
+
 // Higress SDK builds export this ABI version; stock Envoy needs it renamed.
 //
 //go:wasmexport proxy_abi_version_0_2_100
@@ -79,6 +83,9 @@ func (s *stream) OnRequestHeaders(int, bool) abi.Action {
 func (s *stream) OnResponseHeaders(int, bool) abi.Action {
 	for k, v := range s.cfg.ResponseHeaders {
 		abi.AddHeader(abi.ResponseHeaders, k, v)
+	}
+	if buildTag != "" {
+		abi.AddHeader(abi.ResponseHeaders, "x-build", buildTag)
 	}
 	return abi.Continue
 }
