@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .models import (  # noqa: F401 - re-exported: callers import the models from here
+    PHASES, SERVICE_KINDS, Backend, Build, Expect, Gateway, Plugin, Probe, ProbeRequest, Project, Route, Rule,
+    Service, UpstreamExpect,
+)
 from .schema import Node
 
 CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
@@ -16,162 +19,6 @@ FLAVORS = ("envoy", "higress")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-
-@dataclass(frozen=True)
-class Gateway:
-    """The gateway: which flavor, where it listens, how loud it logs."""
-
-    flavor: str | None = None  # None: the runtime's default
-    port: int = 10000
-    admin_port: int = 0
-    log_level: str = "info"
-    wasm_log_level: str = "debug"
-    image: str | None = None  # docker runtime: None = the flavor's default (or its env override)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One Higress matchRule: where it applies and the config that replaces the global one."""
-
-    match_route: tuple[str, ...] = ()
-    match_domain: tuple[str, ...] = ()
-    match_service: tuple[str, ...] = ()
-    match_route_prefix: tuple[str, ...] = ()
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_higress(self) -> dict[str, Any]:
-        """The `_rules_` item Higress generates from a WasmPlugin matchRule."""
-        item: dict[str, Any] = {}
-        for key in ("match_route", "match_domain", "match_service", "match_route_prefix"):
-            values = getattr(self, key)
-            if values:
-                item[f"_{key}_"] = list(values)
-        item.update(self.config)
-        return item
-
-
-@dataclass(frozen=True)
-class Build:
-    """How to build a plugin's module (default: `go build` for wasip1 in the wasm's directory)."""
-
-    command: tuple[str, ...] | None  # None: the default go build
-    dir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    image: str = "golang:1.24"  # for `hlocal build --in-docker`
-
-
-@dataclass(frozen=True)
-class Plugin:
-    """A wasm plugin: its module, its global config and its rules."""
-
-    name: str
-    wasm: Path
-    config: dict[str, Any] = field(default_factory=dict)
-    rules: tuple[Rule, ...] = ()
-    fail_open: bool = False
-    build: Build | None = None
-
-    def configuration(self) -> dict[str, Any]:
-        """The JSON document the plugin receives, shaped as Higress shapes it."""
-        doc = dict(self.config)
-        if self.rules:
-            doc["_rules_"] = [rule.to_higress() for rule in self.rules]
-        return doc
-
-
-@dataclass(frozen=True)
-class Route:
-    """A route on the gateway; requests it matches go to the backend."""
-
-    name: str
-    domains: tuple[str, ...] = ("*",)
-    prefix: str | None = "/"
-    path: str | None = None
-    regex: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    timeout_ms: int | None = None
-
-
-@dataclass(frozen=True)
-class Backend:
-    """The default upstream: hlocal's mock, echoing unless a stub matches."""
-
-    stubs: tuple[dict[str, Any], ...] = ()
-    image: str | None = None  # docker runtime: the Python image the mock runs in
-
-
-@dataclass(frozen=True)
-class ProbeRequest:
-    method: str = "GET"
-    path: str = "/"
-    headers: dict[str, str | tuple[str, ...]] = field(default_factory=dict)  # a list: sent as repeated lines
-    body: str | None = None
-    json: Any = None
-
-
-@dataclass(frozen=True)
-class UpstreamExpect:
-    """What the backend must have received for the probe's request.
-
-    A string value must be one of the received values; a list must equal all of them, in order.
-    """
-
-    headers: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
-    headers_absent: tuple[str, ...] = ()
-    method: str | None = None
-    path: str | None = None
-    query: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
-    body_contains: str | None = None
-    json: Any = None
-    received: bool | None = None  # False: the request must not reach the backend
-
-
-@dataclass(frozen=True)
-class Expect:
-    status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    headers_absent: tuple[str, ...] = ()
-    body_contains: str | None = None
-    json: Any = None
-    upstream: UpstreamExpect | None = None
-
-
-@dataclass(frozen=True)
-class Probe:
-    name: str
-    request: ProbeRequest
-    expect: Expect
-
-
-@dataclass(frozen=True)
-class Project:
-    """A whole hlocal.yaml, with paths resolved against its directory."""
-
-    name: str
-    file: Path
-    runtime: str = "auto"
-    gateway: Gateway = Gateway()
-    plugins: tuple[Plugin, ...] = ()
-    routes: tuple[Route, ...] = ()
-    backend: Backend = Backend()
-    probes: tuple[Probe, ...] = ()
-    state_root: Path | None = None  # where rendered files go; default .hlocal/<name>/ next to the file
-
-    @property
-    def root(self) -> Path:
-        return self.file.parent
-
-    @property
-    def state_dir(self) -> Path:
-        return self.state_root or self.root / ".hlocal" / self.name
-
-    def plugin(self, name: str) -> Plugin:
-        for plugin in self.plugins:
-            if plugin.name == name:
-                return plugin
-        known = ", ".join(p.name for p in self.plugins) or "none"
-        raise ConfigError(f"no plugin named {name!r} in {self.file.name}", f"plugins: {known}")
 
 
 def find_config(path: str | Path | None, cwd: Path | None = None) -> Path:
@@ -239,7 +86,7 @@ def parse_project(data: Any, file: Path) -> Project:
     root = Node(data, "", file.name)
     if data is None:
         raise root.error("the file is empty", "start from `hlocal init` or the README example")
-    root.mapping(["name", "runtime", "gateway", "plugins", "routes", "backend", "probes"])
+    root.mapping(["name", "runtime", "gateway", "plugins", "routes", "backend", "probes", "services"])
     name_node = root.child("name")
     name = name_node.string(sanitise_name(file.parent.name), pattern=NAME_PATTERN,
                             what="a valid stack name (lowercase letters, digits, - and _)")
@@ -250,7 +97,11 @@ def parse_project(data: Any, file: Path) -> Project:
     _check_domains(root.child("routes"), routes)
     probes = tuple(_probe(n) for n in root.child("probes").list().items())
     _unique(root.child("probes"), [p.name for p in probes], "probe name")
+    services = tuple(_service(n) for n in root.child("services").list().items())
+    _unique(root.child("services"), [s.name for s in services], "service name")
+    _check_services(root, services, routes)
     return Project(
+        services=services,
         name=name,
         file=file,
         runtime=root.child("runtime").choice(RUNTIMES, "auto"),
@@ -282,7 +133,7 @@ def _gateway(node: Node) -> Gateway:
 
 
 def _plugin(node: Node, base: Path) -> Plugin:
-    node.mapping(["name", "wasm", "config", "rules", "fail_open", "build"], optional=False)
+    node.mapping(["name", "wasm", "config", "rules", "fail_open", "build", "phase", "priority"], optional=False)
     name = node.child("name").string(pattern=NAME_PATTERN, what="a valid plugin name (lowercase letters, digits, - and _)")
     wasm = (base / node.child("wasm").string()).resolve()
     config = node.child("config").mapping().value
@@ -295,6 +146,8 @@ def _plugin(node: Node, base: Path) -> Plugin:
         rules=rules,
         fail_open=node.child("fail_open").boolean(False),
         build=None if build_node.value is None and "build" not in node.value else _build(build_node, base, wasm),
+        phase=_phase(node.child("phase")),
+        priority=node.child("priority").integer(0),
     )
 
 
@@ -325,6 +178,83 @@ def _build(node: Node, base: Path, wasm: Path) -> Build:
     )
 
 
+def parse_rules(data: Any, source: str) -> tuple[Rule, ...]:
+    """Validate a `rules:` list given outside hlocal.yaml (e.g. by the pytest marker)."""
+    return tuple(_rule(n) for n in Node(data, "rules", source).list().items())
+
+
+def _phase(node: Node) -> str:
+    """Higress's phase names; `default`/unset is UNSPECIFIED_PHASE (the end of the chain)."""
+    if node.value is None:
+        return "UNSPECIFIED_PHASE"
+    text = node.string().upper()
+    if text in ("DEFAULT", "UNSPECIFIED", "UNSPECIFIED_PHASE"):
+        return "UNSPECIFIED_PHASE"
+    node.value = text
+    return node.choice(PHASES)
+
+
+# Which keys each service kind takes besides name/kind/host/port and the upstream choice.
+_KIND_KEYS = {"fqdn": (), "static": (), "dns": ("domain",), "k8s": ("namespace", "version"),
+              "consul": ("datacenter",), "nacos": ("namespace", "group", "version"), "redis": ()}
+_UPSTREAM_KEYS = ("mock", "url", "image", "container_port", "timeout_ms")
+
+
+def _service(node: Node) -> Service:
+    kind = node.mapping(optional=False).child("kind").choice(SERVICE_KINDS)
+    node.mapping(["name", "kind", "host", "port", *_KIND_KEYS[kind], *_UPSTREAM_KEYS])
+    given = [k for k in ("mock", "url", "image") if node.child(k).value is not None]
+    if len(given) > 1:
+        raise node.error(f"give one of mock, url or image, not {' and '.join(given)}")
+    if kind == "consul" and not node.child("datacenter").value:
+        raise node.child("datacenter").error("is required for kind consul (the cluster is SVC.DC.consul)")
+    if kind == "nacos" and not node.child("namespace").value:
+        raise node.child("namespace").error("is required for kind nacos (the namespace id)")
+    mock = node.child("mock").mapping(["stubs"])
+    stubs = mock.child("stubs").list().value
+    if stubs:
+        from .mock.stubs import StubConfigError, parse_stubs
+
+        try:
+            parse_stubs(stubs)
+        except StubConfigError as exc:
+            raise ConfigError(f"{node.source}: {mock.path}.{exc}", "see backend.stubs in README.md") from exc
+    url = node.child("url").optional_string()
+    if url is not None and not re.fullmatch(r"https?://[^/\s:]+(:\d+)?/?", url):
+        raise node.child("url").error(f"{url!r} is not like http://HOST:PORT", "the service's cluster points at HOST:PORT")
+    return Service(
+        name=node.child("name").string(pattern=NAME_PATTERN, what="a valid service name"),
+        kind=kind,
+        host=node.child("host").string(pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]*", what="a host name"),
+        port=node.child("port").integer(low=1, high=65535),
+        namespace=node.child("namespace").string(""), version=node.child("version").string(""),
+        datacenter=node.child("datacenter").string(""), group=node.child("group").string(""),
+        domain=node.child("domain").string(""),
+        stubs=tuple(stubs), url=url, image=node.child("image").optional_string(),
+        container_port=None if node.child("container_port").value is None
+        else node.child("container_port").integer(low=1, high=65535),
+        timeout_ms=None if node.child("timeout_ms").value is None else node.child("timeout_ms").integer(low=1),
+    )
+
+
+def _check_services(root: Node, services: tuple[Service, ...], routes: tuple[Route, ...]) -> None:
+    clusters: dict[str, int] = {}
+    for index, service in enumerate(services):
+        name = service.cluster_name()
+        if name in clusters:
+            raise root.child("services").child(index).error(
+                f"renders the same cluster {name!r} as services[{clusters[name]}]", "change host, port or kind")
+        clusters[name] = index
+    known = {s.name for s in services}
+    for index, route in enumerate(routes):
+        if route.service is not None and route.service not in known:
+            node = root.child("routes").child(index).child("service")
+            raise node.error(f"no service named {route.service!r}",
+                             f"declare it under services: (known: {', '.join(sorted(known)) or 'none'})")
+        if route.service is not None and next(s for s in services if s.name == route.service).kind == "redis":
+            raise root.child("routes").child(index).child("service").error("a route cannot target a redis service")
+
+
 def _rule(node: Node) -> Rule:
     keys = ["match_route", "match_domain", "match_service", "match_route_prefix"]
     node.mapping(keys + ["config"], optional=False)
@@ -335,7 +265,7 @@ def _rule(node: Node) -> Rule:
 
 
 def _route(node: Node) -> Route:
-    node.mapping(["name", "domains", "prefix", "path", "regex", "headers", "timeout_ms"], optional=False)
+    node.mapping(["name", "domains", "prefix", "path", "regex", "headers", "timeout_ms", "service"], optional=False)
     given = [k for k in ("prefix", "path", "regex") if node.child(k).value is not None]
     if len(given) > 1:
         raise node.error(f"give one of prefix, path or regex, not {' and '.join(given)}")
@@ -362,6 +292,7 @@ def _route(node: Node) -> Route:
         regex=regex,
         headers=node.child("headers").string_map(lower_keys=True),
         timeout_ms=None if node.child("timeout_ms").value is None else node.child("timeout_ms").integer(low=0),
+        service=node.child("service").optional_string(),
     )
 
 

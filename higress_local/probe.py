@@ -27,6 +27,7 @@ class Exchange:
     response_body: bytes = b""
     upstream: dict[str, Any] | None = None
     seconds: float = 0.0
+    effects: Any = None  # observe.Effects: plugin log lines, calls to services, explanations
 
     @property
     def path(self) -> str:
@@ -48,6 +49,8 @@ class Exchange:
             "response": {"status": self.status, "headers": self.response_headers, "body": self.response_text()},
             "upstream": self.upstream,
             "seconds": round(self.seconds, 4),
+            **({"plugin_logs": self.effects.plugin_lines, "service_calls": self.effects.service_calls,
+                "notes": self.effects.notes} if self.effects is not None else {}),
         }
 
 
@@ -74,7 +77,7 @@ class ProbeResult:
 
 
 def send_request(state: StackState, method: str, path: str, headers: Sequence[tuple[str, str]] = (),
-                 body: bytes | None = None, *, timeout: float = 30.0) -> Exchange:
+                 body: bytes | None = None, *, timeout: float = 30.0, observe: Project | None = None) -> Exchange:
     """Send one request through the gateway, tagged so the backend's journal entry can be found.
 
     http.client rather than requests: repeated headers must go out as separate lines (plugins
@@ -92,6 +95,11 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     exchange = Exchange(method=method.upper(), url=state.gateway_url + path, request_headers=list(sent),
                         request_body=body)
     names = {name.lower() for name, _ in sent}
+    observation = None
+    if observe is not None:
+        from .observe import Observation
+
+        observation = Observation(observe, state)
     conn = http.client.HTTPConnection("127.0.0.1", state.gateway_port, timeout=timeout)
     started = time.monotonic()
     try:
@@ -115,6 +123,8 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     except MockClientError as exc:
         raise EnvironmentProblem(f"cannot read the backend journal: {exc}", "see `hlocal status`") from exc
     exchange.upstream = found[-1] if found else None
+    if observation is not None:
+        exchange.effects = observation.finish()
     return exchange
 
 
@@ -127,7 +137,7 @@ def _joined(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-def run_probe(state: StackState, probe: Probe) -> ProbeResult:
+def run_probe(state: StackState, probe: Probe, project: Project | None = None) -> ProbeResult:
     req = probe.request
     headers = [(name, v) for name, value in req.headers.items()
                for v in (value if isinstance(value, tuple) else (value,))]
@@ -138,7 +148,7 @@ def run_probe(state: StackState, probe: Probe) -> ProbeResult:
             headers.append(("content-type", "application/json"))
     elif req.body is not None:
         body = req.body.encode()
-    exchange = send_request(state, req.method, req.path, headers, body)
+    exchange = send_request(state, req.method, req.path, headers, body, observe=project)
     return ProbeResult(name=probe.name, exchange=exchange, mismatches=evaluate(probe.expect, exchange))
 
 
@@ -150,7 +160,7 @@ def run_probes(project: Project, state: StackState, names: Sequence[str] = ()) -
     if unknown:
         raise ConfigError(f"no probe named {unknown[0]!r}", f"probes: {', '.join(sorted(known))}")
     chosen = [p for p in project.probes if not names or p.name in names]
-    return [run_probe(state, p) for p in chosen]
+    return [run_probe(state, p, project) for p in chosen]
 
 
 def evaluate(expect: Expect, exchange: Exchange) -> list[Mismatch]:

@@ -20,6 +20,7 @@ class ReadyTarget:
     control_url: str
     versions: dict[str, str]  # ECDS filter name -> the version that must be live
     failed: Callable[[], None] = lambda: None  # raises the classified error when something broke
+    extra_checks: list[Callable[[], None]] = field(default_factory=list)  # services; raise NotYet
 
 
 @dataclass
@@ -101,6 +102,8 @@ def check_ready(target: ReadyTarget) -> None:
         raise NotYet("backend not answering") from exc
     if health.status_code != 200:
         raise NotYet(f"backend health answered {health.status_code}")
+    for extra in target.extra_checks:
+        extra()
     target.failed()
 
 
@@ -108,7 +111,7 @@ def wait_until_ready(target: ReadyTarget, timeout: float, *, log_hint: str = "")
     started = time.monotonic()
     Deadline(timeout=timeout, interval=0.05).until(
         lambda: check_ready(target),
-        what="the gateway to become ready (admin /ready LIVE, plugins loaded, listener, backend)",
+        what="the gateway to become ready (admin /ready LIVE, plugins loaded, listener, backend, services)",
         hint=f"look at the gateway log{': ' + log_hint if log_hint else ''}, or raise --timeout",
     )
     return Readiness(seconds=time.monotonic() - started)

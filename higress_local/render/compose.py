@@ -29,6 +29,20 @@ BACKEND_HEALTH = (
 
 
 @dataclass(frozen=True)
+class ComposeService:
+    """An extra upstream container: a service mock, a redis, or a user's image."""
+
+    name: str  # the compose service name (svc-<name>)
+    image: str
+    aliases: tuple[str, ...]  # network names the gateway's cluster and the plugin may use
+    command: tuple[str, ...] | None = None
+    ports: tuple[str, ...] = ()  # published as 127.0.0.1:HOST:CONTAINER
+    health: tuple[str, ...] | None = None
+    mounts_config: bool = False  # a mock reads its stubs from the config directory
+    labels_service: str = ""
+
+
+@dataclass(frozen=True)
 class ComposePlan:
     """Host-side facts the compose file needs: images, published ports, directories."""
 
@@ -41,6 +55,14 @@ class ComposePlan:
     mock_dir: str  # host directory of higress_local/mock, mounted at MOCK_MOUNT
     log_level: str = "info"
     wasm_log_level: str = "debug"
+    extra: tuple[ComposeService, ...] = ()
+    host_gateway: bool = False  # a service points at a url on the host: host.docker.internal
+
+
+def mock_command(name: str, config: str) -> tuple[str, ...]:
+    """How a container runs hlocal's mock (from the mounted module directory)."""
+    return ("python3", "-m", "hlocal_mock", "--name", name, "--host", "0.0.0.0", "--port", str(BACKEND_PORT),
+            "--control-port", str(CONTROL_PORT), "--config", f"{CONFIG_MOUNT}/{config}")
 
 
 def project_name(project: Project) -> str:
@@ -59,8 +81,9 @@ def _health(test: list[str]) -> dict[str, Any]:
 def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
     """The compose document: gateway + mock backend on one network, ports on 127.0.0.1 only."""
     config_volume = {"type": "bind", "source": plan.config_dir, "target": CONFIG_MOUNT, "read_only": True}
+    mock_volume = {"type": "bind", "source": plan.mock_dir, "target": MOCK_MOUNT, "read_only": True}
     network = "hlocal"
-    return {
+    doc = {
         "name": project_name(project),
         "services": {
             "gateway": {
@@ -85,16 +108,9 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
             "backend": {
                 "image": plan.backend_image,
                 "working_dir": "/opt",
-                "command": [
-                    "python3", "-m", "hlocal_mock", "--name", "backend", "--host", "0.0.0.0",
-                    "--port", str(BACKEND_PORT), "--control-port", str(CONTROL_PORT),
-                    "--config", f"{CONFIG_MOUNT}/backend.json",
-                ],
+                "command": list(mock_command("backend", "backend.json")),
                 "environment": {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
-                "volumes": [
-                    {"type": "bind", "source": plan.mock_dir, "target": MOCK_MOUNT, "read_only": True},
-                    config_volume,
-                ],
+                "volumes": [mock_volume, config_volume],
                 "ports": [f"127.0.0.1:{plan.control_port}:{CONTROL_PORT}"],
                 "healthcheck": _health(["CMD", "python3", "-c", BACKEND_HEALTH]),
                 "labels": _labels(project, "backend"),
@@ -103,3 +119,23 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
         },
         "networks": {network: {"name": project_name(project), "labels": {LABEL: project.name}}},
     }
+    services = doc["services"]
+    for extra in plan.extra:
+        service: dict[str, Any] = {"image": extra.image}
+        if extra.command is not None:
+            service["command"] = list(extra.command)
+        if extra.mounts_config:
+            service.update(working_dir="/opt", environment={"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+                           volumes=[mock_volume, config_volume])
+        if extra.ports:
+            service["ports"] = [f"127.0.0.1:{p}" for p in extra.ports]
+        if extra.health:
+            service["healthcheck"] = _health(list(extra.health))
+        service["labels"] = _labels(project, extra.name)
+        service["networks"] = {network: {"aliases": list(extra.aliases)}}
+        services[extra.name] = service
+    gateway = services["gateway"]
+    gateway["depends_on"] = ["backend", *(e.name for e in plan.extra)]
+    if plan.host_gateway:
+        gateway["extra_hosts"] = ["host.docker.internal:host-gateway"]
+    return doc

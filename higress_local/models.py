@@ -1,0 +1,228 @@
+"""The typed, immutable models of an hlocal.yaml (validated by config.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+# Higress (Istio WasmPlugin) phases, in filter-chain order; the default phase runs last.
+PHASES = ("AUTHN", "AUTHZ", "STATS", "UNSPECIFIED_PHASE")
+SERVICE_KINDS = ("fqdn", "static", "dns", "k8s", "consul", "nacos", "redis")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The gateway: which flavor, where it listens, how loud it logs."""
+
+    flavor: str | None = None  # None: the runtime's default
+    port: int = 10000
+    admin_port: int = 0
+    log_level: str = "info"
+    wasm_log_level: str = "debug"
+    image: str | None = None  # docker runtime: None = the flavor's default (or its env override)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One Higress matchRule: where it applies and the config that replaces the global one."""
+
+    match_route: tuple[str, ...] = ()
+    match_domain: tuple[str, ...] = ()
+    match_service: tuple[str, ...] = ()
+    match_route_prefix: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_higress(self) -> dict[str, Any]:
+        """The `_rules_` item Higress generates from a WasmPlugin matchRule."""
+        item: dict[str, Any] = {}
+        for key in ("match_route", "match_domain", "match_service", "match_route_prefix"):
+            values = getattr(self, key)
+            if values:
+                item[f"_{key}_"] = list(values)
+        item.update(self.config)
+        return item
+
+
+@dataclass(frozen=True)
+class Build:
+    """How to build a plugin's module (default: `go build` for wasip1 in the wasm's directory)."""
+
+    command: tuple[str, ...] | None  # None: the default go build
+    dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    image: str = "golang:1.24"  # for `hlocal build --in-docker`
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A wasm plugin: its module, its global config and its rules."""
+
+    name: str
+    wasm: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    fail_open: bool = False
+    build: Build | None = None
+    phase: str = "UNSPECIFIED_PHASE"
+    priority: int = 0
+
+    def configuration(self) -> dict[str, Any]:
+        """The JSON document the plugin receives, shaped as Higress shapes it."""
+        doc = dict(self.config)
+        if self.rules:
+            doc["_rules_"] = [rule.to_higress() for rule in self.rules]
+        return doc
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route on the gateway; requests it matches go to the backend."""
+
+    name: str
+    domains: tuple[str, ...] = ("*",)
+    prefix: str | None = "/"
+    path: str | None = None
+    regex: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout_ms: int | None = None
+    service: str | None = None  # None: the default backend
+
+
+@dataclass(frozen=True)
+class Service:
+    """An upstream a plugin can call (or a route can target), named the way wasm-go names its cluster."""
+
+    name: str
+    kind: str
+    host: str
+    port: int
+    namespace: str = ""  # k8s namespace (default "default"), nacos namespace id
+    version: str = ""  # k8s / nacos subset
+    datacenter: str = ""  # consul
+    group: str = ""  # nacos (default DEFAULT-GROUP)
+    domain: str = ""  # dns: the domain it resolves (HostName)
+    stubs: tuple[dict[str, Any], ...] = ()  # mock: canned responses (else echo)
+    url: str | None = None  # an existing server instead of a mock
+    image: str | None = None  # docker: a container instead of a mock
+    container_port: int | None = None  # with image: the port it listens on (default: port)
+    timeout_ms: int | None = None  # for routes to it, and named when a call to it times out
+
+    @property
+    def is_mock(self) -> bool:
+        return self.url is None and self.image is None and self.kind != "redis"
+
+    def cluster_name(self) -> str:
+        """The Envoy cluster wasm-go computes for this service (pkg/wrapper cluster types)."""
+        if self.kind in ("fqdn", "redis"):
+            return f"outbound|{self.port}||{self.host}"
+        if self.kind == "static":
+            return f"outbound|{self.port}||{self.host}.static"
+        if self.kind == "dns":
+            return f"outbound|{self.port}||{self.host}.dns"
+        if self.kind == "k8s":
+            return f"outbound|{self.port}|{self.version}|{self.host}.{self.namespace or 'default'}.svc.cluster.local"
+        if self.kind == "consul":
+            return f"outbound|{self.port}||{self.host}.{self.datacenter}.consul"
+        group = (self.group or "DEFAULT-GROUP").replace("_", "-")
+        return f"outbound|{self.port}|{self.version}|{self.host}.{group}.{self.namespace}.nacos"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The default upstream: hlocal's mock, echoing unless a stub matches."""
+
+    stubs: tuple[dict[str, Any], ...] = ()
+    image: str | None = None  # docker runtime: the Python image the mock runs in
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    method: str = "GET"
+    path: str = "/"
+    headers: dict[str, str | tuple[str, ...]] = field(default_factory=dict)  # a list: sent as repeated lines
+    body: str | None = None
+    json: Any = None
+
+
+@dataclass(frozen=True)
+class UpstreamExpect:
+    """What the backend must have received for the probe's request.
+
+    A string value must be one of the received values; a list must equal all of them, in order.
+    """
+
+    headers: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    headers_absent: tuple[str, ...] = ()
+    method: str | None = None
+    path: str | None = None
+    query: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    body_contains: str | None = None
+    json: Any = None
+    received: bool | None = None  # False: the request must not reach the backend
+
+
+@dataclass(frozen=True)
+class Expect:
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    headers_absent: tuple[str, ...] = ()
+    body_contains: str | None = None
+    json: Any = None
+    upstream: UpstreamExpect | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    request: ProbeRequest
+    expect: Expect
+
+
+@dataclass(frozen=True)
+class Project:
+    """A whole hlocal.yaml, with paths resolved against its directory."""
+
+    name: str
+    file: Path
+    runtime: str = "auto"
+    gateway: Gateway = Gateway()
+    plugins: tuple[Plugin, ...] = ()
+    routes: tuple[Route, ...] = ()
+    backend: Backend = Backend()
+    probes: tuple[Probe, ...] = ()
+    services: tuple[Service, ...] = ()
+    state_root: Path | None = None  # where rendered files go; default .hlocal/<name>/ next to the file
+
+    @property
+    def root(self) -> Path:
+        return self.file.parent
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state_root or self.root / ".hlocal" / self.name
+
+    def chain(self) -> tuple[Plugin, ...]:
+        """Plugins in filter-chain order, as Higress orders WasmPlugins: by phase, then higher priority
+        first; equal ones keep their hlocal.yaml order."""
+        indexed = list(enumerate(self.plugins))
+        indexed.sort(key=lambda item: (PHASES.index(item[1].phase), -item[1].priority, item[0]))
+        return tuple(plugin for _, plugin in indexed)
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        known = ", ".join(s.name for s in self.services) or "none"
+        raise ConfigError(f"no service named {name!r} in {self.file.name}", f"services: {known}")
+
+    def plugin(self, name: str) -> Plugin:
+        for plugin in self.plugins:
+            if plugin.name == name:
+                return plugin
+        known = ", ".join(p.name for p in self.plugins) or "none"
+        raise ConfigError(f"no plugin named {name!r} in {self.file.name}", f"plugins: {known}")
+
+

@@ -1,0 +1,120 @@
+"""What one request caused besides its response: plugin log lines, calls to services, and why a call failed."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Project
+from .state import StackState
+
+# wasm-go and raw proxy-wasm plugins report a call to an unknown cluster as BadArgument / "bad argument".
+BAD_ARGUMENT = re.compile(r"bad[ _]?argument", re.IGNORECASE)
+CLUSTER_NAME = re.compile(r"outbound\|\d+\|[^|\s]*\|[^\s\"',;)]+")
+
+
+@dataclass
+class Effects:
+    plugin_lines: list[str] = field(default_factory=list)
+    service_calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _service_docs(state: StackState) -> dict[str, dict[str, Any]]:
+    return state.extra.get("services") or {}
+
+
+def _timeouts(state: StackState) -> dict[str, int]:
+    """upstream_rq_timeout per service cluster (a plugin's call that ran out of time counts there)."""
+    from .readiness import admin_stats
+
+    clusters = {doc["cluster"]: name for name, doc in _service_docs(state).items()}
+    if not clusters:
+        return {}
+    try:
+        stats = admin_stats(state.admin_url, r"^cluster\.outbound\|.*\.upstream_rq_timeout$")
+    except OSError:
+        return {}
+    out = {}
+    for stat, value in stats.items():
+        cluster = stat[len("cluster."):-len(".upstream_rq_timeout")]
+        if cluster in clusters:
+            out[clusters[cluster]] = int(value or 0)
+    return out
+
+
+class Observation:
+    """Positions taken before a request; `finish()` reads what changed after it."""
+
+    def __init__(self, project: Project, state: StackState) -> None:
+        from .mock.client import MockClient, MockClientError
+        from .runtime import runtime_for_state
+
+        self.project, self.state = project, state
+        self.source, self.offset = runtime_for_state(project, None).gateway_output(project)
+        self.seqs: dict[str, int] = {}
+        for name, doc in _service_docs(state).items():
+            if doc.get("control_port"):
+                try:
+                    self.seqs[name] = MockClient(f"http://127.0.0.1:{doc['control_port']}").last_seq()
+                except MockClientError:
+                    pass
+        self.timeouts = _timeouts(state)
+
+    def finish(self) -> Effects:
+        from .classify import LogWatch
+        from .logs import is_plugin_line
+        from .mock.client import MockClient, MockClientError
+
+        watch = LogWatch(self.source, [], start=self.offset)
+        watch.poll()
+        effects = Effects(plugin_lines=[line for line in watch.lines if is_plugin_line(line)])
+        for name, seq in self.seqs.items():
+            port = _service_docs(self.state)[name]["control_port"]
+            try:
+                calls = MockClient(f"http://127.0.0.1:{port}").journal(since=seq)
+            except MockClientError:
+                continue
+            if calls:
+                effects.service_calls[name] = calls
+        effects.notes = explain(self.project, self.state, effects.plugin_lines, self.timeouts, _timeouts(self.state))
+        return effects
+
+
+def explain(project: Project, state: StackState, plugin_lines: list[str], before: dict[str, int],
+            after: dict[str, int]) -> list[str]:
+    """Name the cluster behind a BadArgument and the service behind a timeout."""
+    declared = {doc["cluster"]: name for name, doc in _service_docs(state).items()}
+    notes = []
+    for line in plugin_lines:
+        if not BAD_ARGUMENT.search(line):
+            continue
+        asked = CLUSTER_NAME.search(line)
+        known = "; ".join(f"{name} → {cluster}" for cluster, name in declared.items()) or "none (add services:)"
+        if asked and asked.group(0) not in declared and asked.group(0) != "outbound|80||backend":
+            close = difflib.get_close_matches(asked.group(0), list(declared), n=1, cutoff=0.5)
+            maybe = f"; did you mean {close[0]} ({declared[close[0]]})?" if close else ""
+            notes.append(f"the plugin called cluster {asked.group(0)!r}, which does not exist here, so the call "
+                         f"failed with BadArgument; declared services: {known}{maybe}")
+        elif not asked:
+            notes.append(f"a plugin call failed with BadArgument, which usually means its cluster does not exist; "
+                         f"declared services: {known}")
+    for name, count in after.items():
+        if count > before.get(name, 0):
+            service = next((s for s in project.services if s.name == name), None)
+            cluster = _service_docs(state)[name]["cluster"]
+            limit = f"; its timeout_ms is {service.timeout_ms}" if service and service.timeout_ms else ""
+            delay = _stub_delay(service)
+            slow = f"; its mock delays some answers by up to {delay} ms" if delay else ""
+            notes.append(f"a call to service {name} ({cluster}) timed out (Envoy counted "
+                         f"{count - before.get(name, 0)} upstream_rq_timeout){limit}{slow}; the plugin sets the "
+                         f"call's own timeout")
+    return notes
+
+
+def _stub_delay(service: Any) -> int:
+    if service is None:
+        return 0
+    return max((int((stub.get("respond") or {}).get("delay_ms") or 0) for stub in service.stubs), default=0)

@@ -1,0 +1,147 @@
+"""Services a plugin calls: where each one runs, how the gateway reaches it, how to tell it is up."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..config import Project, Service
+from ..errors import ConfigError, EnvironmentProblem
+from ..ports import free_port
+from ..wait import NotYet
+
+MOCK_PORT, MOCK_CONTROL_PORT, REDIS_PORT = 8080, 8081, 6379
+REDIS_IMAGE = "redis:7-alpine"
+ENV_REDIS = "HLOCAL_REDIS_IMAGE"
+
+
+@dataclass
+class ServicePlan:
+    """One service of a running stack (kept in state.json under extra.services)."""
+
+    name: str
+    kind: str
+    how: str  # mock | redis | url | image
+    component: str  # process or compose service name
+    cluster: str
+    address: str  # as the gateway reaches it
+    port: int
+    control_port: int | None = None  # a mock's journal/stubs API on 127.0.0.1
+    host_port: int | None = None  # native: what it listens on; docker: the published port (redis)
+    config_file: str | None = None
+
+    @property
+    def control_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.control_port}" if self.control_port else None
+
+
+def how(service: Service) -> str:
+    if service.kind == "redis":
+        return "redis"
+    return "url" if service.url else "image" if service.image else "mock"
+
+
+def _url_endpoint(service: Service) -> tuple[str, int]:
+    parts = urlsplit(service.url or "")
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def write_service_configs(project: Project, state_dir: Path) -> None:
+    from .stage import write_atomic
+
+    for service in project.services:
+        if how(service) == "mock":
+            write_atomic(state_dir / "services" / f"{service.name}.json",
+                         json.dumps({"stubs": list(service.stubs)}, indent=2))
+
+
+def plan_native(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
+    plans = {}
+    for index, service in enumerate(project.services):
+        kind, component = how(service), f"svc-{service.name}"
+        base = dict(name=service.name, kind=service.kind, how=kind, component=component, cluster=service.cluster_name())
+        if kind == "image":
+            raise ConfigError(f"{project.file.name}: services[{index}].image needs the docker runtime",
+                              "use `--runtime docker`, or give the service a mock or a url")
+        if kind == "url":
+            address, port = _url_endpoint(service)
+            plans[service.name] = ServicePlan(**base, address=address, port=port)
+        elif kind == "redis":
+            port = free_port()
+            plans[service.name] = ServicePlan(**base, address="127.0.0.1", port=port, host_port=port)
+        else:
+            port = free_port()
+            plans[service.name] = ServicePlan(**base, address="127.0.0.1", port=port, host_port=port,
+                                              control_port=free_port(),
+                                              config_file=str(state_dir / "services" / f"{service.name}.json"))
+    return plans
+
+
+def native_argv(plan: ServicePlan) -> list[str]:
+    """The command line that runs a service locally (a mock, or redis-server)."""
+    if plan.how == "redis":
+        redis = shutil.which("redis-server")
+        if redis is None:
+            raise EnvironmentProblem(
+                f"service {plan.name!r} is a redis service but redis-server is not installed",
+                "install it (e.g. apt-get install redis-server), or use `--runtime docker` (a redis image)")
+        return [redis, "--port", str(plan.host_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return [sys.executable, "-m", "higress_local.mock", "--name", plan.name, "--port", str(plan.host_port),
+            "--control-port", str(plan.control_port), "--config", str(plan.config_file)]
+
+
+def plan_docker(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
+    plans = {}
+    for service in project.services:
+        kind, component = how(service), f"svc-{service.name}"
+        base = dict(name=service.name, kind=service.kind, how=kind, component=component, cluster=service.cluster_name())
+        if kind == "url":
+            address, port = _url_endpoint(service)
+            plans[service.name] = ServicePlan(**base, address=address, port=port)
+        elif kind == "redis":
+            plans[service.name] = ServicePlan(**base, address=component, port=REDIS_PORT, host_port=free_port())
+        elif kind == "image":
+            plans[service.name] = ServicePlan(**base, address=component, port=service.container_port or service.port)
+        else:
+            plans[service.name] = ServicePlan(**base, address=component, port=MOCK_PORT, control_port=free_port(),
+                                              config_file=f"services/{service.name}.json")
+    return plans
+
+
+def redis_image(service: Service) -> str:
+    return service.image or os.environ.get(ENV_REDIS) or REDIS_IMAGE
+
+
+def ready_check(plan: ServicePlan) -> None:
+    """Raise NotYet until the service answers where the host can see it (mocks and redis)."""
+    import requests
+
+    if plan.control_port:
+        try:
+            response = requests.get(f"{plan.control_url}/__hlocal/health", timeout=2)
+        except OSError as exc:
+            raise NotYet(f"service {plan.name} not answering") from exc
+        if response.status_code != 200:
+            raise NotYet(f"service {plan.name} health answered {response.status_code}")
+    elif plan.how == "redis" and plan.host_port:
+        try:
+            with socket.create_connection(("127.0.0.1", plan.host_port), timeout=2) as sock:
+                sock.sendall(b"PING\r\n")
+                if not sock.recv(64).startswith(b"+PONG"):
+                    raise NotYet(f"redis {plan.name} did not answer PONG")
+        except OSError as exc:
+            raise NotYet(f"redis {plan.name} not answering") from exc
+
+
+def to_state(plans: dict[str, ServicePlan]) -> dict[str, dict]:
+    return {name: asdict(plan) for name, plan in plans.items()}
+
+
+def from_state(extra: dict) -> dict[str, ServicePlan]:
+    return {name: ServicePlan(**doc) for name, doc in (extra.get("services") or {}).items()}
