@@ -51,6 +51,9 @@ def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
     """
     import logging
 
+    from .wait import install_interrupt_flag
+
+    install_interrupt_flag()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
     ctx.obj = {"config_file": config_file, "debug": debug}
 
@@ -189,7 +192,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("service", required=False, type=click.Choice(["gateway", "backend"]))
+@click.argument("service", required=False, metavar="[gateway|backend|svc-NAME]")
 @click.option("--plugin", "plugin_only", is_flag=True, help="Only the plugins' own log lines.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("--tail", type=int, default=None, help="Only the last N lines.")
@@ -238,7 +241,7 @@ def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...]
     project = _project(ctx)
     pairs, body = _parse_headers(headers), _read_data(data)  # usage errors first, running or not
     state = require_running(project)
-    exchange = send_request(state, method, path, pairs, body)
+    exchange = send_request(state, method, path, pairs, body, observe=project)
     print_exchange(exchange, as_json=as_json)
 
 
@@ -276,6 +279,42 @@ def render(ctx: click.Context, runtime: str | None, out: str | None) -> None:
         click.echo(f"  {line}")
 
 
+@main.command()
+@click.argument("target", type=click.Choice(["higress"]))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write one file per resource here (default: print multi-document YAML).")
+@click.option("--namespace", default="higress-system", show_default=True, help="Namespace of the resources.")
+@click.option("--url", "urls", multiple=True, metavar="PLUGIN=URL",
+              help="Where the cluster pulls a plugin from, e.g. headers=oci://registry/headers:1.0 (repeatable).")
+@click.option("--default-url", default=None, metavar="URL", help="URL for plugins without --url; {name} is replaced.")
+@click.pass_context
+def export(ctx: click.Context, target: str, out: str | None, namespace: str, urls: tuple[str, ...],
+           default_url: str | None) -> None:
+    """Write the plugins and services as Higress resources (WasmPlugin, McpBridge, ...)."""
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .export import export_higress
+
+    project = _project(ctx)
+    mapping = {}
+    for item in urls:
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url:
+            raise ConfigError(f"--url {item!r}: expected PLUGIN=URL", "for example --url headers=oci://reg/headers:1.0")
+        mapping[name] = url
+    result = export_higress(project, namespace=namespace, urls=mapping, default_url=default_url)
+    if out is None:
+        click.echo(result.to_yaml(), nl=False)
+    else:
+        for path in result.write(Path(out)):
+            click.echo(f"wrote {path}", err=True)
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+
+
 def _parse_headers(raw: tuple[str, ...]) -> list[tuple[str, str]]:
     from .errors import ConfigError
 
@@ -301,6 +340,50 @@ def _read_data(data: str | None) -> bytes | None:
         except OSError as exc:
             raise ConfigError(f"-d {data}: cannot read {data[1:]}: {exc.strerror}", "check the path") from exc
     return data.encode()
+
+
+@main.command("test", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@_runtime_option
+@click.option("--build/--no-build", "build", default=None,
+              help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
+@click.option("--keep", is_flag=True, help="Leave the stack running afterwards.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for ready.")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep: bool, timeout: float,
+               pytest_args: tuple[str, ...]) -> None:
+    """Start the stack, run the smoke tests with pytest (default: tests/), stop it; exit with pytest's status.
+
+    Arguments after hlocal's own options go to pytest, e.g. `hlocal test -- -k headers -x`.
+    """
+    from .testrun import require_pytest, run_smoke_tests
+
+    project = _project(ctx)
+    require_pytest()
+    _build_before_up(project, build)
+    code = run_smoke_tests(project, pytest_args, runtime=runtime, keep=keep, timeout=timeout,
+                           echo=lambda m: click.echo(m, err=True))
+    ctx.exit(code)
+
+
+@main.command("init")
+@click.option("--wasm", default=None, help="The plugin's module, relative to the directory (default: main.wasm).")
+@click.option("--force", is_flag=True, help="Overwrite hlocal.yaml and tests/test_smoke.py if they exist.")
+@click.pass_context
+def init_command(ctx: click.Context, wasm: str | None, force: bool) -> None:
+    """Write a commented hlocal.yaml and tests/test_smoke.py for the plugin in this directory."""
+    from pathlib import Path
+
+    from .scaffold import init_project
+
+    given = ctx.obj["config_file"]
+    directory = (Path(given) if Path(given).is_dir() else Path(given).parent) if given else Path.cwd()
+    result = init_project(directory, wasm=wasm, force=force)
+    for path in result.written:
+        click.echo(f"wrote {path}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo("next: hlocal test   (or: hlocal up, then pytest)")
 
 
 if __name__ == "__main__":  # pragma: no cover

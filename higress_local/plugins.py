@@ -21,10 +21,15 @@ class PluginCheck:
     compat: Any  # wasm.Compatibility
     served: bytes = b""
     elsewhere: dict[str, bool] = field(default_factory=dict)  # flavor -> runnable there
+    _sha: str = field(default="", repr=False)
+    _sha_of: bytes | None = field(default=None, repr=False)
 
     @property
     def served_sha256(self) -> str:
-        return hashlib.sha256(self.served).hexdigest()
+        # Hashing a multi-megabyte module is not free, and this is read several times per reload.
+        if self._sha_of is not self.served:
+            self._sha, self._sha_of = hashlib.sha256(self.served).hexdigest(), self.served
+        return self._sha
 
     def staged_name(self) -> str:
         """Content-addressed: a new build gets a new file next to the old one."""

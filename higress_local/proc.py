@@ -74,6 +74,16 @@ def spawn(
             raise EnvironmentProblem(f"program not found: {argv[0]}", "install it or put it on PATH") from exc
 
 
+def run_foreground(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run a program on this terminal (its output goes straight to the user); return its exit code."""
+    argv = [str(a) for a in argv]
+    log.debug("run: %s", shlex.join(argv))
+    try:
+        return subprocess.run(argv, cwd=cwd, env=dict(env) if env is not None else None, check=False).returncode
+    except FileNotFoundError as exc:
+        raise EnvironmentProblem(f"program not found: {argv[0]}", "install it or put it on PATH") from exc
+
+
 def stream(argv: Sequence[str], *, cwd: Path | None = None) -> Iterator[str]:
     """Run a program and yield its output lines as they come (stderr merged); raise on failure."""
     argv = [str(a) for a in argv]

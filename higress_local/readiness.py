@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from .wait import Deadline, NotYet
 
@@ -29,10 +29,34 @@ class Readiness:
     notes: list[str] = field(default_factory=list)
 
 
-def admin_get(url: str, timeout: float = 2.0, params: dict | None = None):
-    import requests
+@dataclass
+class AdminResponse:
+    status_code: int
+    text: str
 
-    return requests.get(url, timeout=timeout, params=params)
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.text)
+
+
+def admin_get(url: str, timeout: float = 2.0, params: dict | None = None) -> AdminResponse:
+    """GET on loopback with the standard library: no proxies from the environment, and cheap to
+    import (a config-only reload is a short-lived process whose time is mostly imports)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if params:
+        url = f"{url}?{urllib.parse.urlencode(params)}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return AdminResponse(response.status, response.read().decode("utf-8", errors="replace"))
+    except urllib.error.HTTPError as exc:
+        return AdminResponse(exc.code, exc.read().decode("utf-8", errors="replace"))
+    except urllib.error.URLError as exc:
+        raise ConnectionError(f"{url}: {exc.reason}") from exc
 
 
 ECDS_STAT_PREFIX = "extension_config_discovery.http_filter."

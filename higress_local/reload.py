@@ -66,6 +66,18 @@ def restart_reasons(project: Project, state: StackState) -> list[str]:
 def reload_stack(project: Project, *, names: tuple[str, ...] = (), build: bool = True, restart: bool = False,
                  timeout: float = 120.0, echo: Callable[[str], None] = lambda _l: None) -> ReloadResult:
     """Build what is stale, then swap every changed piece in place; raise a classified error if Envoy refuses."""
+    import fcntl
+
+    # One reload at a time per stack (a watcher and a hand-run reload may overlap): each one reads
+    # the live versions and writes state.json, so they must not interleave.
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(project.state_dir / "reload.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _reload(project, names=names, build=build, restart=restart, timeout=timeout, echo=echo)
+
+
+def _reload(project: Project, *, names: tuple[str, ...], build: bool, restart: bool, timeout: float,
+            echo: Callable[[str], None]) -> ReloadResult:
     from .runtime import require_running, runtime_for_state
 
     state = require_running(project)
@@ -143,7 +155,7 @@ def _write_plugin_swaps(project: Project, state: StackState, layout: Layout, nam
         pending.append((plugin, check, before))
     from .readiness import ecds_stats
 
-    stats = ecds_stats(state.admin_url)
+    stats = _admin(lambda: ecds_stats(state.admin_url)) if pending else {}
     swaps = []
     for plugin, check, before in pending:
         staged = stage(check, project.state_dir / "modules")
@@ -163,6 +175,13 @@ def _write_plugin_swaps(project: Project, state: StackState, layout: Layout, nam
         state.plugins = [new_state if p.name == plugin.name else p for p in state.plugins]
     state.extra["layout"]["modules"] = dict(layout.modules)
     return swaps
+
+
+def _admin(read: Callable[[], Any], timeout: float = 120.0) -> Any:
+    """An admin API read that waits out a busy Envoy: its main thread answers admin requests and
+    is blocked while it compiles a module (seconds, for a large plugin under load)."""
+    return Deadline(timeout=timeout, interval=0.1).until(
+        read, what="the gateway's admin API to answer (is it compiling a module?)", hint="see `hlocal status`")
 
 
 def _describe(before: Any, check: Any) -> str:
@@ -203,7 +222,8 @@ def _write_xds(project: Project, layout: Layout, state: StackState) -> list[_Xds
         old_text = path.read_text() if path.exists() else ""
         if old_text == text:
             continue
-        stats = xds_stats(state.admin_url, RDS_STAT_PREFIX if name == ROUTES_FILE else CDS_STAT_PREFIX)
+        prefix = RDS_STAT_PREFIX if name == ROUTES_FILE else CDS_STAT_PREFIX
+        stats = _admin(lambda: xds_stats(state.admin_url, prefix))
         swaps.append(_XdsSwap(name, path, old_text, doc["version_info"], int(stats.get("update_rejected", "0"))))
         write_atomic(path, text)
     return swaps
@@ -251,7 +271,7 @@ def _wait_live(project: Project, state: StackState, swaps: list[_Swap], xds_chan
             raise EnvironmentProblem(f"Envoy rejected the new {swap.what}: {_last_warning(watch)}; "
                                      "the previous ones still serve", "see `hlocal logs gateway`") from None
         cause = _cause(watch, swap)
-        still = ecds_stats(state.admin_url).get(swap.filter_name, {}).get("version_text")
+        still = _admin(lambda: ecds_stats(state.admin_url)).get(swap.filter_name, {}).get("version_text")
         serving = ("the previous version still serves" if still == swap.old_version
                    else f"Envoy now reports version {still!r} for it")
         cause.message = f"{cause.message}; {serving}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
@@ -9,6 +11,27 @@ from typing import Callable, TypeVar
 from .errors import WaitTimeout
 
 T = TypeVar("T")
+
+
+# Set by the SIGINT handler below. Python can swallow a KeyboardInterrupt raised while an import
+# holds its module lock; the flag makes the next poll raise it again, so Ctrl-C is never lost.
+INTERRUPTED = threading.Event()
+
+
+def install_interrupt_flag() -> None:
+    """Ctrl-C raises KeyboardInterrupt as usual, and also leaves a flag that waits re-check."""
+
+    def handler(signum: int, frame: object) -> None:
+        INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+
+
+def raise_if_interrupted() -> None:
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 class NotYet(Exception):
@@ -30,6 +53,7 @@ class Deadline:
         end = self.clock() + self.timeout
         last: BaseException | None = None
         while True:
+            raise_if_interrupted()
             try:
                 return check()
             except self.retry_on as exc:

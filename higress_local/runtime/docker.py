@@ -20,7 +20,7 @@ from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_M
                               ComposePlan, ComposeService, mock_command, project_name, render_compose)
 from ..render.envoy import Layout
 from ..state import ComponentState, StackState
-from ..wait import Deadline, NotYet
+from ..wait import Deadline, NotYet, raise_if_interrupted
 from . import stage as staging
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from .dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
@@ -173,6 +173,7 @@ class DockerRuntime(Runtime):
             staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_running(client, project, plan),
                                log_source=lambda: _container_lines(gateway) if gateway is not None else [])
             notes.extend(self._wait_healthy(client, project, timeout=max(30.0, timeout / 2)))
+            raise_if_interrupted()  # a Ctrl-C swallowed during an import still stops `up`
         except BaseException:
             self._compose(project, "down", "--volumes", "--remove-orphans")
             StackState.remove(project.state_dir)

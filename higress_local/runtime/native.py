@@ -13,6 +13,7 @@ from typing import Iterator
 from ..config import Project
 from ..errors import ConfigError, EnvironmentProblem
 from ..proc import ProcessRecord, spawn, stop_group
+from ..wait import raise_if_interrupted
 from ..state import ComponentState, StackState
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from . import stage as staging
@@ -78,6 +79,7 @@ class NativeRuntime(Runtime):
             self._start_services(project, state)
             self._start_gateway(project, state, plan, envoy)
             ready = staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_alive(state))
+            raise_if_interrupted()  # a Ctrl-C swallowed during an import still stops `up`
         except BaseException:
             self._stop(state)
             StackState.remove(project.state_dir)

@@ -120,11 +120,11 @@ def redis_image(service: Service) -> str:
 
 def ready_check(plan: ServicePlan) -> None:
     """Raise NotYet until the service answers where the host can see it (mocks and redis)."""
-    import requests
+    from ..readiness import admin_get
 
     if plan.control_port:
         try:
-            response = requests.get(f"{plan.control_url}/__hlocal/health", timeout=2)
+            response = admin_get(f"{plan.control_url}/__hlocal/health")
         except OSError as exc:
             raise NotYet(f"service {plan.name} not answering") from exc
         if response.status_code != 200:

@@ -1,0 +1,90 @@
+"""Which gateway flavor can run an inspected module, and what hlocal adapts for stock Envoy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from higress_local import hostcalls
+from higress_local.wasm import FLAVORS, HIGRESS_ABI_EXPORT, STOCK_ABI_EXPORT, Import, ModuleInfo
+
+
+@dataclass
+class Compatibility:
+    """Whether one gateway flavor can run a module, and what hlocal must change for it."""
+
+    flavor: str
+    runnable: bool
+    adaptations: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _import_problem(imp: Import, abi: str, flavor: str) -> str | None:
+    """Say why `flavor` cannot link this function import, or None if it can."""
+    where = f"{imp.module}.{imp.name}"
+    missing = f"Envoy will refuse to load: missing import {where}"
+    if imp.module in hostcalls.WASI_MODULES:
+        return None if imp.name in hostcalls.WASI_FUNCTIONS else missing
+    if imp.module != "env":
+        if imp.module in ("go", "gojs"):
+            return f"{missing} (built with GOOS=js? use GOOS=wasip1)"
+        return missing
+    if flavor == "higress":
+        return None if imp.name in hostcalls.higress_env_functions(abi) else missing
+    if imp.name in hostcalls.stock_envoy_env_functions(abi):
+        return None
+    if imp.name in hostcalls.HIGRESS_HOST_FUNCTIONS:
+        return (
+            f"imports {where}, which backs {hostcalls.HIGRESS_HOST_FUNCTIONS[imp.name]} and "
+            f"exists only in the Higress gateway ({missing}); run it with the docker runtime "
+            f"(flavor higress)"
+        )
+    for other, names in hostcalls.STOCK_ENVOY_ABI_HOST_FUNCTIONS.items():
+        if imp.name in names:
+            return f"{missing}: Envoy provides it to ABI {other} modules, this one declares {abi}"
+    return missing
+
+
+def check_compatibility(info: ModuleInfo, flavor: str) -> Compatibility:
+    """Decide whether `flavor` ("envoy" or "higress") can load the module, and what to adapt."""
+    if flavor not in FLAVORS:
+        raise ValueError(f"flavor must be one of {FLAVORS}, not {flavor!r}")
+    result = Compatibility(flavor=flavor, runnable=False)
+    abi = info.abi_version
+    if abi is None:
+        declared = ", ".join(info.abi_exports)
+        result.problems.append(
+            f"exports {declared}, an ABI no gateway here knows (Envoy: \"Missing or unknown "
+            f"Proxy-Wasm ABI version\")"
+            if declared
+            else "no proxy_abi_version_* export: not a proxy-wasm plugin"
+        )
+    elif flavor == "envoy" and abi == "0.2.100":
+        result.adaptations += [
+            f"rename export {HIGRESS_ABI_EXPORT} → {STOCK_ABI_EXPORT}",
+            "set allow_on_headers_stop_iteration: true (ABI 0.2.100 header callbacks may "
+            "return StopIteration)",
+        ]
+        abi = "0.2.1"
+    if not (info.exports_kind("memory", "memory") or any(i.kind == "memory" for i in info.imports)):
+        result.problems.append("no `memory` export: Envoy cannot pass data to the plugin")
+    allocators = ("malloc", "proxy_on_memory_allocate")
+    if not any(info.exports_kind(name, "func") for name in allocators):
+        result.problems.append(
+            "exports neither malloc nor proxy_on_memory_allocate (Envoy: \"Wasm module is "
+            "missing malloc function.\")"
+        )
+    for imp in info.imports:
+        if imp.kind == "func":
+            problem = _import_problem(imp, abi or "0.2.1", flavor)
+            if problem:
+                result.problems.append(problem)
+    if flavor == "envoy":
+        for name in info.foreign_candidates:
+            what = hostcalls.HIGRESS_FOREIGN_FUNCTIONS[name]
+            result.notes.append(
+                f"may call Higress foreign function {name} ({what}); stock Envoy answers "
+                f"NotFound, so the plugin must fall back"
+            )
+    result.runnable = not result.problems
+    return result

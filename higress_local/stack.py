@@ -1,0 +1,201 @@
+"""Stack: a running hlocal stack as a plain context manager (start or attach on enter, stop on exit).
+
+    with Stack.from_file("hlocal.yaml") as stack:
+        stack.session().get("/api/x")
+
+The pytest plugin (`pytest_plugin.py`) and `hlocal test` are built on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from .config import Project, load_project, parse_rules
+from .errors import ConfigError, EnvironmentProblem
+from .state import StackState
+
+
+class Stack:
+    """One stack of a project: started here (and stopped again), or attached to a running one.
+
+    A stack that was already running when this one started is reused and left running, as with
+    `attach`: only what this object started is stopped.
+    """
+
+    def __init__(self, project: Project, *, runtime: str | None = None, attach: bool = False,
+                 keep: bool = False, timeout: float = 60.0, echo: Callable[[str], None] | None = None) -> None:
+        self.project = project
+        self.runtime_override = runtime
+        self.attach = attach
+        self.keep = keep
+        self.timeout = timeout
+        self.echo = echo or (lambda _message: None)
+        self.owned = False  # True while this object is responsible for stopping the stack
+        self.reused = False  # it was already running: attached to it instead of starting it
+        self._runtime: Any = None
+        self._state: StackState | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None, runtime: str | None = None, attach: bool = False,
+                  keep: bool = False, **kwargs: Any) -> "Stack":
+        """A Stack for the hlocal.yaml at `path` (a file or its directory; default: the current directory)."""
+        return cls(load_project(path), runtime=runtime, attach=attach, keep=keep, **kwargs)
+
+    # -- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def start(self) -> "Stack":
+        """Start the stack (or attach to it) and wait until ready; on any failure stop what was started."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from .runtime import require_running, runtime_for_state, select_runtime
+
+        if self.attach:
+            self._state = require_running(self.project)
+            self._runtime = runtime_for_state(self.project, None)
+            return
+        self._runtime = select_runtime(self.project, self.runtime_override, echo=self.echo)
+        self.owned = True  # from here on a half-started stack is ours to clean up
+        result = self._runtime.up(self.project, timeout=self.timeout)
+        if result.already_running:
+            self.owned, self.reused = False, True
+            self.echo(f"{self.project.name} was already running ({result.state.runtime}); "
+                      f"using it and leaving it running")
+        self._state = result.state
+
+    def close(self) -> list[str]:
+        """Stop the stack unless it is kept, attached to, or was already running; return what stopped."""
+        if self.keep:
+            self.owned = False
+            return []
+        return self.stop()
+
+    def stop(self) -> list[str]:
+        """Stop the stack if this object started it (even half-way); idempotent."""
+        if not self.owned:
+            return []
+        self.owned = False
+        from .runtime import runtime_for_state
+
+        runtime = self._runtime or runtime_for_state(self.project, self.runtime_override)
+        return runtime.down(self.project)
+
+    # -- where it is -------------------------------------------------------------
+    @property
+    def state(self) -> StackState:
+        """What the running stack is made of (ports, plugins, runtime)."""
+        if self._state is None:
+            raise EnvironmentProblem(f"stack {self.project.name!r} is not started",
+                                     "use `with Stack.from_file(...) as stack:` or call stack.start()")
+        return self._state
+
+    @property
+    def started(self) -> bool:
+        return self._state is not None
+
+    @property
+    def runtime_name(self) -> str:
+        return self.state.runtime
+
+    @property
+    def url(self) -> str:
+        """The gateway's base URL, e.g. http://127.0.0.1:10000."""
+        return self.state.gateway_url
+
+    @property
+    def admin_url(self) -> str:
+        return self.state.admin_url
+
+    def __repr__(self) -> str:
+        where = f"{self._state.runtime}, {self._state.gateway_url}" if self._state else "not started"
+        return f"Stack({self.project.name!r}, {where})"
+
+    # -- talking to it -------------------------------------------------------------
+    def request(self, method: str, path: str, headers: Sequence[tuple[str, str]] = (),
+                body: bytes | None = None) -> Any:
+        """Send one request (repeated headers go out as separate lines); returns a probe.Exchange."""
+        from .probe import send_request
+
+        return send_request(self.state, method, path, headers, body)
+
+    def session(self) -> Any:
+        """A requests.Session whose relative URLs go to the gateway (an exchanges.GatewaySession)."""
+        from .exchanges import GatewaySession
+
+        return GatewaySession(self.url)
+
+    def journal(self) -> Any:
+        """A MockClient on the mock backend's control port: journal(), last_seq(), find(), clear()."""
+        from .mock.client import MockClient
+
+        return MockClient(self.state.control_url)
+
+    def log_marker(self) -> Any:
+        """The gateway output's position now; pass it to plugin_logs_since()."""
+        from .classify import LogWatch
+
+        source, position = self._runtime_or_state().gateway_output(self.project)
+        return LogWatch(source, [], start=position)
+
+    def plugin_logs_since(self, marker: Any) -> list[str]:
+        """The plugins' own log lines written since `marker` was taken."""
+        from .logs import plugin_lines
+
+        marker.poll()
+        return plugin_lines(marker.lines)
+
+    def _runtime_or_state(self) -> Any:
+        if self._runtime is None:
+            from .runtime import runtime_for_state
+
+            self._runtime = runtime_for_state(self.project, None)
+        return self._runtime
+
+    # -- changing it -------------------------------------------------------------
+    @contextlib.contextmanager
+    def reconfigure(self, plugin: str | None = None, config: Mapping[str, Any] | None = None,
+                    rules: Sequence[Mapping[str, Any]] | None = None) -> Iterator["Stack"]:
+        """Swap one plugin's config (and rules, when given) in place; restore the original on exit."""
+        original = self.project
+        name = plugin or self._only_plugin()
+        current = original.plugin(name)
+        if config is not None and not isinstance(config, Mapping):
+            raise ConfigError(f"config for plugin {name!r} must be a mapping, got {type(config).__name__}",
+                              "pass config={...} as a dict")
+        changed = dataclasses.replace(
+            current,
+            config=dict(config) if config is not None else current.config,
+            rules=parse_rules(list(rules), f"rules for plugin {name!r}") if rules is not None else current.rules,
+        )
+        self._swap(dataclasses.replace(original, plugins=tuple(changed if p.name == name else p
+                                                               for p in original.plugins)), name)
+        try:
+            yield self
+        finally:
+            self._swap(original, name)
+
+    def _only_plugin(self) -> str:
+        names = [p.name for p in self.project.plugins]
+        if len(names) != 1:
+            raise ConfigError(f"{self.project.file.name} has {len(names)} plugins; say which to reconfigure",
+                              f"pass plugin=... (one of: {', '.join(names) or 'none'})")
+        return names[0]
+
+    def _swap(self, project: Project, name: str) -> None:
+        from .reload import reload_stack
+
+        reload_stack(project, names=(name,), build=False, timeout=self.timeout)
+        self._state = StackState.load(project.state_dir) or self._state
