@@ -80,6 +80,7 @@ def _health(test: list[str]) -> dict[str, Any]:
 
 def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
     """The compose document: gateway + mock backend on one network, ports on 127.0.0.1 only."""
+    # Each service gets its own copies: shared dicts would come out as YAML anchors and aliases.
     config_volume = {"type": "bind", "source": plan.config_dir, "target": CONFIG_MOUNT, "read_only": True}
     mock_volume = {"type": "bind", "source": plan.mock_dir, "target": MOCK_MOUNT, "read_only": True}
     network = "hlocal"
@@ -95,7 +96,7 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
                     "--drain-time-s", "1",
                 ],
                 # The directory, not single files: a replaced file stays visible (moby/moby#22627).
-                "volumes": [config_volume],
+                "volumes": [dict(config_volume)],
                 "ports": [
                     f"127.0.0.1:{plan.gateway_port}:{GATEWAY_PORT}",
                     f"127.0.0.1:{plan.admin_port}:{ADMIN_PORT}",
@@ -110,7 +111,7 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
                 "working_dir": "/opt",
                 "command": list(mock_command("backend", "backend.json")),
                 "environment": {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
-                "volumes": [mock_volume, config_volume],
+                "volumes": [dict(mock_volume), dict(config_volume)],
                 "ports": [f"127.0.0.1:{plan.control_port}:{CONTROL_PORT}"],
                 "healthcheck": _health(["CMD", "python3", "-c", BACKEND_HEALTH]),
                 "labels": _labels(project, "backend"),
@@ -126,7 +127,7 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
             service["command"] = list(extra.command)
         if extra.mounts_config:
             service.update(working_dir="/opt", environment={"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
-                           volumes=[mock_volume, config_volume])
+                           volumes=[dict(mock_volume), dict(config_volume)])
         if extra.ports:
             service["ports"] = [f"127.0.0.1:{p}" for p in extra.ports]
         if extra.health:

@@ -78,3 +78,30 @@ def test_image_choice_yaml_then_environment_then_default(monkeypatch) -> None:
     assert images.gateway_image(pinned, "envoy") == "mine/gw:2"
     assert images.backend_image(pinned) == "mine/py:2"
     assert images.image_source(pinned, "envoy", "gateway") == "gateway.image"
+
+
+FIXTURE = Path(__file__).resolve().parents[2] / "compose" / "transformer-demo.compose.yaml"
+
+
+def test_the_compose_fixture_is_what_the_example_renders() -> None:
+    """compose/ holds the compose file examples/transformer renders (fixed ports and paths), for
+    readers and as a golden file; HLOCAL_UPDATE_FIXTURES=1 rewrites it after an intended change."""
+    import os
+
+    import yaml
+
+    from higress_local.config import load_project
+
+    project = load_project(Path(__file__).resolve().parents[2] / "examples" / "transformer")
+    plan = ComposePlan(gateway_image=images.HIGRESS_IMAGE, backend_image=images.BACKEND_IMAGE, gateway_port=10000,
+                       admin_port=19901, control_port=18081, config_dir="/path/to/project/.hlocal/transformer-demo",
+                       mock_dir="/path/to/site-packages/higress_local/mock")
+    doc = render_compose(project, plan)
+    doc["services"]["gateway"]["labels"]["io.hlocal.config"] = "/path/to/project/hlocal.yaml"
+    doc["services"]["backend"]["labels"]["io.hlocal.config"] = "/path/to/project/hlocal.yaml"
+    if os.environ.get("HLOCAL_UPDATE_FIXTURES") == "1":
+        FIXTURE.parent.mkdir(exist_ok=True)
+        FIXTURE.write_text("# Rendered by hlocal from examples/transformer (docker runtime, default images);\n"
+                           "# regenerate: HLOCAL_UPDATE_FIXTURES=1 pytest tests/unit/test_render_compose.py\n"
+                           + yaml.safe_dump(doc, sort_keys=False))
+    assert yaml.safe_load(FIXTURE.read_text()) == doc
