@@ -107,9 +107,8 @@ def _reload(project: Project, *, names: tuple[str, ...], build: bool, restart: b
     if swaps or xds_changed:
         _wait_live(project, state, swaps, xds_changed, source, offset, timeout)
     if not names:
-        stub_line = _update_stubs(project, state)
-        if stub_line:
-            result.lines.append(stub_line)
+        result.lines += [line for line in (_update_stubs(project, state), *_update_service_stubs(project, state))
+                         if line]
     result.seconds = time.monotonic() - started
     for swap in swaps:
         result.lines.append(f"plugin {swap.plugin.name}: {swap.describe}, live in {result.seconds:.2f} s")
@@ -139,39 +138,49 @@ def _build_stale(project: Project, names: tuple[str, ...], build: bool, echo: Ca
 
 def _write_plugin_swaps(project: Project, state: StackState, layout: Layout, names: tuple[str, ...]) -> list[_Swap]:
     """Check every changed plugin first (nothing is touched if one is bad), then replace their ECDS files."""
-    from .runtime.stage import ecds_version, plugin_state, write_atomic
+    import dataclasses
+
+    from .runtime.stage import config_sha256, ecds_version, plugin_state, source_stat, version_of, write_atomic
 
     current = {p.name: p for p in state.plugins}
-    pending = []
+    pending = []  # (plugin, check or None when only the config changed, state before)
     for plugin in project.plugins:
         if names and plugin.name not in names:
+            continue
+        before = current[plugin.name]
+        if before.source_stat and source_stat(plugin.wasm) == before.source_stat:
+            # The module file is untouched since it was checked: only the config can have changed,
+            # and there is no need to read, inspect and adapt megabytes again.
+            if version_of(before.served_sha256, plugin) != before.version:
+                pending.append((plugin, None, before))
             continue
         check = check_plugin(plugin, state.flavor)
         require_runnable(CheckReport(flavor=state.flavor, plugins=[check]))
         prepare(check, state.flavor)
-        before = current[plugin.name]
-        if ecds_version(check) == before.version:
-            continue
-        pending.append((plugin, check, before))
+        if ecds_version(check) != before.version:
+            pending.append((plugin, check, before))
     from .readiness import ecds_stats
 
     stats = _admin(lambda: ecds_stats(state.admin_url)) if pending else {}
     swaps = []
     for plugin, check, before in pending:
-        staged = stage(check, project.state_dir / "modules")
-        module_dir = str(Path(layout.modules[plugin.name]).parent)
-        gateway_path = f"{module_dir}/{staged.name}"
+        if check is None:
+            gateway_path, new_version, describe = layout.modules[plugin.name], version_of(before.served_sha256, plugin), "config changed"
+            new_state = dataclasses.replace(before, version=new_version, config_sha256=config_sha256(plugin))
+        else:
+            staged = stage(check, project.state_dir / "modules")
+            gateway_path = f"{Path(layout.modules[plugin.name]).parent}/{staged.name}"
+            new_version, describe = ecds_version(check), _describe(before, check)
+            new_state = plugin_state(check, gateway_path)
         plugin_layout = Layout(**{**state.extra["layout"], "modules": {**layout.modules, plugin.name: gateway_path}})
         path = project.state_dir / "ecds" / ecds_file_name(plugin)
         filter_name = plugin_filter_name(plugin)
         swap = _Swap(plugin=plugin, filter_name=filter_name, path=path, old_text=path.read_text(),
-                     old_version=before.version, new_version=ecds_version(check),
-                     describe=_describe(before, check),
+                     old_version=before.version, new_version=new_version, describe=describe,
                      baseline_rejected=int(stats.get(filter_name, {}).get("update_rejected", "0")))
         write_atomic(path, json.dumps(render_ecds(plugin, plugin_layout, swap.new_version), indent=2))
         swaps.append(swap)
         layout.modules[plugin.name] = gateway_path
-        new_state = plugin_state(check, gateway_path)
         state.plugins = [new_state if p.name == plugin.name else p for p in state.plugins]
     state.extra["layout"]["modules"] = dict(layout.modules)
     return swaps
@@ -307,9 +316,6 @@ def _cause(watch: Any, swap: _Swap) -> HlocalError:
 
 
 def _update_stubs(project: Project, state: StackState) -> str | None:
-    from .mock.client import MockClient, MockClientError
-    from .runtime.stage import write_backend_config
-
     path = project.state_dir / "backend.json"
     try:
         before = json.loads(path.read_text()).get("stubs", [])
@@ -318,12 +324,40 @@ def _update_stubs(project: Project, state: StackState) -> str | None:
     wanted = list(project.backend.stubs)
     if before == wanted:
         return None
+    from .mock.client import MockClient, MockClientError
+    from .runtime.stage import write_backend_config
+
     try:
         MockClient(state.control_url).set_stubs(wanted)
     except MockClientError as exc:
         raise EnvironmentProblem(f"cannot update the backend's stubs: {exc}", "see `hlocal status`") from exc
     write_backend_config(project, project.state_dir)
     return f"backend stubs updated ({len(wanted)} stub{'s' if len(wanted) != 1 else ''}; no restart)"
+
+
+def _update_service_stubs(project: Project, state: StackState) -> list[str]:
+    """A service mock's stubs change in place too (adding or removing a service needs --restart)."""
+    from .runtime.stage import write_atomic
+
+    lines = []
+    for service in project.services:
+        doc = (state.extra.get("services") or {}).get(service.name) or {}
+        path = project.state_dir / "services" / f"{service.name}.json"
+        if not doc.get("control_port") or not path.exists():
+            continue
+        wanted = list(service.stubs)
+        if json.loads(path.read_text()).get("stubs", []) == wanted:
+            continue
+        from .mock.client import MockClient, MockClientError
+
+        try:
+            MockClient(f"http://127.0.0.1:{doc['control_port']}").set_stubs(wanted)
+        except MockClientError as exc:
+            raise EnvironmentProblem(f"cannot update the stubs of service {service.name}: {exc}",
+                                     "see `hlocal status`") from exc
+        write_atomic(path, json.dumps({"stubs": wanted}, indent=2))
+        lines.append(f"service {service.name} stubs updated ({len(wanted)} stub{'s' if len(wanted) != 1 else ''}; no restart)")
+    return lines
 
 
 def _remove_unreferenced_modules(state_dir: Path) -> list[str]:

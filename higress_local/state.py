@@ -24,6 +24,7 @@ class PluginState:
     adaptations: list[str] = field(default_factory=list)
     config_sha256: str = ""
     version: str = ""  # the ECDS version_info: which module + config is live
+    source_stat: list[int] = field(default_factory=list)  # [size, mtime_ns] of `source` when it was read
 
 
 @dataclass

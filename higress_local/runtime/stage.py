@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import Project
+from ..config import Plugin, Project
 from ..plugins import PluginCheck, check_project, prepare, require_runnable, stage
 from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_configuration_json,
                             plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
@@ -50,8 +50,26 @@ def checked_plugins(project: Project, flavor: str) -> list[PluginCheck]:
 
 
 def ecds_version(check: PluginCheck) -> str:
-    digest = hashlib.sha256(check.served_sha256.encode() + plugin_configuration_json(check.plugin).encode())
+    return version_of(check.served_sha256, check.plugin)
+
+
+def version_of(served_sha256: str, plugin: Plugin) -> str:
+    """The ECDS version of a module + configuration pair."""
+    digest = hashlib.sha256(served_sha256.encode() + plugin_configuration_json(plugin).encode())
     return digest.hexdigest()[:16]
+
+
+def config_sha256(plugin: Plugin) -> str:
+    return hashlib.sha256(plugin_configuration_json(plugin).encode()).hexdigest()
+
+
+def source_stat(path: Path) -> list[int]:
+    """What tells, without reading it, that a module file is the one read before."""
+    try:
+        st = path.stat()
+    except OSError:
+        return []
+    return [st.st_size, st.st_mtime_ns]
 
 
 def plugin_state(check: PluginCheck, served_path: str) -> PluginState:
@@ -60,7 +78,8 @@ def plugin_state(check: PluginCheck, served_path: str) -> PluginState:
         name=check.plugin.name, source=str(check.plugin.wasm), sha256=check.info.sha256,
         abi=check.info.abi_version, served=served_path, served_sha256=check.served_sha256,
         adaptations=list(check.compat.adaptations),
-        config_sha256=hashlib.sha256(plugin_configuration_json(check.plugin).encode()).hexdigest(),
+        config_sha256=config_sha256(check.plugin),
+        source_stat=source_stat(check.plugin.wasm),
     )
 
 

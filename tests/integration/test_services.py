@@ -102,6 +102,19 @@ def test_redis_service_runs_and_answers(callout: Project) -> None:
     assert "Redis calls need the Higress gateway" in check
 
 
+def test_a_service_mocks_stubs_reload_in_place(callout: Project) -> None:
+    service = next(s for s in callout.config["services"] if s["name"] == "svc-static")
+    original = service["mock"]
+    service["mock"] = {"stubs": [{"match": {"path": "/check"}, "respond": {"status": 200, "body": "changed my mind"}}]}
+    try:
+        doc = _call(callout, KINDS["static"][1])
+        assert doc["upstream"]["headers"]["x-call-body"] == ["changed my mind"]
+    finally:
+        service["mock"] = original
+        callout.write()
+        assert "service svc-static stubs updated" in callout.hlocal("reload").stdout
+
+
 def test_plugins_run_in_higress_phase_and_priority_order(make_project, plugin_wasm, runtime) -> None:
     def appender(name: str, phase: str | None, priority: int | None) -> dict:
         plugin = {"name": name, "wasm": "headers.wasm", "config": {"request_headers": {"x-order": name}}}
