@@ -281,24 +281,25 @@ class DockerRuntime(Runtime):
 
     def logs(self, project: Project, *, service: str | None, plugin_only: bool, follow: bool,
              tail: int | None) -> Iterator[str]:
-        args = ["logs", "--no-color"]
+        from collections import deque
+
         services = [service] if service else (["gateway"] if plugin_only else [])
-        if len(services) == 1:
-            args.append("--no-log-prefix")
-        if follow:
-            args.append("--follow")
-        if tail is not None and not plugin_only:
-            args += ["--tail", str(tail)]
         compose_file = project.state_dir / COMPOSE_FILE
         target = ["-f", str(compose_file)] if compose_file.exists() else ["-p", project_name(project)]
-        lines = stream([docker_cli(), "compose", *target, *args, *services])
-        if plugin_only:
-            lines = (line for line in lines if is_plugin_line(line))
-            if tail is not None and not follow:
-                from collections import deque
-
-                lines = iter(deque(lines, maxlen=tail))
-        yield from lines
+        base = [docker_cli(), "compose", *target, "logs", "--no-color", *(["--no-log-prefix"] if len(services) == 1 else [])]
+        keep = is_plugin_line if plugin_only else (lambda _line: True)
+        if not plugin_only:
+            # Compose can tail and follow by itself when every line counts.
+            extra = (["--tail", str(tail)] if tail is not None else []) + (["--follow"] if follow else [])
+            yield from stream([*base, *extra, *services])
+            return
+        # Only plugin lines count, so the tail is taken here: the history up to a moment, filtered,
+        # then (with -f) everything after that same moment.
+        moment = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        history = (line for line in stream([*base, "--until", moment, *services]) if keep(line))
+        yield from (deque(history, maxlen=tail) if tail is not None else history)
+        if follow:
+            yield from (line for line in stream([*base, "--follow", "--since", moment, *services]) if keep(line))
 
 
 def _all_running(containers: dict[str, Any], state: StackState) -> bool:

@@ -147,3 +147,20 @@ def test_status_json_is_stable_shape(chain: Project) -> None:
     assert gateway["pid"] and gateway["uptime_seconds"] >= 0
     assert set(gateway["ports"]) == {"http", "admin"}
     assert json.dumps(doc)  # serialisable as it is
+
+
+def test_logs_follow_shows_new_plugin_lines(chain: Project) -> None:
+    import subprocess
+
+    from support import HLOCAL
+
+    follower = subprocess.Popen([*HLOCAL, "-f", str(chain.path), "logs", "--plugin", "-f", "--tail", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Send requests until the follower prints the line for one of them (a condition, not a sleep).
+        chain.hlocal("request", "GET", "/api/followed")
+        line = follower.stdout.readline()
+        assert "logger: GET /api/followed" in line, line
+    finally:
+        follower.terminate()
+        follower.wait(timeout=30)
