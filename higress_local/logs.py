@@ -6,7 +6,7 @@ import re
 import time
 from collections import deque
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 # Envoy prints what a plugin logs as "wasm log <plugin> <root_id> <vm_id>: <message>".
 PLUGIN_LINE = re.compile(r"wasm log (?P<plugin>[^\s:]+)(?: [^\s:]*)?(?: [^\s:]*)?: (?P<message>.*)$")
@@ -37,7 +37,7 @@ def read_lines(path: Path, start: int = 0) -> tuple[list[str], int]:
 
 def follow_files(
     files: dict[str, Path], *, plugin_only: bool, follow: bool, tail: int | None, prefix: bool,
-    poll: float = 0.2, stop: "callable | None" = None,
+    poll: float = 0.2, stop: Callable[[], bool] | None = None,
 ) -> Iterator[str]:
     """Yield existing lines (optionally the last N), then new ones while `follow`."""
     offsets: dict[str, int] = {}

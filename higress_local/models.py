@@ -212,17 +212,17 @@ class Project:
         return tuple(plugin for _, plugin in indexed)
 
     def service(self, name: str) -> Service:
-        for service in self.services:
-            if service.name == name:
-                return service
-        known = ", ".join(s.name for s in self.services) or "none"
-        raise ConfigError(f"no service named {name!r} in {self.file.name}", f"services: {known}")
+        return self._named(self.services, name, "service")
 
     def plugin(self, name: str) -> Plugin:
-        for plugin in self.plugins:
-            if plugin.name == name:
-                return plugin
-        known = ", ".join(p.name for p in self.plugins) or "none"
-        raise ConfigError(f"no plugin named {name!r} in {self.file.name}", f"plugins: {known}")
+        return self._named(self.plugins, name, "plugin")
+
+    def _named(self, items: tuple[Any, ...], name: str, what: str) -> Any:
+        """The item called `name`, or a ConfigError listing the names there are."""
+        for item in items:
+            if item.name == name:
+                return item
+        known = ", ".join(i.name for i in items) or "none"
+        raise ConfigError(f"no {what} named {name!r} in {self.file.name}", f"{what}s: {known}")
 
 

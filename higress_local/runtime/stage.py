@@ -122,17 +122,10 @@ def xds_documents(project: Project, layout: Layout) -> dict[str, dict[str, Any]]
     return out
 
 
-def write_xds(project: Project, layout: Layout, state_dir: Path, only_changed: bool = False) -> list[str]:
-    """Write the route and cluster files; returns the names whose content changed."""
-    changed = []
+def write_xds(project: Project, layout: Layout, state_dir: Path) -> None:
+    """Write the route and cluster files (a reload swaps them through reload._write_xds)."""
     for name, doc in xds_documents(project, layout).items():
-        path = state_dir / "xds" / name
-        text = json.dumps(doc, indent=2)
-        if only_changed and path.exists() and path.read_text() == text:
-            continue
-        write_atomic(path, text)
-        changed.append(name)
-    return changed
+        write_atomic(state_dir / "xds" / name, json.dumps(doc, indent=2))
 
 
 def write_backend_config(project: Project, state_dir: Path) -> Path:
