@@ -150,17 +150,31 @@ def test_status_json_is_stable_shape(chain: Project) -> None:
 
 
 def test_logs_follow_shows_new_plugin_lines(chain: Project) -> None:
+    import queue
     import subprocess
+    import threading
+    import time
 
     from support import HLOCAL
 
     follower = subprocess.Popen([*HLOCAL, "-f", str(chain.path), "logs", "--plugin", "-f", "--tail", "0"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
     try:
-        # Send requests until the follower prints the line for one of them (a condition, not a sleep).
-        chain.hlocal("request", "GET", "/api/followed")
-        line = follower.stdout.readline()
-        assert "logger: GET /api/followed" in line, line
+        # The follower may start after a request is logged (--tail 0 then skips it), so keep sending
+        # until one of them shows up, within a deadline.
+        deadline, seen = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            chain.hlocal("request", "GET", "/api/followed")
+            try:
+                while True:
+                    seen.append(lines.get(timeout=1.0))
+                    if "logger: GET /api/followed" in seen[-1]:
+                        return
+            except queue.Empty:
+                continue
+        raise AssertionError(f"the follower printed no new plugin line within 60 s: {seen}")
     finally:
         follower.terminate()
         follower.wait(timeout=30)
