@@ -80,6 +80,24 @@ def plugin_wasm() -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
+def sdk_plugin_wasm() -> Callable[[str], Path]:
+    """Build one of tests/sdk_plugins/<name> with the real wasm-go SDK (offline module proxy); skip without it."""
+    from sdk_build import build_sdk_plugin, goproxy_unavailable
+
+    why = goproxy_unavailable()
+    if why:
+        pytest.skip(f"SDK plugin tests skipped: {why}")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = build_sdk_plugin(name)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def transformer_wasm() -> Path:
     """The official Higress transformer plugin from the gpustack-higress-plugins wheel."""
     try:
