@@ -386,5 +386,25 @@ def init_command(ctx: click.Context, wasm: str | None, force: bool) -> None:
     click.echo("next: hlocal test   (or: hlocal up, then pytest)")
 
 
+@main.command("new")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Create the project folder NAME inside this directory.")
+@click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
+def new_command(name: str, parent: str, force: bool) -> None:
+    """Create a wasm-go SDK plugin project: go.mod, main.go, hlocal.yaml, a smoke test, README."""
+    from pathlib import Path
+
+    from .newplugin import new_project
+
+    result = new_project(Path(parent), name, force=force)
+    for path in result.written:
+        click.echo(f"wrote {path}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    for line in result.next_steps:
+        click.echo(line)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
