@@ -264,7 +264,7 @@ def prepare_raw_swap(stack: Stack, version: str, module: bytes | None = None, x_
 
     Everything but the writes and the wait is done here, before t0.
     """
-    layout = stack.state()["extra"]["layout"]
+    layout = stack.state()["layout"]
     gateway_modules = Path(layout["modules"][PLUGIN]).parent  # the directory as the gateway sees it
     ecds = stack.state_dir / "ecds" / f"{PLUGIN}.json"
     doc = json.loads(ecds.read_text())

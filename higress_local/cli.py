@@ -9,13 +9,11 @@ from typing import Any
 
 import click
 
-from .errors import EXIT_USAGE, HlocalError
-
-EXIT_INTERRUPTED = 130
+from .errors import ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
 
 
 class HlocalGroup(click.Group):
-    """Turns every HlocalError into one short message and its documented exit code."""
+    """Turns every HlocalError (and a stop by signal) into one short message and its documented exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
@@ -29,10 +27,13 @@ class HlocalGroup(click.Group):
             click.secho(f"error: {exc.message}", fg="red", err=True)
             if exc.hint:
                 click.echo(f"hint: {exc.hint}", err=True)
-            ctx.exit(exc.exit_code)
+            ctx.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+        except Stopped as stop:
+            click.echo(f"stopped by {stop.name}", err=True)
+            ctx.exit(int(stop.exit_code))
 
 
 @click.group(cls=HlocalGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,9 +46,10 @@ def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
     """Run Higress wasm plugins locally behind a real gateway.
 
     \b
-    Exit codes: 0 ok, 1 probe failed, 2 usage or config error,
-    3 environment problem, 4 plugin failed to load or configure,
-    5 timed out waiting for ready, 130 interrupted.
+    Exit codes: 0 ok, 1 probe failed (or `status`: not healthy),
+    2 usage or config error, 3 environment problem, 4 plugin failed
+    to load or configure, 5 timed out waiting for ready,
+    129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.
     """
     import logging
 
@@ -56,6 +58,13 @@ def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
     install_interrupt_flag()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
     ctx.obj = {"config_file": config_file, "debug": debug}
+
+
+def stack_lock(*args: Any, **kwargs: Any):
+    """runtime.lock.stack_lock, imported on use (the runtime package is not needed for `--help`)."""
+    from .runtime.lock import stack_lock as lock
+
+    return lock(*args, **kwargs)
 
 
 def _project(ctx: click.Context):
@@ -86,9 +95,11 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
     from .report import print_up_summary
 
     project = _project(ctx)
-    rt = select_runtime(project, runtime, echo=lambda m: click.echo(m, err=True))
-    _build_before_up(project, build)
-    result = rt.up(project, recreate=recreate, timeout=timeout)
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
+        rt = select_runtime(project, runtime, echo=echo)
+        _build_before_up(project, build)
+        result = rt.up(project, recreate=recreate, timeout=timeout)
     print_up_summary(result)
     if watch_after:
         _watch(project)
@@ -173,8 +184,8 @@ def down(ctx: click.Context, runtime: str | None) -> None:
     from .runtime import runtime_for_state
 
     project = _project(ctx)
-    rt = runtime_for_state(project, runtime)
-    stopped = rt.down(project)
+    with stack_lock(project.state_dir, "down", echo=lambda m: click.echo(m, err=True)):
+        stopped = runtime_for_state(project, runtime).down(project)
     click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running")
 
 
@@ -189,6 +200,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     project = _project(ctx)
     report = runtime_for_state(project, None).status(project)
     print_status(report, as_json=as_json)
+    if not report.running:  # scripts can say `hlocal status && ...`
+        if not report.components:
+            raise Unhealthy(f"stack {project.name!r} is not running", "start it with `hlocal up`")
+        raise Unhealthy(f"stack {project.name!r} is degraded",
+                        report.problem or "see the components above; `hlocal up --recreate` restarts it")
 
 
 @main.command()
@@ -221,8 +237,10 @@ def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     state = require_running(project)
     results = run_probes(project, state, names)
     print_probe_results(results, as_json=as_json)
-    if not all(r.passed for r in results):
-        ctx.exit(1)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise ProbeFailed(f"{len(failed)} of {len(results)} probes failed",
+                          "see each failure above; `hlocal logs --plugin` shows what the plugins logged")
 
 
 @main.command()
@@ -238,7 +256,11 @@ def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...]
     from .report import print_exchange
     from .runtime import require_running
 
+    from .validate import check_method, check_path
+
     project = _project(ctx)
+    check_method(method, "request method")
+    check_path(path, "request path")
     pairs, body = _parse_headers(headers), _read_data(data)  # usage errors first, running or not
     state = require_running(project)
     exchange = send_request(state, method, path, pairs, body, observe=project)
@@ -260,7 +282,9 @@ def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     report = check_project(project, flavor)
     print_check(report, as_json=as_json)
     if not report.runnable:
-        ctx.exit(4)
+        refused = [p.plugin.name for p in report.plugins if not p.compat.runnable]
+        raise PluginError(f"the {flavor} gateway cannot run: {', '.join(refused)}",
+                          "see the problems listed above for each plugin")
 
 
 @main.command()
@@ -315,14 +339,19 @@ def export(ctx: click.Context, target: str, out: str | None, namespace: str, url
         click.echo(f"note: {note}", err=True)
 
 
+REQUEST_BODY_CAP = 256 * 1024 * 1024  # -d @FILE: never read a device or a huge file whole
+
+
 def _parse_headers(raw: tuple[str, ...]) -> list[tuple[str, str]]:
     from .errors import ConfigError
+    from .validate import check_header
 
     out = []
     for item in raw:
         name, sep, value = item.partition(":")
         if not sep or not name.strip():
             raise ConfigError(f"-H {item!r}: expected 'Name: value'", "for example -H 'x-user: alice'")
+        check_header(name.strip(), value.strip(), f"-H {item!r}")
         out.append((name.strip(), value.strip()))
     return out
 
@@ -331,14 +360,14 @@ def _read_data(data: str | None) -> bytes | None:
     from pathlib import Path
 
     from .errors import ConfigError
+    from .fileguard import read_regular_file
+
 
     if data is None:
         return None
     if data.startswith("@"):
-        try:
-            return Path(data[1:]).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"-d {data}: cannot read {data[1:]}: {exc.strerror}", "check the path") from exc
+        return read_regular_file(Path(data[1:]), REQUEST_BODY_CAP, f"-d {data}", error=ConfigError,
+                                 hint="give a regular file (the mock backend's body limit applies)")
     return data.encode()
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .fileguard import CONFIG_CAP, WASM_CAP, check_regular_file, read_regular_file, safe_absolute, size_text
 from .models import (  # noqa: F401 - re-exported: callers import the models from here
     PHASES, SERVICE_KINDS, Backend, Build, Expect, Gateway, Plugin, Probe, ProbeRequest, Project, Route, Rule,
     Service, UpstreamExpect,
 )
-from .schema import Node
+from .schema import Node, load_yaml
+from .validate import check_header, check_path, check_regex
 
 CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
 RUNTIMES = ("auto", "native", "docker")
@@ -30,10 +32,10 @@ def find_config(path: str | Path | None, cwd: Path | None = None) -> Path:
             candidate = next((candidate / n for n in CONFIG_NAMES if (candidate / n).exists()), candidate / CONFIG_NAMES[0])
         if not candidate.exists():
             raise ConfigError(f"config file not found: {candidate}", "check the -f path")
-        return candidate.resolve()
+        return safe_absolute(candidate)
     for name in CONFIG_NAMES:
         if (cwd / name).exists():
-            return (cwd / name).resolve()
+            return safe_absolute(cwd / name)
     raise ConfigError(
         f"no hlocal.yaml in {cwd}",
         "run hlocal in the plugin's directory, pass -f PATH, or create one with `hlocal init`",
@@ -42,43 +44,15 @@ def find_config(path: str | Path | None, cwd: Path | None = None) -> Path:
 
 def load_project(path: str | Path | None = None, cwd: Path | None = None) -> Project:
     """Find, parse and validate hlocal.yaml."""
-    import yaml
-
     file = find_config(path, cwd)
+    # A FIFO, a device or a huge file is refused unread (fileguard); then the YAML limits (schema).
+    raw = read_regular_file(file, CONFIG_CAP, "config file", error=ConfigError,
+                            hint=f"point -f at a regular hlocal.yaml file (at most {size_text(CONFIG_CAP)})")
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read {file}: {exc}", "check the file's permissions and encoding") from exc
-    try:
-        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{file.name}: {where}invalid YAML: {problem}", "fix the YAML syntax") from exc
-    return parse_project(data, file)
-
-
-def _unique_key_loader():
-    """A SafeLoader that refuses a key given twice (PyYAML would silently keep the last)."""
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node, deep=False):  # type: ignore[override]
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    first = seen.get(key)
-                except TypeError:
-                    continue  # an unhashable key: the base class reports it
-                if first is not None:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
-                seen[key] = key_node.start_mark.line + 1
-            return super().construct_mapping(node, deep)
-
-    return UniqueKeyLoader
+    return parse_project(load_yaml(text, file.name), file)
 
 
 def parse_project(data: Any, file: Path) -> Project:
@@ -120,7 +94,7 @@ def sanitise_name(raw: str) -> str:
 
 
 def _gateway(node: Node) -> Gateway:
-    node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level", "image"])
+    node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level", "image", "tls", "tls_port"])
     flavor = node.child("flavor")
     return Gateway(
         flavor=None if flavor.value is None else flavor.choice(FLAVORS),
@@ -129,13 +103,20 @@ def _gateway(node: Node) -> Gateway:
         log_level=node.child("log_level").choice(LOG_LEVELS, "info"),
         wasm_log_level=node.child("wasm_log_level").choice(LOG_LEVELS, "debug"),
         image=node.child("image").optional_string(),
+        tls=node.child("tls").boolean(False),
+        tls_port=node.child("tls_port").port(0),
     )
 
 
 def _plugin(node: Node, base: Path) -> Plugin:
     node.mapping(["name", "wasm", "config", "rules", "fail_open", "build", "phase", "priority"], optional=False)
     name = node.child("name").string(pattern=NAME_PATTERN, what="a valid plugin name (lowercase letters, digits, - and _)")
-    wasm = (base / node.child("wasm").string()).resolve()
+    wasm_node = node.child("wasm")
+    wasm = safe_absolute(base / wasm_node.string())
+    # Not built yet is fine (`hlocal build` makes it); anything there must be a module-sized regular file.
+    check_regular_file(wasm, WASM_CAP, f"{_where(wasm_node)}: wasm file", missing_ok=True,
+                       hint=f"point {wasm_node.path} at the built .wasm file (a regular file of at most "
+                            f"{size_text(WASM_CAP)})")
     config = node.child("config").mapping().value
     rules = tuple(_rule(n) for n in node.child("rules").list().items())
     build_node = node.child("build")
@@ -172,7 +153,7 @@ def _build(node: Node, base: Path, wasm: Path) -> Build:
     directory = node.child("dir").optional_string()
     return Build(
         command=command,
-        dir=(base / directory).resolve() if directory else wasm.parent,
+        dir=safe_absolute(base / directory) if directory else wasm.parent,
         env=node.child("env").string_map(),
         image=node.child("image").string("golang:1.24"),
     )
@@ -275,11 +256,9 @@ def _route(node: Node) -> Route:
         if value is not None and not value.startswith("/"):
             raise node.child(key).error(f"{value!r} must start with /")
     regex = node.child("regex").optional_string()
-    if regex is not None:
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            raise node.child("regex").error(f"invalid regular expression: {exc}") from exc
+    if regex is not None:  # Envoy matches it with RE2, not Python's re
+        check_regex(regex, _where(node.child("regex")))
+    _check_header_map(node.child("headers"))
     domains = tuple(node.child("domains").string_list()) or ("*",)
     twice = next((d for i, d in enumerate(domains) if d in domains[:i]), None)
     if twice is not None:  # Envoy refuses the whole bootstrap for it
@@ -316,6 +295,7 @@ def _probe(node: Node) -> Probe:
     method = req.child("method")
     if isinstance(method.value, str):
         method.value = method.value.upper()
+    _check_header_map(req.child("headers"))
     request = ProbeRequest(
         method=method.choice(HTTP_METHODS, "GET"),
         path=req.child("path").string("/"),
@@ -323,8 +303,7 @@ def _probe(node: Node) -> Probe:
         body=req.child("body").optional_string(),
         json=req.child("json").value,
     )
-    if not request.path.startswith("/"):
-        raise req.child("path").error(f"{request.path!r} must start with /")
+    check_path(request.path, _where(req.child("path")))
     exp = node.child("expect").mapping(["status", "headers", "headers_absent", "body_contains", "json", "upstream"])
     upstream = None
     if exp.child("upstream").value is not None:
@@ -354,6 +333,22 @@ def _probe(node: Node) -> Probe:
             upstream=upstream,
         ),
     )
+
+
+def _where(node: Node) -> str:
+    """How a validate.py error names a key: `hlocal.yaml: probes[0].request.path`."""
+    return f"{node.source}: {node.path}"
+
+
+def _check_header_map(node: Node) -> None:
+    """Header names and values as they will go on the wire (or into an Envoy header matcher)."""
+    if not isinstance(node.value, dict):
+        return  # the type errors come from the Node checks that follow
+    for name, value in node.value.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(name, str) and isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                check_header(name, str(item), _where(node.child(name)))
 
 
 def _unique(node: Node, names: list[str], what: str) -> None:

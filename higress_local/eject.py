@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .commands import MockLine, envoy_args
 from .config import Project
 from .errors import ConfigError
+from .runtime import choose_runtime_name
+from .runtime.docker import plan_docker
+from .runtime.native import find_envoy, token_file
+from .runtime.services import native_argv
+from .runtime.stage import plan_native
 from .state import StackState
 
 
@@ -21,8 +26,6 @@ class Rendered:
 
 
 def render_stack(project: Project, runtime_override: str | None, out: str | None) -> Rendered:
-    from .runtime import choose_runtime_name
-
     runtime, _ = choose_runtime_name(project, runtime_override)
     if out is None:
         state = StackState.load(project.state_dir)
@@ -33,28 +36,26 @@ def render_stack(project: Project, runtime_override: str | None, out: str | None
     else:
         target = dataclasses.replace(project, state_root=Path(out).resolve())
     if runtime == "docker":
-        from .runtime.docker import plan_docker
-
         flavor = project.gateway.flavor or "higress"
-        plan = plan_docker(target, flavor)
+        plan = plan_docker(target, flavor, check_ports=False)
         compose = target.state_dir / "compose.yaml"
         return Rendered("docker", target.state_dir, [
             f"docker compose -f {shlex.quote(str(compose))} up -d",
             f"curl -i http://127.0.0.1:{plan.state.gateway_port}/",
             f"docker compose -f {shlex.quote(str(compose))} down -v",
         ])
-    from .runtime.native import find_envoy
-    from .runtime.stage import plan_native
-
     flavor = project.gateway.flavor or "envoy"
-    plan = plan_native(target, flavor)
+    plan = plan_native(target, flavor, check_ports=False)
     state = plan.state
-    mock = [sys.executable, "-m", "higress_local.mock", "--port", str(state.backend_port),
-            "--control-port", str(state.control_port), "--config", str(plan.backend_config)]
-    envoy = [find_envoy(), "-c", str(plan.bootstrap), "--disable-hot-restart",
-             "--component-log-level", f"wasm:{project.gateway.wasm_log_level}"]
-    return Rendered("native", target.state_dir, [
-        f"{shlex.join(mock)} &",
-        shlex.join(envoy),
-        f"curl -i http://127.0.0.1:{state.gateway_port}/",
-    ])
+    token = token_file(target.state_dir, state)
+    lines = []
+    # The same command lines `hlocal up` runs (commands.py), without hlocal's supervisor.
+    backend = MockLine(name="backend", port=state.backend_port, control_port=state.control_port,
+                       config=str(plan.backend_config), token_file=token)
+    lines.append(f"{shlex.join(backend.native())} &")
+    for service in state.services.values():
+        if service.how in ("mock", "redis"):
+            lines.append(f"{shlex.join(native_argv(service, token))} &")
+    lines.append(shlex.join([find_envoy(), *envoy_args(str(plan.bootstrap), project.gateway)]))
+    lines.append(f"curl -i http://127.0.0.1:{state.gateway_port}/")
+    return Rendered("native", target.state_dir, lines)

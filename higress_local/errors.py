@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
-# Exit codes (documented in README.md).
-EXIT_OK = 0
-EXIT_PROBE_FAILED = 1
-EXIT_USAGE = 2
-EXIT_ENVIRONMENT = 3
-EXIT_PLUGIN = 4
-EXIT_TIMEOUT = 5
+import enum
+import shlex
+
+
+class ExitCode(enum.IntEnum):
+    """Every exit code hlocal uses (documented in README.md, "Exit codes")."""
+
+    OK = 0
+    PROBE_FAILED = 1  # also: `status` of a stack that is not healthy
+    USAGE = 2  # a command-line or hlocal.yaml error
+    ENVIRONMENT = 3  # something on the machine: Envoy, Docker, a port, the disk, the state folder
+    PLUGIN = 4  # a plugin cannot load or be configured
+    TIMEOUT = 5  # not ready before the deadline
+    HANGUP = 129  # SIGHUP (128 + 1)
+    INTERRUPTED = 130  # Ctrl-C, SIGINT (128 + 2)
+    TERMINATED = 143  # SIGTERM (128 + 15)
+
+
+# Kept for callers of the first API.
+EXIT_OK = ExitCode.OK
+EXIT_PROBE_FAILED = ExitCode.PROBE_FAILED
+EXIT_USAGE = ExitCode.USAGE
+EXIT_ENVIRONMENT = ExitCode.ENVIRONMENT
+EXIT_PLUGIN = ExitCode.PLUGIN
+EXIT_TIMEOUT = ExitCode.TIMEOUT
 
 
 class HlocalError(Exception):
     """Base error: a message for the user, a hint on what to do, an exit code."""
 
-    exit_code = EXIT_USAGE
+    exit_code: ExitCode = ExitCode.USAGE
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -65,6 +83,45 @@ class ProbeFailed(HlocalError):
     exit_code = EXIT_PROBE_FAILED
 
 
+class Unhealthy(HlocalError):
+    """`status`: the stack is degraded or not running (the report was already printed)."""
+
+    exit_code = EXIT_PROBE_FAILED
+
+
+class NotRunning(EnvironmentProblem):
+    """The command needs a running stack and there is none."""
+
+
+class CorruptState(EnvironmentProblem):
+    """.hlocal/<name>/state.json cannot be read as a stack state."""
+
+
+class UnsafeStatePath(EnvironmentProblem):
+    """A symlink or special file where hlocal keeps its own state: never followed."""
+
+
+class StackBusy(EnvironmentProblem):
+    """Another hlocal command holds the stack's lock."""
+
+
+class DiskFull(EnvironmentProblem):
+    """Writing into the state folder failed for lack of space (or quota)."""
+
+
+class Stopped(BaseException):
+    """A signal asked hlocal to stop (SIGINT, SIGTERM, SIGHUP): cleans up like Ctrl-C, exits 128+N.
+
+    A BaseException, like KeyboardInterrupt, so that `except Exception` never swallows it.
+    """
+
+    def __init__(self, signum: int, name: str, exit_code: ExitCode) -> None:
+        super().__init__(name)
+        self.signum = signum
+        self.name = name
+        self.exit_code = exit_code
+
+
 class WaitTimeout(HlocalError):
     """Something did not become ready before its deadline."""
 
@@ -74,7 +131,7 @@ class WaitTimeout(HlocalError):
 class CommandFailed(HlocalError):
     """An external program exited non-zero; carries argv, code, stdout and stderr."""
 
-    exit_code = EXIT_ENVIRONMENT
+    exit_code = ExitCode.ENVIRONMENT
 
     def __init__(
         self,
@@ -84,8 +141,6 @@ class CommandFailed(HlocalError):
         stderr: str = "",
         hint: str = "",
     ) -> None:
-        import shlex
-
         tail = (stderr or stdout).strip().splitlines()[-5:]
         detail = ("\n  " + "\n  ".join(tail)) if tail else ""
         super().__init__(f"`{shlex.join(argv)}` exited with {returncode}{detail}", hint)

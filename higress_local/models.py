@@ -23,6 +23,8 @@ class Gateway:
     log_level: str = "info"
     wasm_log_level: str = "debug"
     image: str | None = None  # docker runtime: None = the flavor's default (or its env override)
+    tls: bool = False  # also serve https with a generated self-signed certificate
+    tls_port: int = 0  # the https listener on 127.0.0.1; 0 = pick a free port
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .classify import LogWatch
 from .config import Project
+from .logs import is_plugin_line
+from .mock.client import MockClient, MockClientError
+from .runtime import runtime_for_state
 from .state import StackState
 
 # wasm-go and raw proxy-wasm plugins report a call to an unknown cluster as BadArgument / "bad argument".
@@ -22,15 +26,15 @@ class Effects:
     notes: list[str] = field(default_factory=list)
 
 
-def _service_docs(state: StackState) -> dict[str, dict[str, Any]]:
-    return state.extra.get("services") or {}
+def _control(url: str, state: StackState) -> MockClient:
+    return MockClient(url, token=state.control_token)
 
 
 def _timeouts(state: StackState) -> dict[str, int]:
     """upstream_rq_timeout per service cluster (a plugin's call that ran out of time counts there)."""
     from .readiness import admin_stats
 
-    clusters = {doc["cluster"]: name for name, doc in _service_docs(state).items()}
+    clusters = {plan.cluster: name for name, plan in state.services.items()}
     if not clusters:
         return {}
     try:
@@ -49,32 +53,25 @@ class Observation:
     """Positions taken before a request; `finish()` reads what changed after it."""
 
     def __init__(self, project: Project, state: StackState) -> None:
-        from .mock.client import MockClient, MockClientError
-        from .runtime import runtime_for_state
-
         self.project, self.state = project, state
         self.source, self.offset = runtime_for_state(project, None).gateway_output(project)
         self.seqs: dict[str, int] = {}
-        for name, doc in _service_docs(state).items():
-            if doc.get("control_port"):
+        for name, plan in state.services.items():
+            if plan.control_url:
                 try:
-                    self.seqs[name] = MockClient(f"http://127.0.0.1:{doc['control_port']}").last_seq()
+                    self.seqs[name] = _control(plan.control_url, state).last_seq()
                 except MockClientError:
                     pass
         self.timeouts = _timeouts(state)
 
     def finish(self) -> Effects:
-        from .classify import LogWatch
-        from .logs import is_plugin_line
-        from .mock.client import MockClient, MockClientError
-
         watch = LogWatch(self.source, [], start=self.offset)
         watch.poll()
         effects = Effects(plugin_lines=[line for line in watch.lines if is_plugin_line(line)])
         for name, seq in self.seqs.items():
-            port = _service_docs(self.state)[name]["control_port"]
+            plan = self.state.services[name]
             try:
-                calls = MockClient(f"http://127.0.0.1:{port}").journal(since=seq)
+                calls = _control(plan.control_url or "", self.state).journal(since=seq)
             except MockClientError:
                 continue
             if calls:
@@ -86,7 +83,7 @@ class Observation:
 def explain(project: Project, state: StackState, plugin_lines: list[str], before: dict[str, int],
             after: dict[str, int]) -> list[str]:
     """Name the cluster behind a BadArgument and the service behind a timeout."""
-    declared = {doc["cluster"]: name for name, doc in _service_docs(state).items()}
+    declared = {plan.cluster: name for name, plan in state.services.items()}
     notes = []
     for line in plugin_lines:
         if not BAD_ARGUMENT.search(line):
@@ -104,7 +101,7 @@ def explain(project: Project, state: StackState, plugin_lines: list[str], before
     for name, count in after.items():
         if count > before.get(name, 0):
             service = next((s for s in project.services if s.name == name), None)
-            cluster = _service_docs(state)[name]["cluster"]
+            cluster = state.services[name].cluster
             limit = f"; its timeout_ms is {service.timeout_ms}" if service and service.timeout_ms else ""
             delay = _stub_delay(service)
             slow = f"; its mock delays some answers by up to {delay} ms" if delay else ""

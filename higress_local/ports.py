@@ -2,35 +2,73 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from pathlib import Path
 
-from .errors import PortInUse
+from .errors import EnvironmentProblem, PortInUse
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port the OS says is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+        try:
+            sock.bind((host, 0))
+        except OSError as exc:
+            raise bind_problem(0, "a free port", host, exc) from None
         return sock.getsockname()[1]
 
 
-def is_free(port: int, host: str = "127.0.0.1") -> bool:
+def bind_error(port: int, host: str = "127.0.0.1") -> OSError | None:
+    """Why `port` cannot be bound on `host` right now, or None when it can."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # Without SO_REUSEADDR a port in TIME_WAIT reads as taken although Envoy could bind it.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-        except OSError:
-            return False
-        return True
+        except OSError as exc:
+            return exc
+        return None
+
+
+def is_free(port: int, host: str = "127.0.0.1") -> bool:
+    return bind_error(port, host) is None
 
 
 def ensure_free(port: int, what: str, host: str = "127.0.0.1") -> None:
-    """Raise PortInUse (naming the holder when /proc tells) unless the port can be bound."""
-    if not is_free(port, host):
+    """Raise PortInUse (naming the holder when /proc tells) unless the port can be bound;
+    a port refused for another reason (permission, address) is reported as that reason."""
+    error = bind_error(port, host)
+    if error is None:
+        return
+    if error.errno == errno.EADDRINUSE:
         raise PortInUse(port, what, port_owner(port) or "")
+    raise bind_problem(port, what, host, error)
+
+
+def bind_problem(port: int, what: str, host: str, error: OSError) -> EnvironmentProblem:
+    """A bind failure other than "in use", said as what it is."""
+    if error.errno in (errno.EACCES, errno.EPERM):
+        start = _unprivileged_start()
+        why = f" (ports below {start} need root or CAP_NET_BIND_SERVICE)" if 0 < port < start else ""
+        return EnvironmentProblem(f"port {port} ({what}) cannot be bound on {host}: permission denied{why}",
+                                  f"use a port of {max(start, 1024)} or above in hlocal.yaml, or 0 to pick a free one")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return EnvironmentProblem(
+            f"cannot bind {host}:{port} ({what}): the address is not available on this machine",
+            f"check that the loopback interface is up and has {host} (`ip addr show lo`)",
+        )
+    return EnvironmentProblem(f"cannot bind {host}:{port} ({what}): {error.strerror or error}",
+                              "use another port in hlocal.yaml, or 0 to pick a free one")
+
+
+def _unprivileged_start() -> int:
+    """The first port an unprivileged process may bind (Linux sysctl; 1024 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text().strip())
+    except (OSError, ValueError):
+        return 1024
 
 
 def resolve(port: int, what: str, host: str = "127.0.0.1") -> int:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from .config import Expect, Probe, Project, UpstreamExpect
 from .errors import ConfigError, EnvironmentProblem
 from .state import StackState
+from .validate import check_request
 
 REQUEST_ID_HEADER = "x-hlocal-request-id"
 
@@ -83,13 +84,14 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     http.client rather than requests: repeated headers must go out as separate lines (plugins
     such as the transformer's dedupe treat `X: 1, 2` and two `X` lines differently).
     """
+    # What http.client would refuse with a traceback (or send as a second header line): refuse it here.
+    check_request(method, path, headers)
+
     import http.client
     import time
 
     from .mock.client import MockClient, MockClientError
 
-    if not path.startswith("/"):
-        raise ConfigError(f"path {path!r} must start with /", "for example /api/get")
     request_id = uuid.uuid4().hex
     sent = [*headers, (REQUEST_ID_HEADER, request_id)]
     exchange = Exchange(method=method.upper(), url=state.gateway_url + path, request_headers=list(sent),
@@ -119,7 +121,7 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     exchange.status = response.status
     exchange.response_headers = _joined(response.getheaders())
     try:
-        found = MockClient(state.control_url).find(REQUEST_ID_HEADER, request_id)
+        found = MockClient(state.control_url, token=state.control_token).find(REQUEST_ID_HEADER, request_id)
     except MockClientError as exc:
         raise EnvironmentProblem(f"cannot read the backend journal: {exc}", "see `hlocal status`") from exc
     exchange.upstream = found[-1] if found else None

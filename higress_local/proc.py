@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 from .errors import CommandFailed, EnvironmentProblem
+from .safefs import fresh_log
 
 log = logging.getLogger("hlocal.proc")
 
@@ -56,22 +57,29 @@ def spawn(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     stdout_pipe: bool = False,
+    private: bool = True,
 ) -> subprocess.Popen:
-    """Start a long-running program in its own session (process group), output to a log file."""
+    """Start a long-running program in its own session (process group), output to a fresh log file.
+
+    The log is created anew without following a link at its path, readable by the user only
+    (`private`): logs hold request headers. The program's own files get the same umask.
+    """
     argv = [str(a) for a in argv]
     log.debug("spawn: %s (log: %s)", shlex.join(argv), log_file)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as out:
-        try:
-            return subprocess.Popen(
-                argv, cwd=cwd, env=dict(env) if env is not None else None,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if stdout_pipe else out,
-                stderr=out,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            raise EnvironmentProblem(f"program not found: {argv[0]}", "install it or put it on PATH") from exc
+    out = fresh_log(log_file)
+    try:
+        return subprocess.Popen(
+            argv, cwd=cwd, env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout_pipe else out,
+            stderr=out,
+            start_new_session=True,
+            umask=0o077 if private else -1,
+        )
+    except FileNotFoundError as exc:
+        raise EnvironmentProblem(f"program not found: {argv[0]}", "install it or put it on PATH") from exc
+    finally:
+        os.close(out)
 
 
 def run_foreground(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -7,17 +7,26 @@ and clusters are RDS/CDS files handled the same way; stubs go to the mock's cont
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .classify import LogWatch
 from .config import Plugin, Project
 from .errors import ConfigError, EnvironmentProblem, HlocalError, PluginError, WaitTimeout
-from .plugins import check_plugin, prepare, require_runnable, stage, CheckReport
-from .render.envoy import CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_filter_name, render_ecds
-from .state import StackState
+from .mock.client import MockClient, MockClientError
+from .plugins import CheckReport, PluginCheck, check_plugin, prepare, require_runnable
+from .readiness import CDS_STAT_PREFIX, RDS_STAT_PREFIX, ecds_stats, xds_stats
+from .render.envoy import CLUSTERS_FILE, ROUTES_FILE, ecds_file_name, plugin_filter_name, render_ecds
+from .runtime import require_running, runtime_for_state
+from .runtime.files import GatewayFiles, Swap
+from .runtime.lock import stack_lock
+from .runtime.stage import (config_sha256, ecds_version, plugin_state, restart_key, source_stat, version_of,
+                            xds_documents)
+from .state import PluginState, StackState
 from .wait import Deadline, NotYet
 
 
@@ -39,8 +48,7 @@ class _Swap:
 
     plugin: Plugin
     filter_name: str
-    path: Path
-    old_text: str
+    file: Swap
     old_version: str
     new_version: str
     describe: str
@@ -48,17 +56,19 @@ class _Swap:
 
 
 def restart_reasons(project: Project, state: StackState) -> list[str]:
-    from .runtime.stage import restart_key
-
-    before, now = state.extra.get("restart_key") or {}, restart_key(project)
+    before, now = state.restart_key, restart_key(project)
+    if before is None:
+        return ["the stack's state does not say how it was started"]
     reasons = []
-    if before.get("chain") != now["chain"]:
-        reasons.append(f"the plugin chain changed ({' → '.join(before.get('chain') or ['none'])} "
-                       f"became {' → '.join(now['chain']) or 'none'})")
-    if before.get("gateway") != now["gateway"]:
-        changed = sorted(k for k in now["gateway"] if (before.get("gateway") or {}).get(k) != now["gateway"][k])
+    if before.chain != now.chain:
+        reasons.append(f"the plugin chain changed ({' → '.join(before.chain or ['none'])} "
+                       f"became {' → '.join(now.chain) or 'none'})")
+    if before.gateway != now.gateway:
+        changed = sorted(k for k in now.gateway if before.gateway.get(k) != now.gateway[k])
         reasons.append(f"gateway settings changed ({', '.join('gateway.' + k for k in changed)})")
-    if before.get("backend_image") != now["backend_image"]:
+    if before.services != now.services:
+        reasons.append("services changed (added, removed or re-pointed)")
+    if before.backend_image != now.backend_image:
         reasons.append("backend.image changed")
     return reasons
 
@@ -66,20 +76,14 @@ def restart_reasons(project: Project, state: StackState) -> list[str]:
 def reload_stack(project: Project, *, names: tuple[str, ...] = (), build: bool = True, restart: bool = False,
                  timeout: float = 120.0, echo: Callable[[str], None] = lambda _l: None) -> ReloadResult:
     """Build what is stale, then swap every changed piece in place; raise a classified error if Envoy refuses."""
-    import fcntl
-
-    # One reload at a time per stack (a watcher and a hand-run reload may overlap): each one reads
-    # the live versions and writes state.json, so they must not interleave.
-    project.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(project.state_dir / "reload.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # One command at a time per stack (a watcher and a hand-run reload may overlap, or `down` may
+    # start meanwhile): each one reads the live versions and writes state.json.
+    with stack_lock(project.state_dir, "reload", wait=timeout, echo=echo):
         return _reload(project, names=names, build=build, restart=restart, timeout=timeout, echo=echo)
 
 
 def _reload(project: Project, *, names: tuple[str, ...], build: bool, restart: bool, timeout: float,
             echo: Callable[[str], None]) -> ReloadResult:
-    from .runtime import require_running, runtime_for_state
-
     state = require_running(project)
     runtime = runtime_for_state(project, None)
     for name in names:
@@ -100,21 +104,33 @@ def _reload(project: Project, *, names: tuple[str, ...], build: bool, restart: b
 
     result.build_seconds = _build_stale(project, names, build, echo)
     started = time.monotonic()
-    layout = Layout(**state.extra["layout"])
+    files = GatewayFiles(project.state_dir)
+    files.guard()
+    watched = [files.ecds(ecds_file_name(p)) for p in project.plugins if p.name in {s.name for s in state.plugins}]
+    watched += [files.xds(ROUTES_FILE), files.xds(CLUSTERS_FILE)]
+    for path in files.restore_missing(watched):
+        result.lines.append(f"restored {path.relative_to(project.state_dir)} (it was deleted)")
     source, offset = runtime.gateway_output(project)
-    swaps = _write_plugin_swaps(project, state, layout, names)
-    xds_changed = [] if names else _write_xds(project, layout, state)
-    if swaps or xds_changed:
-        _wait_live(project, state, swaps, xds_changed, source, offset, timeout)
+    try:
+        swaps = _write_plugin_swaps(project, state, files, names, timeout)
+        xds_changed = [] if names else _write_xds(project, state, files, timeout)
+        if swaps or xds_changed:
+            _wait_live(project, state, files, swaps, xds_changed, source, offset, timeout)
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM) or refused: the accepted files go back, so what Envoy ends up
+        # serving is what state.json (not yet rewritten) records.
+        files.roll_back(list(files.pending))
+        raise
+    files.commit()
     if not names:
-        result.lines += [line for line in (_update_stubs(project, state), *_update_service_stubs(project, state))
-                         if line]
+        result.lines += [line for line in (_update_stubs(project, state, files),
+                                           *_update_service_stubs(project, state, files)) if line]
     result.seconds = time.monotonic() - started
     for swap in swaps:
         result.lines.append(f"plugin {swap.plugin.name}: {swap.describe}, live in {result.seconds:.2f} s")
     for xds in xds_changed:
         result.lines.append(f"{xds.what} reloaded in {result.seconds:.2f} s")
-    _remove_unreferenced_modules(project.state_dir)
+    files.remove_unreferenced_modules()
     state.save(project.state_dir)
     return result
 
@@ -136,13 +152,11 @@ def _build_stale(project: Project, names: tuple[str, ...], build: bool, echo: Ca
     return total
 
 
-def _write_plugin_swaps(project: Project, state: StackState, layout: Layout, names: tuple[str, ...]) -> list[_Swap]:
+def _write_plugin_swaps(project: Project, state: StackState, files: GatewayFiles, names: tuple[str, ...],
+                        timeout: float) -> list[_Swap]:
     """Check every changed plugin first (nothing is touched if one is bad), then replace their ECDS files."""
-    import dataclasses
-
-    from .runtime.stage import config_sha256, ecds_version, plugin_state, source_stat, version_of, write_atomic
-
     current = {p.name: p for p in state.plugins}
+    layout = state.require_layout()
     pending = []  # (plugin, check or None when only the config changed, state before)
     for plugin in project.plugins:
         if names and plugin.name not in names:
@@ -159,49 +173,45 @@ def _write_plugin_swaps(project: Project, state: StackState, layout: Layout, nam
         prepare(check, state.flavor)
         if ecds_version(check) != before.version:
             pending.append((plugin, check, before))
-    from .readiness import ecds_stats
-
-    stats = _admin(lambda: ecds_stats(state.admin_url)) if pending else {}
+    stats = _admin(lambda: ecds_stats(state.admin_url), timeout) if pending else {}
     swaps = []
+    modules = dict(layout.modules)
     for plugin, check, before in pending:
         if check is None:
-            gateway_path, new_version, describe = layout.modules[plugin.name], version_of(before.served_sha256, plugin), "config changed"
+            gateway_path, new_version, describe = modules[plugin.name], version_of(before.served_sha256, plugin), "config changed"
             new_state = dataclasses.replace(before, version=new_version, config_sha256=config_sha256(plugin))
         else:
-            staged = stage(check, project.state_dir / "modules")
-            gateway_path = f"{Path(layout.modules[plugin.name]).parent}/{staged.name}"
+            staged = files.put_module(check.staged_name(), check.served)
+            gateway_path = f"{Path(modules[plugin.name]).parent}/{staged.name}"
             new_version, describe = ecds_version(check), _describe(before, check)
             new_state = plugin_state(check, gateway_path)
-        plugin_layout = Layout(**{**state.extra["layout"], "modules": {**layout.modules, plugin.name: gateway_path}})
-        path = project.state_dir / "ecds" / ecds_file_name(plugin)
+        modules[plugin.name] = gateway_path
+        plugin_layout = dataclasses.replace(layout, modules=dict(modules))
         filter_name = plugin_filter_name(plugin)
-        swap = _Swap(plugin=plugin, filter_name=filter_name, path=path, old_text=path.read_text(),
-                     old_version=before.version, new_version=new_version, describe=describe,
-                     baseline_rejected=int(stats.get(filter_name, {}).get("update_rejected", "0")))
-        write_atomic(path, json.dumps(render_ecds(plugin, plugin_layout, swap.new_version), indent=2))
-        swaps.append(swap)
-        layout.modules[plugin.name] = gateway_path
+        text = json.dumps(render_ecds(plugin, plugin_layout, new_version), indent=2)
+        baseline = int(stats.get(filter_name, {}).get("update_rejected", "0"))
+        written = files.swap(files.ecds(ecds_file_name(plugin)), text)
+        if written is None:
+            continue
+        swaps.append(_Swap(plugin=plugin, filter_name=filter_name, file=written, old_version=before.version,
+                           new_version=new_version, describe=describe, baseline_rejected=baseline))
         state.plugins = [new_state if p.name == plugin.name else p for p in state.plugins]
-    state.extra["layout"]["modules"] = dict(layout.modules)
+    state.layout = dataclasses.replace(layout, modules=modules)
     return swaps
 
 
-def _admin(read: Callable[[], Any], timeout: float = 120.0) -> Any:
+def _admin(read: Callable[[], Any], timeout: float) -> Any:
     """An admin API read that waits out a busy Envoy: its main thread answers admin requests and
     is blocked while it compiles a module (seconds, for a large plugin under load)."""
     return Deadline(timeout=timeout, interval=0.1).until(
         read, what="the gateway's admin API to answer (is it compiling a module?)", hint="see `hlocal status`")
 
 
-def _describe(before: Any, check: Any) -> str:
-    from .render.envoy import plugin_configuration_json
-    import hashlib
-
+def _describe(before: PluginState, check: PluginCheck) -> str:
     parts = []
     if before.served_sha256 != check.served_sha256:
         parts.append(f"module {before.sha256[:12]} → {check.info.sha256[:12]}")
-    config_sha = hashlib.sha256(plugin_configuration_json(check.plugin).encode()).hexdigest()
-    if before.config_sha256 != config_sha:
+    if before.config_sha256 != config_sha256(check.plugin):
         parts.append("config changed")
     return ", ".join(parts) or "reloaded"
 
@@ -209,8 +219,7 @@ def _describe(before: Any, check: Any) -> str:
 @dataclass
 class _XdsSwap:
     name: str  # routes.json or clusters.json
-    path: Path
-    old_text: str
+    file: Swap
     new_version: str
     baseline_rejected: int
 
@@ -219,32 +228,25 @@ class _XdsSwap:
         return "routes" if self.name == ROUTES_FILE else "clusters"
 
 
-def _write_xds(project: Project, layout: Layout, state: StackState) -> list[_XdsSwap]:
+def _write_xds(project: Project, state: StackState, files: GatewayFiles, timeout: float) -> list[_XdsSwap]:
     """Rewrite the route/cluster files whose content changed."""
-    from .readiness import CDS_STAT_PREFIX, RDS_STAT_PREFIX, xds_stats
-    from .runtime.stage import write_atomic, xds_documents
-
     swaps = []
-    for name, doc in xds_documents(project, layout).items():
-        path = project.state_dir / "xds" / name
+    for name, doc in xds_documents(project, state.require_layout()).items():
+        path = files.xds(name)
         text = json.dumps(doc, indent=2)
-        old_text = path.read_text() if path.exists() else ""
-        if old_text == text:
+        if files.read_text(path) == text:
             continue
         prefix = RDS_STAT_PREFIX if name == ROUTES_FILE else CDS_STAT_PREFIX
-        stats = _admin(lambda: xds_stats(state.admin_url, prefix))
-        swaps.append(_XdsSwap(name, path, old_text, doc["version_info"], int(stats.get("update_rejected", "0"))))
-        write_atomic(path, text)
+        stats = _admin(lambda: xds_stats(state.admin_url, prefix), timeout)
+        written = files.swap(path, text)
+        if written is not None:
+            swaps.append(_XdsSwap(name, written, doc["version_info"], int(stats.get("update_rejected", "0"))))
     return swaps
 
 
-def _wait_live(project: Project, state: StackState, swaps: list[_Swap], xds_changed: list[_XdsSwap],
-               source: Any, offset: int, timeout: float) -> None:
+def _wait_live(project: Project, state: StackState, files: GatewayFiles, swaps: list[_Swap],
+               xds_changed: list[_XdsSwap], source: Any, offset: int, timeout: float) -> None:
     """Until every swap is live; a rejection restores the old files and raises the classified cause."""
-    from .classify import LogWatch
-    from .readiness import CDS_STAT_PREFIX, RDS_STAT_PREFIX, ecds_stats, xds_stats
-    from .runtime.stage import write_atomic
-
     watch = LogWatch(source, [s.plugin.name for s in swaps], start=offset, where=str(project.state_dir))
 
     def check() -> None:
@@ -272,15 +274,13 @@ def _wait_live(project: Project, state: StackState, swaps: list[_Swap], xds_chan
                                                        hint="see `hlocal logs gateway`")
     except _Rejected as rejected:
         # Put every file back: a rejected file would be retried whenever the directory changes again.
-        for other in [*swaps, *xds_changed]:
-            write_atomic(other.path, other.old_text)
-        _remove_unreferenced_modules(project.state_dir)
+        files.roll_back([other.file for other in [*swaps, *xds_changed]])
         swap = rejected.swap
         if isinstance(swap, _XdsSwap):
             raise EnvironmentProblem(f"Envoy rejected the new {swap.what}: {_last_warning(watch)}; "
                                      "the previous ones still serve", "see `hlocal logs gateway`") from None
         cause = _cause(watch, swap)
-        still = _admin(lambda: ecds_stats(state.admin_url)).get(swap.filter_name, {}).get("version_text")
+        still = _admin(lambda: ecds_stats(state.admin_url), timeout).get(swap.filter_name, {}).get("version_text")
         serving = ("the previous version still serves" if still == swap.old_version
                    else f"Envoy now reports version {still!r} for it")
         cause.message = f"{cause.message}; {serving}"
@@ -295,7 +295,7 @@ def _last_warning(watch: Any) -> str:
 
 class _Rejected(Exception):
     def __init__(self, swap: "_Swap | _XdsSwap") -> None:
-        super().__init__(str(swap.path))
+        super().__init__(str(swap.file.path))
         self.swap = swap
 
 
@@ -315,67 +315,35 @@ def _cause(watch: Any, swap: _Swap) -> HlocalError:
                            "see `hlocal logs gateway`")
 
 
-def _update_stubs(project: Project, state: StackState) -> str | None:
-    path = project.state_dir / "backend.json"
-    try:
-        before = json.loads(path.read_text()).get("stubs", [])
-    except (OSError, ValueError):
-        before = None
+def _update_stubs(project: Project, state: StackState, files: GatewayFiles) -> str | None:
+    before = files.read_stubs(files.backend_config)
     wanted = list(project.backend.stubs)
     if before == wanted:
         return None
-    from .mock.client import MockClient, MockClientError
-    from .runtime.stage import write_backend_config
-
     try:
-        MockClient(state.control_url).set_stubs(wanted)
+        MockClient(state.control_url, token=state.control_token).set_stubs(wanted)
     except MockClientError as exc:
         raise EnvironmentProblem(f"cannot update the backend's stubs: {exc}", "see `hlocal status`") from exc
-    write_backend_config(project, project.state_dir)
+    files.write_stubs(files.backend_config, wanted)
     return f"backend stubs updated ({len(wanted)} stub{'s' if len(wanted) != 1 else ''}; no restart)"
 
 
-def _update_service_stubs(project: Project, state: StackState) -> list[str]:
+def _update_service_stubs(project: Project, state: StackState, files: GatewayFiles) -> list[str]:
     """A service mock's stubs change in place too (adding or removing a service needs --restart)."""
-    from .runtime.stage import write_atomic
-
     lines = []
     for service in project.services:
-        doc = (state.extra.get("services") or {}).get(service.name) or {}
-        path = project.state_dir / "services" / f"{service.name}.json"
-        if not doc.get("control_port") or not path.exists():
+        plan = state.services.get(service.name)
+        path = files.service_config(service.name)
+        if plan is None or not plan.control_url:
             continue
         wanted = list(service.stubs)
-        if json.loads(path.read_text()).get("stubs", []) == wanted:
+        if files.read_stubs(path) == wanted:
             continue
-        from .mock.client import MockClient, MockClientError
-
         try:
-            MockClient(f"http://127.0.0.1:{doc['control_port']}").set_stubs(wanted)
+            MockClient(plan.control_url, token=state.control_token).set_stubs(wanted)
         except MockClientError as exc:
             raise EnvironmentProblem(f"cannot update the stubs of service {service.name}: {exc}",
                                      "see `hlocal status`") from exc
-        write_atomic(path, json.dumps({"stubs": wanted}, indent=2))
+        files.write_stubs(path, wanted)
         lines.append(f"service {service.name} stubs updated ({len(wanted)} stub{'s' if len(wanted) != 1 else ''}; no restart)")
     return lines
-
-
-def _remove_unreferenced_modules(state_dir: Path) -> list[str]:
-    """Module copies no ECDS file points at any more (the bridge is never removed)."""
-    from .runtime.stage import BRIDGE_NAME
-
-    referenced = {BRIDGE_NAME}
-    for ecds in (state_dir / "ecds").glob("*.json"):
-        try:
-            doc = json.loads(ecds.read_text())
-        except (OSError, ValueError):
-            continue
-        for resource in doc.get("resources", []):
-            filename = resource["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"]
-            referenced.add(Path(filename).name)
-    removed = []
-    for module in (state_dir / "modules").glob("*.wasm"):
-        if module.name not in referenced:
-            module.unlink()
-            removed.append(module.name)
-    return removed

@@ -26,10 +26,10 @@ def print_up_summary(result) -> None:
     for plugin in state.plugins:
         adapted = f"; adapted: {', '.join(plugin.adaptations)}" if plugin.adaptations else ""
         click.echo(f"  plugin   {plugin.name}  sha256 {plugin.sha256[:12]}  ABI {plugin.abi}{adapted}")
-    for doc in (state.extra.get("services") or {}).values():
-        where = {"mock": "mock", "redis": "redis", "url": "url", "image": "container"}[doc["how"]]
-        journal = f" (journal: http://127.0.0.1:{doc['control_port']}/__hlocal/journal)" if doc.get("control_port") else ""
-        click.echo(f"  service  {doc['name']}  {doc['cluster']} → {where} {doc['address']}:{doc['port']}{journal}")
+    for plan in state.services.values():
+        where = {"mock": "mock", "redis": "redis", "url": "url", "image": "container"}[plan.how]
+        journal = f" (journal: {plan.control_url}/__hlocal/journal)" if plan.control_url else ""
+        click.echo(f"  service  {plan.name}  {plan.cluster} → {where} {plan.address}:{plan.port}{journal}")
     for note in result.notes:
         click.echo(f"  note     {note}")
     click.echo(f"try: curl -i {state.gateway_url}/   ·   hlocal probe   ·   hlocal down")

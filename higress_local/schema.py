@@ -1,4 +1,4 @@
-"""Small validators for parsed YAML: every error names the key path it is about."""
+"""Parse YAML within limits, then validate it: every error names the file and the key path it is about."""
 
 from __future__ import annotations
 
@@ -16,6 +16,125 @@ _TYPE_NAMES = {
     float: "a number",
     type(None): "nothing (null)",
 }
+
+
+# Bounds on what a document may expand to. YAML aliases (`*name`) repeat a node without copying it,
+# so ten nested levels of ten aliases ("billion laughs") parse into a tiny object graph that every
+# later walk (JSON for the plugin config, the rendered files) expands to 10^10 values. A file
+# without aliases cannot exceed the text bound (it is the file size cap, fileguard.CONFIG_CAP).
+MAX_DEPTH = 100  # nesting levels, aliases expanded; deeper overflows Python's recursion on the way
+MAX_VALUES = 1_000_000  # scalars, lists and mappings (keys included), each alias use counted again
+MAX_TEXT = 16 * 1024 * 1024  # characters of scalar text, each alias use counted again
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse one YAML document (duplicate keys refused) within the bounds above; ConfigError otherwise."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_bounded_loader(source))  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: {where}invalid YAML: {problem}", "fix the YAML syntax") from None
+
+
+def _bounded_loader(source: str):
+    """A SafeLoader that refuses a key given twice (PyYAML would silently keep the last) and
+    documents past the bounds, checked on the node graph before any Python object is built."""
+    import yaml
+
+    def too_big(node_or_mark: Any, problem: str) -> ConfigError:
+        mark = getattr(node_or_mark, "start_mark", node_or_mark)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        return ConfigError(
+            f"{source}: {line}{problem}",
+            f"{source} may nest {MAX_DEPTH} levels and hold {MAX_VALUES:,} values and "
+            f"{MAX_TEXT // (1024 * 1024)} MiB of text, each alias (*name) counted every time it is used",
+        )
+
+    class BoundedLoader(yaml.SafeLoader):
+        _depth = 0
+
+        def compose_node(self, parent, index):  # type: ignore[override]
+            # The composer recurses once per level: stop before Python's recursion limit does.
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise too_big(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def get_single_node(self):  # type: ignore[override]
+            node = super().get_single_node()
+            if node is not None:
+                _measure(node, too_big)
+            return node
+
+        def construct_mapping(self, node, deep=False):  # type: ignore[override]
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults`: merged keys may be overridden, the base class merges them
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return BoundedLoader
+
+
+def _measure(root: Any, too_big: Any) -> None:
+    """Values, text and depth of the document as aliases expand it, in one pass over the node graph.
+
+    Each node is measured once (aliases share nodes), bottom-up, without recursion: the graph can
+    be far deeper than the composed file when aliases wrap aliases.
+    """
+    measured: dict[int, tuple[int, int, int]] = {}  # id(node) -> (values, text, depth)
+    entered: set[int] = set()  # the nodes on the current path: meeting one again is a cycle
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        kids = _children(node)
+        if done:
+            entered.discard(key)
+            values, text, depth = 1, len(node.value) if isinstance(node.value, str) else 0, 0
+            for kid in kids:
+                kid_values, kid_text, kid_depth = measured[id(kid)]
+                values, text, depth = values + kid_values, text + kid_text, max(depth, kid_depth)
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise too_big(node, f"nested deeper than {MAX_DEPTH} levels once aliases are expanded")
+            if values > MAX_VALUES:
+                raise too_big(node, f"aliases expand the document past {MAX_VALUES:,} values")
+            if text > MAX_TEXT:
+                raise too_big(node, f"aliases expand the document past {MAX_TEXT // (1024 * 1024)} MiB of text")
+            measured[key] = (values, text, depth)
+            continue
+        if key in measured:
+            continue
+        entered.add(key)
+        stack.append((node, True))
+        for kid in kids:
+            if id(kid) in entered:
+                raise too_big(kid, "an alias refers to a node that contains it (a recursive alias)")
+            if id(kid) not in measured:
+                stack.append((kid, False))
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node.value, list):  # a sequence's items, or a mapping's (key, value) pairs
+        return [part for item in node.value for part in (item if isinstance(item, tuple) else (item,))]
+    return []
 
 
 def describe(value: Any) -> str:

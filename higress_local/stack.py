@@ -141,7 +141,7 @@ class Stack:
         """A MockClient on the mock backend's control port: journal(), last_seq(), find(), clear()."""
         from .mock.client import MockClient
 
-        return MockClient(self.state.control_url)
+        return MockClient(self.state.control_url, token=self.state.control_token)
 
     def log_marker(self) -> Any:
         """The gateway output's position now; pass it to plugin_logs_since()."""

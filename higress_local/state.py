@@ -1,14 +1,26 @@
-"""What a running stack is made of, kept in .hlocal/<name>/state.json so any shell can find it."""
+"""What a running stack is made of, kept in .hlocal/<name>/state.json so any shell can find it.
+
+The file is typed and versioned: `StackState.load` checks every field against its annotation and
+raises `CorruptState` (never a TypeError) for a torn, foreign or hand-edited file. Callers that must
+act without a readable state (`down`, `status`) find the stack's processes through `orphans.py`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
+
+from .errors import CorruptState
+from .render.envoy import Layout
+from .safefs import read_private, write_private
 
 STATE_FILE = "state.json"
+STATE_VERSION = 2
 
 
 @dataclass
@@ -40,8 +52,38 @@ class ComponentState:
 
 
 @dataclass
+class ServiceState:
+    """One service a plugin calls, as the running stack provides it."""
+
+    name: str
+    kind: str
+    how: str  # mock | redis | url | image
+    component: str  # process or compose service name
+    cluster: str
+    address: str  # as the gateway reaches it
+    port: int
+    control_port: int | None = None  # a mock's journal/stubs API on 127.0.0.1
+    host_port: int | None = None  # native: what it listens on; docker: the published port (redis)
+    config_file: str | None = None
+
+    @property
+    def control_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.control_port}" if self.control_port else None
+
+
+@dataclass
+class RestartKey:
+    """What only a restart can change: the listener, the filter chain, images, services."""
+
+    gateway: dict[str, Any]
+    chain: list[str]
+    services: list[dict[str, Any]]
+    backend_image: str | None
+
+
+@dataclass
 class StackState:
-    """Everything `status`, `logs`, `probe` and `down` need, written by `up`."""
+    """Everything `status`, `logs`, `probe`, `reload` and `down` need, written by `up`."""
 
     name: str
     runtime: str
@@ -52,11 +94,17 @@ class StackState:
     admin_port: int
     backend_port: int
     control_port: int
+    version: int = STATE_VERSION
     ready: bool = False
     ready_seconds: float | None = None
     components: dict[str, ComponentState] = field(default_factory=dict)
     plugins: list[PluginState] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, ServiceState] = field(default_factory=dict)
+    layout: Layout | None = None
+    restart_key: RestartKey | None = None
+    compose_file: str | None = None  # docker
+    compose_project: str | None = None  # docker
+    control_token: str = ""  # the mocks' control API token (the file is readable by the user only)
 
     @property
     def gateway_url(self) -> str:
@@ -70,24 +118,50 @@ class StackState:
     def control_url(self) -> str:
         return f"http://127.0.0.1:{self.control_port}"
 
+    def require_layout(self) -> Layout:
+        if self.layout is None:
+            raise CorruptState(f"the state of stack {self.name!r} has no rendered layout",
+                               "restart it with `hlocal up --recreate`")
+        return self.layout
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{STATE_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        os.replace(tmp, directory / STATE_FILE)
+        write_private(directory / STATE_FILE, self.to_json().encode())
+
+    @classmethod
+    def from_json(cls, text: str, where: str = STATE_FILE) -> "StackState":
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise CorruptState(f"{where} is not valid JSON ({exc})", _CORRUPT_HINT) from None
+        if not isinstance(doc, dict):
+            raise CorruptState(f"{where} holds {type(doc).__name__}, not a stack state", _CORRUPT_HINT)
+        if doc.get("version") != STATE_VERSION:
+            raise CorruptState(f"{where} was written by another hlocal version (state version "
+                               f"{doc.get('version')!r}, this one reads {STATE_VERSION})", _CORRUPT_HINT)
+        return _build(cls, doc, where)
 
     @classmethod
     def load(cls, directory: Path) -> "StackState | None":
-        path = directory / STATE_FILE
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        """The stack's state; None when there is none; CorruptState when it cannot be read."""
+        data = read_private(directory / STATE_FILE)
+        if data is None:
             return None
-        except (OSError, ValueError):
-            return None  # a torn or foreign file: treat as no state; `down` cleans up by scanning
-        doc["components"] = {k: ComponentState(**v) for k, v in doc.get("components", {}).items()}
-        doc["plugins"] = [PluginState(**p) for p in doc.get("plugins", [])]
-        return cls(**doc)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptState(f"{directory / STATE_FILE} is not UTF-8 text", _CORRUPT_HINT) from None
+        return cls.from_json(text, str(directory / STATE_FILE))
+
+    @classmethod
+    def load_or_none(cls, directory: Path) -> "StackState | None":
+        """For callers that only look (e.g. runtime choice): a corrupt state counts as none."""
+        try:
+            return cls.load(directory)
+        except CorruptState:
+            return None
 
     @staticmethod
     def remove(directory: Path) -> None:
@@ -95,3 +169,64 @@ class StackState:
             (directory / STATE_FILE).unlink()
         except FileNotFoundError:
             pass
+
+
+_CORRUPT_HINT = ("`hlocal down` stops whatever of the stack still runs and removes the state; "
+                 "`hlocal up --recreate` starts afresh")
+
+
+def _build(cls: type, doc: Any, where: str) -> Any:
+    """Construct dataclass `cls` from a JSON object, checking each field's type; CorruptState otherwise."""
+    if not isinstance(doc, dict):
+        raise CorruptState(f"{where}: expected an object, found {type(doc).__name__}", _CORRUPT_HINT)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        raise CorruptState(f"{where}: unknown field {unknown[0]!r}", _CORRUPT_HINT)
+    values = {}
+    for name, spec in fields.items():
+        if name not in doc:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise CorruptState(f"{where}: missing field {name!r}", _CORRUPT_HINT)
+            continue
+        values[name] = _value(hints[name], doc[name], f"{where}: {name}")
+    return cls(**values)
+
+
+def _value(hint: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own message says what is wrong
+            return _value(options[0], value, where)
+        for option in options:
+            try:
+                return _value(option, value, where)
+            except CorruptState:
+                continue
+        raise CorruptState(f"{where}: {value!r} is not a {hint}", _CORRUPT_HINT)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise CorruptState(f"{where}: expected a list", _CORRUPT_HINT)
+        item = args[0] if args else Any
+        return [_value(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise CorruptState(f"{where}: expected an object", _CORRUPT_HINT)
+        item = args[1] if len(args) == 2 else Any
+        return {k: _value(item, v, f"{where}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    if hint is list or hint is dict:
+        if isinstance(value, hint):
+            return value
+    raise CorruptState(f"{where}: {value!r} is not a {getattr(hint, '__name__', hint)}", _CORRUPT_HINT)

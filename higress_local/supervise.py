@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
 
 def _write(path: str, doc: dict) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
@@ -24,12 +26,26 @@ def _write(path: str, doc: dict) -> None:
     os.replace(tmp, path)
 
 
+def _die_with(parent: int) -> None:
+    """In the child before exec: get SIGTERM when the supervisor dies, even by SIGKILL (Linux prctl)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: `hlocal down` still finds the child by its marker
+        return
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print(__doc__, file=sys.stderr)
         return 2
     status_file, program = argv[0], argv[2:]
-    child = subprocess.Popen(program)
+    parent = os.getpid()
+    child = subprocess.Popen(program, preexec_fn=lambda: _die_with(parent))
     doc = {"pid": child.pid, "supervisor": os.getpid(), "started": time.time(), "ended": None,
            "returncode": None, "signal": None}
     _write(status_file, doc)
@@ -42,6 +58,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)
     code = child.wait()
     doc.update(ended=time.time(), returncode=code if code >= 0 else None,
                signal=signal.Signals(-code).name if code < 0 else None)

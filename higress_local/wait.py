@@ -8,30 +8,47 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
-from .errors import WaitTimeout
+from .errors import ExitCode, Stopped, WaitTimeout
 
 T = TypeVar("T")
 
 
-# Set by the SIGINT handler below. Python can swallow a KeyboardInterrupt raised while an import
-# holds its module lock; the flag makes the next poll raise it again, so Ctrl-C is never lost.
+# Set by the signal handler below. Python can swallow a KeyboardInterrupt raised while an import
+# holds its module lock; the flag makes the next poll raise it again, so a stop is never lost.
 INTERRUPTED = threading.Event()
+_RECEIVED: list[int] = []
+
+# SIGTERM is what `timeout`, CI cancellation and `kill` send; SIGHUP a closed terminal. Both stop
+# hlocal the way Ctrl-C does (cleanup runs), and the exit code says which signal it was.
+_STOP_SIGNALS = {
+    signal.SIGINT: ExitCode.INTERRUPTED,
+    signal.SIGTERM: ExitCode.TERMINATED,
+    signal.SIGHUP: ExitCode.HANGUP,
+}
+
+
+def _stop_exception(signum: int) -> BaseException:
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt()
+    return Stopped(signum, signal.Signals(signum).name, _STOP_SIGNALS[signal.Signals(signum)])
 
 
 def install_interrupt_flag() -> None:
-    """Ctrl-C raises KeyboardInterrupt as usual, and also leaves a flag that waits re-check."""
+    """SIGINT raises KeyboardInterrupt, SIGTERM/SIGHUP raise Stopped; each also leaves a flag waits re-check."""
 
     def handler(signum: int, frame: object) -> None:
+        _RECEIVED.append(signum)
         INTERRUPTED.set()
-        raise KeyboardInterrupt
+        raise _stop_exception(signum)
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, handler)
 
 
 def raise_if_interrupted() -> None:
     if INTERRUPTED.is_set():
-        raise KeyboardInterrupt
+        raise _stop_exception(_RECEIVED[-1] if _RECEIVED else signal.SIGINT)
 
 
 class NotYet(Exception):

@@ -130,3 +130,31 @@ def remove_containers(project: "Project") -> None:
         kind, ident = item.split(":", 1)
         argv = ["docker", "rm", "-f", ident] if kind == "ps" else ["docker", "network", "rm", ident]
         subprocess.run(argv, capture_output=True)
+
+
+class LineReader:
+    """A child's output lines, each awaited with a deadline (a bare readline() can block forever)."""
+
+    def __init__(self, stream: Any) -> None:
+        import queue
+        import threading
+
+        self._lines: "queue.Queue[str | None]" = queue.Queue()
+
+        def pump() -> None:
+            for line in stream:
+                self._lines.put(line)
+            self._lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def next(self, timeout: float, what: str) -> str:
+        import queue
+
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line within {timeout} s while waiting for {what}") from None
+        if line is None:
+            raise AssertionError(f"the output ended while waiting for {what}")
+        return line

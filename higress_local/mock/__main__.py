@@ -9,9 +9,11 @@ import sys
 import time
 from typing import Any
 
-from .journal import DEFAULT_LIMIT
+from .client import read_token_file
+from .journal import DEFAULT_LIMIT, DEFAULT_MAX_BYTES
 from .server import MockServer
 from .stubs import StubConfigError
+from .wire import KEEP_BODY, MAX_BODY
 
 # Same numbers as hlocal's own CLI: bad usage or config, and an environment problem (port taken).
 EXIT_USAGE = 2
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the mock; return the process exit code."""
     args = _parser().parse_args(argv)
     try:
+        # Without --token-file the control API needs no token (as before tokens existed).
+        token = read_token_file(args.token_file) if args.token_file else None
         server = MockServer(
             _read_config(args.config),
             host=args.host,
@@ -34,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             name=args.name,
             quiet=args.quiet,
             journal_limit=args.journal_limit,
+            journal_max_bytes=args.journal_max_bytes,
+            max_body=args.max_body,
+            keep_body=args.keep_body,
+            token=token,
         )
     except (OSError, ValueError) as exc:  # StubConfigError is a ValueError
         print(f"hlocal-mock: {exc}", file=sys.stderr)
@@ -77,7 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help='JSON file holding {"stubs": [...]}')
     parser.add_argument("--name", default="backend", help="name shown in health and log lines")
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
-    parser.add_argument("--journal-limit", type=int, default=DEFAULT_LIMIT, help="requests kept in the journal")
+    parser.add_argument("--journal-limit", type=_positive, default=DEFAULT_LIMIT, metavar="N",
+                        help=f"requests kept in the journal (default {DEFAULT_LIMIT})")
+    parser.add_argument("--journal-max-bytes", type=_positive, default=DEFAULT_MAX_BYTES, metavar="BYTES",
+                        help="bytes the journal may hold in all; the oldest requests go first "
+                             f"(default {DEFAULT_MAX_BYTES})")
+    parser.add_argument("--keep-body", type=_size, default=KEEP_BODY, metavar="BYTES",
+                        help="bytes of each request body kept for the echo reply and the journal; a longer "
+                             f"body is marked body_truncated, with body_size and body_sha256 (default {KEEP_BODY})")
+    parser.add_argument("--max-body", type=_size, default=MAX_BODY, metavar="BYTES",
+                        help=f"largest request body accepted; a larger one gets 413 (default {MAX_BODY})")
+    parser.add_argument("--token-file", metavar="PATH",
+                        help="file (mode 600) holding the token the control API requires; without it, none is")
     return parser
 
 
@@ -85,6 +104,20 @@ def _port(text: str) -> int:
     """An argparse type: a TCP port number, 0 meaning "pick a free one"."""
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port 0-65535, got {text!r}")
+    return int(text)
+
+
+def _size(text: str) -> int:
+    """An argparse type: a byte count >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of bytes >= 0, got {text!r}")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return int(text)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import urllib.error
 import urllib.request
 from typing import Any
@@ -17,15 +19,28 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class MockClientError(Exception):
-    """The control endpoint could not be reached, or answered with an error."""
+    """The control endpoint could not be reached, or answered with an error.
+
+    `status` is the HTTP status of an error reply (401: token missing or wrong; 403: the Host
+    header was not a loopback name), None when the mock could not be reached.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class MockClient:
-    """Reads the journal and changes stubs of a mock through its control URL."""
+    """Reads the journal and changes stubs of a mock through its control URL.
 
-    def __init__(self, control_url: str, timeout: float = 5.0) -> None:
+    `token` is the mock's control token (the content of its --token-file, or MockServer.token);
+    it is sent as `Authorization: Bearer <token>`. A mock started without one needs none.
+    """
+
+    def __init__(self, control_url: str, timeout: float = 5.0, token: str | None = None) -> None:
         self.control_url = control_url.rstrip("/")
         self.timeout = timeout
+        self.token = token
 
     def health(self) -> dict[str, Any]:
         """The health document: {"ok": true, "name": ..., "port": ..., "control_port": ...}."""
@@ -79,6 +94,8 @@ class MockClient:
         request = urllib.request.Request(url, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        if self.token is not None:
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with _OPENER.open(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
@@ -86,12 +103,30 @@ class MockClient:
             message = _error_message(exc)
             if exc.code == 400 and path == "/stubs":
                 raise StubConfigError(message) from None
-            raise MockClientError(f"{method} {url} answered {exc.code}: {message}") from None
+            raise MockClientError(f"{method} {url} answered {exc.code}: {message}", exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise MockClientError(f"cannot reach the mock at {url} ({reason}); is it running?") from None
         except ValueError as exc:
             raise MockClientError(f"{method} {url} answered with something other than JSON ({exc})") from None
+
+
+def read_token_file(path: str | os.PathLike[str]) -> str:
+    """The control token stored in `path`; refuses a file that others than its owner may read.
+
+    Raises OSError when it cannot be read and ValueError when it is empty or too open.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            token = handle.read(4096).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OSError(f"cannot read token file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_IMODE(mode) & 0o077:
+        raise ValueError(f"token file {path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
+    if not token:
+        raise ValueError(f"token file {path} is empty")
+    return token
 
 
 def _error_message(exc: urllib.error.HTTPError) -> str:

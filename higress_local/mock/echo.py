@@ -7,36 +7,52 @@ import json
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
+from .wire import Body
+
 
 def describe(
     method: str,
     target: str,
     http_version: str,
-    header_items: Iterable[tuple[str, str]],
-    body: bytes,
+    fields: dict[str, list[str]],
+    body: Body,
     trailer_items: Iterable[tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """Describe a request: method, path, query, headers, body (text or base64), json, version."""
+    """Describe a request: method, path, query, headers, body (text or base64), json, version.
+
+    `fields` are the headers grouped by lowercase name (see group_fields). A body longer than the
+    mock keeps is described by its first bytes plus `body_truncated`, `body_size` and `body_sha256`.
+    """
     path, query = split_target(target)
-    doc: dict[str, Any] = {
-        "method": method,
-        "path": path,
-        "query": query,
-        "headers": group_fields(header_items),
-    }
+    doc: dict[str, Any] = {"method": method, "path": path, "query": query, "headers": fields}
+    data = body.data
     try:
-        text: str | None = body.decode("utf-8")
+        text: str | None = data.decode("utf-8")
     except UnicodeDecodeError:
-        text = None
+        # A cut may split a multi-byte character; the kept text is still text up to there.
+        text = _text_prefix(data) if body.truncated else None
     doc["body"] = text
     if text is None:
-        doc["body_base64"] = base64.b64encode(body).decode("ascii")
-    doc["json"] = parse_json(text)
+        doc["body_base64"] = base64.b64encode(data).decode("ascii")
+    doc["json"] = None if body.truncated else parse_json(text)
+    doc["body_size"] = body.size
+    if body.truncated:
+        doc.update(body_truncated=True, body_sha256=body.sha256)
     doc["http_version"] = http_version
     trailers = group_fields(trailer_items)
     if trailers:
         doc["trailers"] = trailers
     return doc
+
+
+def _text_prefix(data: bytes) -> str | None:
+    """The UTF-8 text of a cut body, dropping a character split by the cut (at most 3 bytes)."""
+    for cut in range(1, 4):
+        try:
+            return data[:-cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return None
 
 
 def split_target(target: str) -> tuple[str, dict[str, list[str]]]:
@@ -77,7 +93,9 @@ def _reject_constant(name: str) -> Any:
 
 
 def _repair_utf8(value: str) -> str:
-    """Undo http.client's latin-1 decoding of header bytes when they were really UTF-8."""
+    """Undo the latin-1 decoding of header bytes when they were really UTF-8."""
+    if value.isascii():
+        return value  # nearly every header: nothing to undo
     try:
         return value.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):

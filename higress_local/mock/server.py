@@ -1,24 +1,43 @@
-"""MockServer: the backend and control servers of one mock, run in background threads."""
+"""MockServer: the backend and control servers of one mock, served by an event loop in a background thread."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+import socket
 import threading
 from typing import Any, Mapping
 
-from .backend import BackendHandler
-from .base import TrackingServer
-from .control import ControlHandler
-from .journal import DEFAULT_LIMIT, Journal, parse_header_filter
+from .backend import serve_backend
+from .base import HEAD_LIMIT, Handler, serve_connection
+from .client import MockClient
+from .control import CONTROL_MAX_BODY, serve_control
+from .journal import DEFAULT_LIMIT, DEFAULT_MAX_BYTES, Journal, parse_header_filter
 from .state import MockState
 from .stubs import load_config, parse_stubs
+from .wire import KEEP_BODY, MAX_BODY
 
-# How often serve_forever checks for shutdown; bounds how long stop() takes.
-_POLL_SECONDS = 0.05
-_JOIN_SECONDS = 5.0
+# Listen backlog of both ports: as deep as Envoy's own (the kernel caps it at net.core.somaxconn).
+# With the 5 of http.server, 200 connections opened at once overflowed the accept queue and
+# dropped SYNs were retried only after a second or more.
+BACKLOG = 4096
+_START_SECONDS = 10.0
+_STOP_SECONDS = 5.0
+
+
+class _Generate:
+    """The default of MockServer(token=...): make up a token."""
+
+
+GENERATE = _Generate()
 
 
 class MockServer:
-    """A mock backend: echoes or stubs requests on `port`, exposes /__hlocal/ on `control_port`."""
+    """A mock backend: echoes or stubs requests on `port`, exposes /__hlocal/ on `control_port`.
+
+    The control API needs `token` (generated unless given; None turns the check off) on every
+    endpoint but health; `client()` returns a MockClient that sends it.
+    """
 
     def __init__(
         self,
@@ -30,17 +49,38 @@ class MockServer:
         *,
         quiet: bool = False,
         journal_limit: int = DEFAULT_LIMIT,
+        journal_max_bytes: int = DEFAULT_MAX_BYTES,
+        max_body: int = MAX_BODY,
+        keep_body: int = KEEP_BODY,
+        token: str | None | _Generate = GENERATE,
     ) -> None:
+        if isinstance(token, _Generate):
+            token = secrets.token_urlsafe(32)
+        if token is not None and not token.strip():
+            raise ValueError("the control token must not be empty")
+        if max_body < 0 or keep_body < 0:
+            raise ValueError("body limits must be >= 0 bytes")
         self.host = host
         self._requested = (port, control_port)
-        self.state = MockState(name, load_config(config), Journal(journal_limit), quiet=quiet)
-        self._servers: list[TrackingServer] = []
-        self._threads: list[threading.Thread] = []
+        self.state = MockState(
+            name, load_config(config), Journal(journal_limit, journal_max_bytes), quiet=quiet,
+            token=token.strip() if token else None, max_body=max_body, keep_body=min(keep_body, max_body),
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._sockets: list[socket.socket] = []
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def name(self) -> str:
         """The name reported by health and used in log lines."""
         return self.state.name
+
+    @property
+    def token(self) -> str | None:
+        """The token the control API requires (None: none required)."""
+        return self.state.token
 
     @property
     def port(self) -> int:
@@ -62,43 +102,50 @@ class MockServer:
         """Base URL of the control port (what MockClient takes)."""
         return f"http://{_url_host(self.host)}:{self.control_port}"
 
+    def client(self, timeout: float = 5.0) -> MockClient:
+        """A MockClient for this mock's control port, carrying its token."""
+        return MockClient(self.control_url, timeout=timeout, token=self.token)
+
     def start(self) -> MockServer:
-        """Bind both ports and serve them in daemon threads; raises OSError if a port is taken."""
-        if self._servers:
+        """Bind both ports and serve them from a daemon thread; raises OSError if a port is taken."""
+        if self._loop is not None:
             raise RuntimeError(f"mock {self.name!r} is already running")
         try:
-            for port, handler in zip(self._requested, (BackendHandler, ControlHandler)):
-                self._servers.append(TrackingServer((self.host, port), handler, self.state))
+            # Bound here, in the caller's thread, so a taken port raises OSError right away.
+            self._sockets = [_listen(self.host, port) for port in self._requested]
         except BaseException:
-            self._close()
+            self._close_sockets()
             raise
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"hlocal-mock-{self.name}", daemon=True
+        )
+        self._thread.start()
         self.state.port, self.state.control_port = self.port, self.control_port
-        self.state.stopping.clear()
-        for server, role in zip(self._servers, ("backend", "control")):
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": _POLL_SECONDS},
-                name=f"hlocal-mock-{self.name}-{role}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
+        try:
+            asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(_START_SECONDS)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
-        """Stop serving, close open connections and wait for the server threads; safe to repeat."""
-        self.state.stopping.set()
-        if self._threads:
-            # shutdown() waits up to one poll interval; stopping both servers at once halves that.
-            stoppers = [threading.Thread(target=server.shutdown) for server in self._servers]
-            for stopper in stoppers:
-                stopper.start()
-            for stopper in stoppers:
-                stopper.join()
-        self._close()
-        for thread in self._threads:
-            thread.join(_JOIN_SECONDS)
-        self._threads = []
+        """Stop serving, close open connections (ending delays and streams) and the loop; safe to repeat."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            self._close_sockets()
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), loop).result(_STOP_SECONDS)
+        except Exception:  # noqa: BLE001 - stopping must go on; the sockets are closed below anyway
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(_STOP_SECONDS)
+        if not thread.is_alive():
+            loop.close()
+        self._close_sockets()
+        self._loop = self._thread = None
+        self._servers = []
 
     def journal(
         self,
@@ -124,17 +171,65 @@ class MockServer:
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
-    def _bound(self, which: int) -> int:
-        if not self._servers:
-            raise RuntimeError(f"mock {self.name!r} is not running; call start() first")
-        return self._servers[which].server_address[1]
+    async def _serve(self) -> None:
+        ports: list[tuple[Handler, int, int]] = [
+            (serve_backend, self.state.keep_body, self.state.max_body),
+            (serve_control, CONTROL_MAX_BODY, CONTROL_MAX_BODY),
+        ]
+        for sock, (handler, keep, limit) in zip(self._sockets, ports):
+            server = await asyncio.start_server(
+                self._connection(handler, keep, limit), sock=sock, backlog=BACKLOG, limit=HEAD_LIMIT
+            )
+            self._servers.append(server)
 
-    def _close(self) -> None:
+    def _connection(self, handler: Handler, keep: int, limit: int) -> Any:
+        async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._tasks.add(task)
+            try:
+                await serve_connection(reader, writer, self.state, handler, keep, limit)
+            finally:
+                self._tasks.discard(task)
+
+        return connected
+
+    async def _close(self) -> None:
         for server in self._servers:
-            server.server_close()
-            # Handler threads parked on idle keep-alive connections would otherwise outlive stop().
-            server.close_connections()
-        self._servers = []
+            server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()  # each closes its connection; a pending delay or stream ends with it
+        if tasks:
+            await asyncio.wait(tasks, timeout=_STOP_SECONDS)
+        loop = asyncio.get_running_loop()
+        await loop.shutdown_default_executor()
+
+    def _bound(self, which: int) -> int:
+        if not self._sockets:
+            raise RuntimeError(f"mock {self.name!r} is not running; call start() first")
+        return self._sockets[which].getsockname()[1]
+
+    def _close_sockets(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port), IPv6 when the host is an IPv6 address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As http.server did: a restarted mock can take its port back from connections in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _header_pair(header: str | tuple[str, str]) -> tuple[str, str]:

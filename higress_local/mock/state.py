@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 
 from .journal import Journal
 from .stubs import StubSet
+from .wire import KEEP_BODY, MAX_BODY
 
 
 @dataclass
 class MockState:
-    """Name, live stub set, journal and request log of one running mock."""
+    """Name, live stub set, journal, limits, control token and request log of one running mock."""
 
     name: str
     stubs: StubSet
@@ -20,19 +21,17 @@ class MockState:
     quiet: bool = False
     port: int = 0
     control_port: int = 0
-    # Set by stop(): delays and event streams wait on it, so they end instead of outliving the mock.
-    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+    token: str | None = None  # required on the control API when set
+    max_body: int = MAX_BODY  # larger request bodies are answered 413
+    keep_body: int = KEEP_BODY  # bytes of each body kept for the echo reply and the journal
+    # Handler threads of the control API log too; a line must reach stderr whole.
     _log_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def log(self, line: str) -> None:
-        """Write one line to stderr, whole, even when handler threads log at once."""
+        """Write one line to stderr, whole."""
         if self.quiet:
             return
         with self._log_lock:
             # Looked up per call, not at import, so pytest's capture and redirects apply.
             sys.stderr.write(f"{line}\n")
             sys.stderr.flush()
-
-    def pause(self, milliseconds: float) -> bool:
-        """Wait that long; False if the mock started stopping meanwhile."""
-        return not self.stopping.wait(milliseconds / 1000)

@@ -1,62 +1,144 @@
-"""Bytes on the wire: request bodies (content-length or chunked), response chunks, SSE frames."""
+"""Bytes on the wire: request bodies (content-length or chunked, streamed), response chunks, SSE frames."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
-from email.message import Message
-from typing import BinaryIO
+from dataclasses import dataclass
 
-# Bounds keep a broken or hostile client from making the mock buffer without limit.
+# The documented body limit: a request body larger than this is answered 413 with a JSON error
+# naming the limit. Bodies are streamed, not held, so it bounds the time spent on one request
+# rather than memory; it stays at the 64 MiB the mock always had, and `--max-body` changes it.
 MAX_BODY = 64 * 1024 * 1024
+# How much of a body the echo reply and the journal keep; the rest is counted and hashed only.
+KEEP_BODY = 1024 * 1024
 MAX_LINE = 64 * 1024
 MAX_TRAILERS = 100
+_READ_SIZE = 256 * 1024
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class BodyError(Exception):
-    """The request body is framed wrongly; `status` is the HTTP status to answer with."""
+    """The request body is framed wrongly or too large; `status` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, limit: int | None = None, size: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.limit = limit
+        self.size = size
 
 
 class ClientGone(Exception):
     """The client closed the connection before sending the whole request."""
 
 
-def read_body(rfile: BinaryIO, headers: Message) -> tuple[bytes, list[tuple[str, str]]]:
-    """Read the request body the headers announce; return it with any chunked trailers."""
+@dataclass
+class Body:
+    """A request body as the mock keeps it: the first `keep` bytes, the full size and, past that, a digest."""
+
+    data: bytes
+    size: int
+    sha256: str | None = None  # only for a truncated body: what the mock saw but did not keep
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.data)
+
+
+class BodySink:
+    """Collects a streamed body: keeps a prefix, counts everything, hashes once the prefix overflows."""
+
+    def __init__(self, keep: int, limit: int) -> None:
+        self.keep, self.limit = keep, limit
+        self.size = 0
+        self._parts: list[bytes] = []
+        self._kept = 0
+        self._hash: "hashlib._Hash | None" = None  # started only once the body outgrows `keep`
+
+    def add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._hash is None and self.size > self.keep:
+            self._hash = hashlib.sha256(b"".join(self._parts))
+            self._hash.update(data)
+        elif self._hash is not None:
+            self._hash.update(data)
+        if self._kept < self.keep:
+            piece = data[: self.keep - self._kept]
+            self._parts.append(piece)
+            self._kept += len(piece)
+
+    @property
+    def over(self) -> bool:
+        return self.size > self.limit
+
+    def body(self) -> Body:
+        data = b"".join(self._parts)
+        return Body(data, self.size, self._hash.hexdigest() if self._hash is not None else None)
+
+
+def too_large(size: int | None, limit: int) -> BodyError:
+    what = f"request body of {size} bytes" if size is not None else "chunked request body"
+    human = _human(limit)
+    return BodyError(f"{what} exceeds the mock's body limit of {limit} bytes{f' ({human})' if human else ''}; "
+                     "send less, or start the mock with a larger --max-body", 413, limit, size)
+
+
+async def read_body(
+    reader: asyncio.StreamReader, fields: dict[str, list[str]], keep: int, limit: int
+) -> tuple[Body, list[tuple[str, str]]]:
+    """Read the request body the headers announce; return what is kept of it and any chunked trailers.
+
+    A body over `limit` is read to its end and dropped, then reported as BodyError 413: a client
+    sends its whole body before it reads, and a connection closed on unread data reaches it as a
+    reset instead of the 413. (With `Expect: 100-continue` the body is refused before it is sent.)
+    """
     encodings = [
         coding.strip().lower()
-        for value in headers.get_all("transfer-encoding", [])
+        for value in fields.get("transfer-encoding", ())
         for coding in value.split(",")
         if coding.strip()
     ]
+    sink = BodySink(keep, limit)
     # Transfer-Encoding wins over Content-Length (RFC 9112 6.3), which closes a smuggling gap.
     if encodings:
         if encodings[-1] != "chunked":
             raise BodyError(f"unsupported transfer-encoding {', '.join(encodings)!r}", 501)
-        return read_chunked(rfile)
-    lengths = {value.strip() for value in headers.get_all("content-length", [])}
+        trailers = await _read_chunked(reader, sink)
+        return sink.body(), trailers
+    lengths = {value.strip() for value in fields.get("content-length", ())}
     if not lengths:
-        return b"", []
+        return Body(b"", 0), []
     if len(lengths) != 1 or not next(iter(lengths)).isdigit():
         raise BodyError(f"invalid content-length {sorted(lengths)!r}")
     length = int(next(iter(lengths)))
-    if length > MAX_BODY:
-        raise BodyError(f"body of {length} bytes exceeds the mock's {MAX_BODY}-byte limit", 413)
-    return _read_exact(rfile, length), []
+    if length > limit:
+        await _drain(reader, length)
+        raise too_large(length, limit)
+    left = length
+    while left:
+        data = await reader.read(min(left, _READ_SIZE))
+        if not data:
+            raise ClientGone()
+        sink.add(data)
+        left -= len(data)
+    return sink.body(), []
 
 
-def read_chunked(rfile: BinaryIO) -> tuple[bytes, list[tuple[str, str]]]:
+async def _drain(reader: asyncio.StreamReader, length: int) -> None:
+    while length:
+        data = await reader.read(min(length, _READ_SIZE))
+        if not data:
+            raise ClientGone()
+        length -= len(data)
+
+
+async def _read_chunked(reader: asyncio.StreamReader, sink: BodySink) -> list[tuple[str, str]]:
     """Decode a chunked body (RFC 9112 7.1): sized chunks, optional extensions, then trailers."""
-    parts: list[bytes] = []
-    total = 0
     while True:
-        line = _read_line(rfile)
+        line = await _read_line(reader)
         # Chunk extensions (";name=value") carry nothing the mock needs, so they are dropped.
         size_text = line.split(b";", 1)[0].strip()
         if not _CHUNK_SIZE.fullmatch(size_text):
@@ -64,20 +146,29 @@ def read_chunked(rfile: BinaryIO) -> tuple[bytes, list[tuple[str, str]]]:
         size = int(size_text, 16)
         if size == 0:
             break
-        total += size
-        if total > MAX_BODY:
-            raise BodyError(f"chunked body exceeds the mock's {MAX_BODY}-byte limit", 413)
-        parts.append(_read_exact(rfile, size))
-        if _read_line(rfile) != b"":
+        left = size
+        while left:
+            data = await reader.read(min(left, _READ_SIZE))
+            if not data:
+                raise ClientGone()
+            if not sink.over:
+                sink.add(data)
+            else:
+                sink.size += len(data)  # draining: counted, not kept
+            left -= len(data)
+        if await _read_line(reader) != b"":
             raise BodyError("chunk data is not followed by CRLF")
-    return b"".join(parts), _read_trailers(rfile)
+    trailers = await _read_trailers(reader)
+    if sink.over:
+        raise too_large(None, sink.limit)
+    return trailers
 
 
-def _read_trailers(rfile: BinaryIO) -> list[tuple[str, str]]:
+async def _read_trailers(reader: asyncio.StreamReader) -> list[tuple[str, str]]:
     """Read trailer fields up to the blank line that ends a chunked body."""
     trailers: list[tuple[str, str]] = []
     while True:
-        line = _read_line(rfile)
+        line = await _read_line(reader)
         if not line:
             return trailers
         name, sep, value = line.partition(b":")
@@ -88,22 +179,15 @@ def _read_trailers(rfile: BinaryIO) -> list[tuple[str, str]]:
         trailers.append((name.decode("latin-1").strip(), value.decode("latin-1").strip()))
 
 
-def _read_line(rfile: BinaryIO) -> bytes:
+async def _read_line(reader: asyncio.StreamReader) -> bytes:
     """Read one CRLF- (or LF-) terminated line, without its terminator."""
-    line = rfile.readline(MAX_LINE + 1)
-    if len(line) > MAX_LINE:
-        raise BodyError(f"a line in the chunked body is longer than {MAX_LINE} bytes")
-    if not line.endswith(b"\n"):
-        raise ClientGone()
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError:
+        raise ClientGone() from None
+    except asyncio.LimitOverrunError:
+        raise BodyError(f"a line in the chunked body is longer than {MAX_LINE} bytes") from None
     return line.rstrip(b"\r\n")
-
-
-def _read_exact(rfile: BinaryIO, size: int) -> bytes:
-    """Read exactly `size` bytes; a short read means the client hung up."""
-    data = rfile.read(size) if size else b""
-    if len(data) != size:
-        raise ClientGone()
-    return data
 
 
 def encode_chunk(data: bytes) -> bytes:
@@ -132,3 +216,11 @@ def sse_frame(
         # SSE ends a line at CRLF, CR or LF, and only those; str.splitlines knows more breaks.
         lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
     return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def _human(size: int) -> str | None:
+    """`1 GiB` for a whole number of GiB, MiB or KiB; None otherwise."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..commands import MockLine, envoy_args
 from ..config import Project
 
 CONFIG_MOUNT = "/etc/hlocal"
@@ -53,16 +54,17 @@ class ComposePlan:
     control_port: int
     config_dir: str  # host directory mounted at CONFIG_MOUNT (rendered files and modules)
     mock_dir: str  # host directory of higress_local/mock, mounted at MOCK_MOUNT
-    log_level: str = "info"
-    wasm_log_level: str = "debug"
     extra: tuple[ComposeService, ...] = ()
+    token_file: str | None = None  # the mocks' control token, relative to the config directory
     host_gateway: bool = False  # a service points at a url on the host: host.docker.internal
 
 
-def mock_command(name: str, config: str) -> tuple[str, ...]:
+def mock_command(name: str, config: str, token_file: str | None = None) -> tuple[str, ...]:
     """How a container runs hlocal's mock (from the mounted module directory)."""
-    return ("python3", "-m", "hlocal_mock", "--name", name, "--host", "0.0.0.0", "--port", str(BACKEND_PORT),
-            "--control-port", str(CONTROL_PORT), "--config", f"{CONFIG_MOUNT}/{config}")
+    line = MockLine(name=name, host="0.0.0.0", port=BACKEND_PORT, control_port=CONTROL_PORT,
+                    config=f"{CONFIG_MOUNT}/{config}",
+                    token_file=f"{CONFIG_MOUNT}/{token_file}" if token_file else None)
+    return tuple(line.container())
 
 
 def project_name(project: Project) -> str:
@@ -90,11 +92,7 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
             "gateway": {
                 "image": plan.gateway_image,
                 "entrypoint": ["/usr/local/bin/envoy"],
-                "command": [
-                    "-c", f"{CONFIG_MOUNT}/envoy.yaml", "--disable-hot-restart",
-                    "--log-level", plan.log_level, "--component-log-level", f"wasm:{plan.wasm_log_level}",
-                    "--drain-time-s", "1",
-                ],
+                "command": envoy_args(f"{CONFIG_MOUNT}/envoy.yaml", project.gateway),
                 # The directory, not single files: a replaced file stays visible (moby/moby#22627).
                 "volumes": [dict(config_volume)],
                 "ports": [
@@ -109,7 +107,7 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
             "backend": {
                 "image": plan.backend_image,
                 "working_dir": "/opt",
-                "command": list(mock_command("backend", "backend.json")),
+                "command": list(mock_command("backend", "backend.json", plan.token_file)),
                 "environment": {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
                 "volumes": [dict(mock_volume), dict(config_volume)],
                 "ports": [f"127.0.0.1:{plan.control_port}:{CONTROL_PORT}"],

@@ -5,15 +5,11 @@ from __future__ import annotations
 from typing import Callable
 
 from ..config import Project
-from ..errors import ConfigError, EnvironmentProblem
+from ..errors import ConfigError, NotRunning
 from ..state import StackState
 from .base import Runtime
 
 NOT_RUNNING_HINT = "start it with `hlocal up`"
-
-
-class NotRunning(EnvironmentProblem):
-    """The command needs a running stack and there is none."""
 
 
 def _make(name: str) -> Runtime:
@@ -44,7 +40,7 @@ def choose_runtime_name(project: Project, override: str | None) -> tuple[str, st
 def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None) -> Runtime:
     """The runtime for `up`; refuses when the stack already runs on the other one."""
     name, why = choose_runtime_name(project, override)
-    state = StackState.load(project.state_dir)
+    state = StackState.load_or_none(project.state_dir)
     if state is not None and state.runtime != name:
         other = _make(state.runtime)
         if any(c.state == "running" for c in other.status(project).components):
@@ -59,7 +55,7 @@ def select_runtime(project: Project, override: str | None, echo: Callable[[str],
 
 def runtime_for_state(project: Project, override: str | None) -> Runtime:
     """The runtime that started the stack (from its state), else the configured one."""
-    state = StackState.load(project.state_dir)
+    state = StackState.load_or_none(project.state_dir)
     if state is not None:
         return _make(state.runtime)
     name, _ = choose_runtime_name(project, override)

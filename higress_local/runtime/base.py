@@ -37,6 +37,7 @@ class StackStatus:
     admin_url: str | None = None
     components: list[ComponentStatus] = field(default_factory=list)
     plugins: list[dict[str, Any]] = field(default_factory=list)
+    problem: str = ""  # e.g. an unreadable state: what is wrong beyond the components
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

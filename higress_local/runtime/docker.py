@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +12,8 @@ import yaml
 from .. import images as imagelib
 from .. import ports as portlib
 from ..config import Project
-from ..errors import CommandFailed, EnvironmentProblem, PortInUse
+from ..commands import redis_args
+from ..errors import CommandFailed, CorruptState, EnvironmentProblem, PortInUse
 from ..logs import is_plugin_line
 from ..proc import run, stream
 from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT,
@@ -24,6 +24,9 @@ from ..wait import Deadline, NotYet, raise_if_interrupted
 from . import stage as staging
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from .dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
+from .files import GatewayFiles
+from .services import (ENV_REDIS, MOCK_CONTROL_PORT as MOCK_CONTROL, REDIS_PORT, how, plan_docker as plan_docker_services,
+                       redis_image)
 
 COMPOSE_FILE = "compose.yaml"
 
@@ -34,14 +37,12 @@ def mock_dir() -> Path:
     return Path(mock.__file__).resolve().parent
 
 
-def plan_docker(project: Project, flavor: str) -> staging.Plan:
+def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> staging.Plan:
     """Check plugins, pick host ports, write the Envoy files and compose.yaml into .hlocal/<name>/."""
-    from . import services as svc
-
-    gateway_port, admin_port = staging.resolve_gateway_ports(project)
+    gateway_port, admin_port = staging.resolve_gateway_ports(project, check_ports)
     control_port = portlib.free_port()
     state_dir = project.state_dir
-    service_plans = svc.plan_docker(project, state_dir)
+    service_plans = plan_docker_services(project, state_dir)
 
     def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
         return Layout(
@@ -55,34 +56,29 @@ def plan_docker(project: Project, flavor: str) -> staging.Plan:
             access_log="/dev/stdout",
         )
 
-    checks, layout, bootstrap = staging.stage_files(project, flavor, layout_for)
+    checks, layout, files = staging.stage_files(project, flavor, layout_for)
+    token = staging.new_token()
     compose = render_compose(project, ComposePlan(
         gateway_image=imagelib.gateway_image(project, flavor), backend_image=imagelib.backend_image(project),
         gateway_port=gateway_port, admin_port=admin_port, control_port=control_port,
         config_dir=str(state_dir), mock_dir=str(mock_dir()),
-        log_level=project.gateway.log_level, wasm_log_level=project.gateway.wasm_log_level,
         extra=tuple(compose_services(project, service_plans)),
         host_gateway=any(p.how == "url" for p in service_plans.values()),
     ))
-    compose_file = state_dir / COMPOSE_FILE
-    staging.write_atomic(compose_file, yaml.safe_dump(compose, sort_keys=False))
+    compose_file = files.write_text(state_dir / COMPOSE_FILE, yaml.safe_dump(compose, sort_keys=False))
     state = StackState(
         name=project.name, runtime="docker", flavor=flavor, config_file=str(project.file),
         started=time.time(), gateway_port=gateway_port, admin_port=admin_port,
         backend_port=BACKEND_PORT, control_port=control_port,
         plugins=[staging.plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
-        extra={"compose_file": str(compose_file), "project": project_name(project),
-               "layout": dataclasses.asdict(layout), "restart_key": staging.restart_key(project),
-               "services": svc.to_state(service_plans)},
+        layout=layout, restart_key=staging.restart_key(project), services=service_plans,
+        compose_file=str(compose_file), compose_project=project_name(project), control_token=token,
     )
-    return staging.Plan(state=state, layout=layout, bootstrap=bootstrap,
-                        backend_config=state_dir / "backend.json", checks=checks)
+    return staging.Plan(state=state, layout=layout, files=files, checks=checks)
 
 
 def compose_services(project: Project, plans: dict) -> list[ComposeService]:
     """Containers for the services that run in the stack (mocks, redis, images); urls need none."""
-    from .services import MOCK_CONTROL_PORT as MOCK_CONTROL, REDIS_PORT, redis_image
-
     out = []
     for service in project.services:
         plan = plans[service.name]
@@ -95,7 +91,7 @@ def compose_services(project: Project, plans: dict) -> list[ComposeService]:
         elif plan.how == "redis":
             out.append(ComposeService(
                 name=plan.component, image=redis_image(service), aliases=aliases,
-                command=("redis-server", "--save", "", "--appendonly", "no", "--bind", "0.0.0.0", "--protected-mode", "no"),
+                command=("redis-server", *redis_args(REDIS_PORT, "0.0.0.0")),
                 ports=(f"{plan.host_port}:{REDIS_PORT}",), health=("CMD", "redis-cli", "ping")))
         elif plan.how == "image":
             out.append(ComposeService(name=plan.component, image=service.image, aliases=aliases))
@@ -103,8 +99,6 @@ def compose_services(project: Project, plans: dict) -> list[ComposeService]:
 
 
 def service_images(project: Project) -> list[ImageNeed]:
-    from .services import ENV_REDIS, how, redis_image
-
     needs = []
     for index, service in enumerate(project.services):
         if how(service) == "redis":
@@ -117,8 +111,7 @@ def service_images(project: Project) -> list[ImageNeed]:
 
 def stack_services(state: StackState | None) -> tuple[str, ...]:
     """Compose services of the stack in start order: backend, services, gateway."""
-    extra = [doc["component"] for doc in ((state.extra.get("services") or {}) if state else {}).values()
-             if doc["how"] != "url"]
+    extra = [plan.component for plan in (state.services.values() if state else []) if plan.how != "url"]
     return ("backend", *extra, "gateway")
 
 
@@ -143,7 +136,13 @@ class DockerRuntime(Runtime):
         flavor = project.gateway.flavor or "higress"
         client = docker_client()
         compose_version()
-        existing = StackState.load(project.state_dir)
+        GatewayFiles(project.state_dir).guard()
+        try:
+            existing = StackState.load(project.state_dir)
+        except CorruptState:
+            if not recreate:
+                raise
+            existing = None
         containers = self._containers(client, project)
         if existing is not None and existing.ready and not recreate and _all_running(containers, existing):
             return UpResult(state=existing, already_running=True)
@@ -178,6 +177,7 @@ class DockerRuntime(Runtime):
             self._compose(project, "down", "--volumes", "--remove-orphans")
             StackState.remove(project.state_dir)
             raise
+        plan.files.commit()
         state.ready = True
         state.ready_seconds = time.monotonic() - started
         state.save(project.state_dir)
@@ -189,7 +189,7 @@ class DockerRuntime(Runtime):
         except CommandFailed as exc:
             text = exc.stderr + exc.stdout
             if "port is already allocated" in text or "address already in use" in text:
-                state = StackState.load(project.state_dir)
+                state = StackState.load_or_none(project.state_dir)
                 port = state.gateway_port if state else 0
                 raise PortInUse(port, "a published port of the stack", "docker reports it allocated") from exc
             raise EnvironmentProblem(f"`docker compose up` failed: {exc.message}",
@@ -233,7 +233,8 @@ class DockerRuntime(Runtime):
 
     # -- down / status / logs ------------------------------------------------
     def down(self, project: Project) -> list[str]:
-        state = StackState.load(project.state_dir)
+        GatewayFiles(project.state_dir).guard()
+        state = StackState.load_or_none(project.state_dir)  # unreadable: compose finds the containers by label
         try:
             client = docker_client(timeout=5.0)
         except EnvironmentProblem:
@@ -248,7 +249,7 @@ class DockerRuntime(Runtime):
         return present
 
     def status(self, project: Project) -> StackStatus:
-        state = StackState.load(project.state_dir)
+        state = StackState.load_or_none(project.state_dir)
         client = docker_client(timeout=5.0)
         containers = self._containers(client, project)
         if state is None and not containers:

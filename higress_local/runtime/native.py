@@ -4,27 +4,33 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
+from ..commands import MockLine, envoy_args, supervised
 from ..config import Project
-from ..errors import ConfigError, EnvironmentProblem
+from ..errors import ConfigError, CorruptState, EnvironmentProblem
 from ..proc import ProcessRecord, spawn, stop_group
+from ..safefs import write_private
 from ..wait import raise_if_interrupted
 from ..state import ComponentState, StackState
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
+from .files import GatewayFiles
+from .orphans import COMPONENT_MARKER, STACK_MARKER, component_of, find_marked, stack_marker, stop_marked
+from .services import native_argv
 from . import stage as staging
 
 COMPONENTS = ("backend", "gateway")
+LOG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # gateway, backend, access, svc-<name>: never a path
 
 
 def component_names(state: StackState) -> list[str]:
     """Start order: the backend, the services, then the gateway (stopped in reverse)."""
-    services = [doc["component"] for doc in (state.extra.get("services") or {}).values()
-                if doc["how"] in ("mock", "redis")]
+    services = [plan.component for plan in state.services.values() if plan.how in ("mock", "redis")]
     return ["backend", *services, "gateway"]
 
 
@@ -62,13 +68,19 @@ class NativeRuntime(Runtime):
                 f"{project.file.name}: gateway.flavor: {flavor!r} needs the docker runtime",
                 "use `--runtime docker`, or set gateway.flavor: envoy to run stock Envoy natively",
             )
-        existing = StackState.load(project.state_dir)
-        if existing is not None:
-            if existing.ready and self._all_alive(existing) and not recreate:
-                return UpResult(state=existing, already_running=True)
-            # Partly dead (or --recreate): stop what is left and start afresh.
-            self._stop(existing)
-            StackState.remove(project.state_dir)
+        GatewayFiles(project.state_dir).guard()
+        try:
+            existing = StackState.load(project.state_dir)
+        except CorruptState:
+            if not recreate:
+                raise
+            existing = None
+        if existing is not None and existing.ready and self._all_alive(existing) and not recreate:
+            return UpResult(state=existing, already_running=True)
+        # Partly dead, unreadable, left by a killed hlocal, or --recreate: stop what is left first,
+        # so that our own orphan is never "port in use".
+        self._stop_all(project, existing)
+        StackState.remove(project.state_dir)
 
         envoy = find_envoy()
         plan = staging.plan_native(project, flavor)
@@ -81,29 +93,23 @@ class NativeRuntime(Runtime):
             ready = staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_alive(state))
             raise_if_interrupted()  # a Ctrl-C swallowed during an import still stops `up`
         except BaseException:
-            self._stop(state)
+            self._stop_all(project, state)
             StackState.remove(project.state_dir)
             raise
+        plan.files.commit()
         state.ready = True
         state.ready_seconds = time.monotonic() - started
         state.save(project.state_dir)
         return UpResult(state=state, seconds=state.ready_seconds, notes=ready.notes)
 
     # -- starting ----------------------------------------------------------
-    def _supervised(self, state_dir: Path, name: str, argv: list[str]) -> tuple[list[str], Path, Path]:
-        status_file = state_dir / "run" / f"{name}.json"
-        status_file.parent.mkdir(parents=True, exist_ok=True)
-        status_file.unlink(missing_ok=True)
-        log_file = state_dir / "logs" / f"{name}.log"
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        log_file.write_bytes(b"")
-        wrapped = [sys.executable, "-m", "higress_local.supervise", str(status_file), "--", *argv]
-        return wrapped, status_file, log_file
-
     def _launch(self, project: Project, state: StackState, name: str, argv: list[str], ports: dict[str, int]) -> None:
-        wrapped, status_file, log_file = self._supervised(project.state_dir, name, argv)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=_package_root())
-        proc = spawn(wrapped, log_file=log_file, env=env)
+        files = GatewayFiles(project.state_dir)
+        status_file, log_file = files.status_file(name), files.log(name)
+        status_file.unlink(missing_ok=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=_package_root(),
+                   **{STACK_MARKER: stack_marker(project.state_dir), COMPONENT_MARKER: name})
+        proc = spawn(supervised(str(status_file), argv), log_file=log_file, env=env, private=True)
         record = ProcessRecord.of(proc.pid)
         state.components[name] = ComponentState(
             name=name, pid=proc.pid, start_ticks=record.start_ticks,
@@ -112,24 +118,19 @@ class NativeRuntime(Runtime):
         state.save(project.state_dir)  # saved before waiting: a killed `up` still leaves a trail for `down`
 
     def _start_backend(self, project: Project, state: StackState, plan: "staging.Plan") -> None:
-        argv = [sys.executable, "-m", "higress_local.mock", "--name", "backend",
-                "--port", str(state.backend_port), "--control-port", str(state.control_port),
-                "--config", str(plan.backend_config)]
-        self._launch(project, state, "backend", argv, {"http": state.backend_port, "control": state.control_port})
+        line = MockLine(name="backend", port=state.backend_port, control_port=state.control_port,
+                        config=str(plan.backend_config), token_file=token_file(project.state_dir, state))
+        self._launch(project, state, "backend", line.native(), {"http": state.backend_port, "control": state.control_port})
 
     def _start_services(self, project: Project, state: StackState) -> None:
-        from .services import from_state, native_argv
-
-        for plan in from_state(state.extra).values():
+        for plan in state.services.values():
             if plan.how in ("mock", "redis"):
-                ports = {"http": plan.host_port, **({"control": plan.control_port} if plan.control_port else {})}
-                self._launch(project, state, plan.component, native_argv(plan), ports)
+                ports = {"http": plan.host_port or 0, **({"control": plan.control_port} if plan.control_port else {})}
+                argv = native_argv(plan, token_file(project.state_dir, state))
+                self._launch(project, state, plan.component, argv, ports)
 
     def _start_gateway(self, project: Project, state: StackState, plan: "staging.Plan", envoy: str) -> None:
-        argv = [envoy, "-c", str(plan.bootstrap), "--disable-hot-restart",
-                "--log-level", project.gateway.log_level,
-                "--component-log-level", f"wasm:{project.gateway.wasm_log_level}",
-                "--drain-time-s", "1", "--parent-shutdown-time-s", "2"]
+        argv = [envoy, *envoy_args(str(plan.bootstrap), project.gateway)]
         self._launch(project, state, "gateway", argv, {"http": state.gateway_port, "admin": state.admin_port})
 
     # -- liveness ----------------------------------------------------------
@@ -164,18 +165,33 @@ class NativeRuntime(Runtime):
                 stopped.append(name)
         return stopped
 
+    def _stop_all(self, project: Project, state: StackState | None) -> list[str]:
+        """What the state names, then anything else carrying the stack's marker (a killed supervisor's
+        child, a process started by an `up` whose state was lost)."""
+        stopped = self._stop(state) if state is not None else []
+        stopped += stop_marked(project.state_dir)
+        return stopped
+
     def down(self, project: Project) -> list[str]:
-        state = StackState.load(project.state_dir)
-        if state is None:
-            return []
-        stopped = self._stop(state)
+        GatewayFiles(project.state_dir).guard()
+        try:
+            state = StackState.load(project.state_dir)
+        except CorruptState:
+            state = None  # unreadable: the marker still finds every process of the stack
+        stopped = self._stop_all(project, state)
         StackState.remove(project.state_dir)
         return stopped
 
     # -- looking -----------------------------------------------------------
     def status(self, project: Project) -> StackStatus:
-        state = StackState.load(project.state_dir)
+        try:
+            state = StackState.load(project.state_dir)
+        except CorruptState as exc:
+            return _status_without_state(project, str(exc))
         if state is None:
+            marked = find_marked(project.state_dir)
+            if marked:
+                return _status_without_state(project, "no state file")
             return StackStatus(name=project.name, runtime=self.name, running=False)
         components = []
         for name in component_names(state):
@@ -202,13 +218,32 @@ class NativeRuntime(Runtime):
 
         state_dir = project.state_dir
         names = [service] if service else (["gateway"] if plugin_only else list(COMPONENTS))
+        if service is not None and not LOG_NAME.fullmatch(service):
+            raise ConfigError(f"{service!r} is not a component name",
+                              "use gateway, backend, access or svc-<name> (see `hlocal status`)")
         if service and not (state_dir / "logs" / f"{service}.log").exists() and service not in COMPONENTS:
-            from ..errors import ConfigError
-
             raise ConfigError(f"no log for {service!r}", "services log as svc-<name>; see `hlocal status`")
         files = {n: state_dir / "logs" / f"{n}.log" for n in names}
         yield from follow_files(files, plugin_only=plugin_only, follow=follow, tail=tail,
                                 prefix=len(files) > 1)
+
+
+def _status_without_state(project: Project, why: str) -> StackStatus:
+    """`status` when state.json is unreadable: the processes carrying the stack's marker, said plainly."""
+    components = [ComponentStatus(name=f"{component_of(p)} {p.name()}", state="running", pid=p.pid,
+                                  detail=f"found by the stack marker ({why})")
+                  for p in find_marked(project.state_dir)]
+    return StackStatus(name=project.name, runtime="native", running=False, components=components,
+                       problem=f"the stack's state is unreadable ({why}); `hlocal down` stops these processes")
+
+
+def token_file(state_dir: Path, state: StackState) -> str | None:
+    """The control token, in a file only the user can read (the mocks read it at start)."""
+    if not state.control_token:
+        return None
+    path = state_dir / "run" / "control.token"
+    write_private(path, state.control_token.encode())
+    return str(path)
 
 
 def _package_root() -> str:

@@ -2,43 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
-import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..commands import MockLine, redis_args
 from ..config import Project, Service
 from ..errors import ConfigError, EnvironmentProblem
 from ..ports import free_port
+from ..readiness import admin_get
+from ..state import ServiceState
 from ..wait import NotYet
+from .files import GatewayFiles
 
 MOCK_PORT, MOCK_CONTROL_PORT, REDIS_PORT = 8080, 8081, 6379
 REDIS_IMAGE = "redis:7-alpine"
 ENV_REDIS = "HLOCAL_REDIS_IMAGE"
 
 
-@dataclass
-class ServicePlan:
-    """One service of a running stack (kept in state.json under extra.services)."""
-
-    name: str
-    kind: str
-    how: str  # mock | redis | url | image
-    component: str  # process or compose service name
-    cluster: str
-    address: str  # as the gateway reaches it
-    port: int
-    control_port: int | None = None  # a mock's journal/stubs API on 127.0.0.1
-    host_port: int | None = None  # native: what it listens on; docker: the published port (redis)
-    config_file: str | None = None
-
-    @property
-    def control_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.control_port}" if self.control_port else None
+# A service's plan is what the state keeps of it.
+ServicePlan = ServiceState
 
 
 def how(service: Service) -> str:
@@ -52,13 +37,10 @@ def _url_endpoint(service: Service) -> tuple[str, int]:
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def write_service_configs(project: Project, state_dir: Path) -> None:
-    from .stage import write_atomic
-
+def write_service_configs(project: Project, files: GatewayFiles) -> None:
     for service in project.services:
         if how(service) == "mock":
-            write_atomic(state_dir / "services" / f"{service.name}.json",
-                         json.dumps({"stubs": list(service.stubs)}, indent=2))
+            files.write_stubs(files.service_config(service.name), service.stubs)
 
 
 def plan_native(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
@@ -83,7 +65,7 @@ def plan_native(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
     return plans
 
 
-def native_argv(plan: ServicePlan) -> list[str]:
+def native_argv(plan: ServicePlan, token_file: str | None = None) -> list[str]:
     """The command line that runs a service locally (a mock, or redis-server)."""
     if plan.how == "redis":
         redis = shutil.which("redis-server")
@@ -91,9 +73,9 @@ def native_argv(plan: ServicePlan) -> list[str]:
             raise EnvironmentProblem(
                 f"service {plan.name!r} is a redis service but redis-server is not installed",
                 "install it (e.g. apt-get install redis-server), or use `--runtime docker` (a redis image)")
-        return [redis, "--port", str(plan.host_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    return [sys.executable, "-m", "higress_local.mock", "--name", plan.name, "--port", str(plan.host_port),
-            "--control-port", str(plan.control_port), "--config", str(plan.config_file)]
+        return [redis, *redis_args(plan.host_port or 0, "127.0.0.1")]
+    return MockLine(name=plan.name, port=plan.host_port or 0, control_port=plan.control_port or 0,
+                    config=str(plan.config_file), token_file=token_file).native()
 
 
 def plan_docker(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
@@ -120,8 +102,6 @@ def redis_image(service: Service) -> str:
 
 def ready_check(plan: ServicePlan) -> None:
     """Raise NotYet until the service answers where the host can see it (mocks and redis)."""
-    from ..readiness import admin_get
-
     if plan.control_port:
         try:
             response = admin_get(f"{plan.control_url}/__hlocal/health")
@@ -137,11 +117,3 @@ def ready_check(plan: ServicePlan) -> None:
                     raise NotYet(f"redis {plan.name} did not answer PONG")
         except OSError as exc:
             raise NotYet(f"redis {plan.name} not answering") from exc
-
-
-def to_state(plans: dict[str, ServicePlan]) -> dict[str, dict]:
-    return {name: asdict(plan) for name, plan in plans.items()}
-
-
-def from_state(extra: dict) -> dict[str, ServicePlan]:
-    return {name: ServicePlan(**doc) for name, doc in (extra.get("services") or {}).items()}

@@ -5,22 +5,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..classify import LogWatch, classify_exit
 from ..config import Plugin, Project
-from ..plugins import PluginCheck, check_project, prepare, require_runnable, stage
+from ..errors import ConfigError
+from ..plugins import PluginCheck, check_project, prepare, require_runnable
+from ..readiness import ReadyTarget, wait_until_ready
 from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_configuration_json,
                             plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
                             render_route_config)
-from ..state import PluginState, StackState
+from ..state import PluginState, RestartKey, StackState
 from .. import ports as portlib
-
-BRIDGE_NAME = "hlocal-bridge.wasm"
+from .files import GatewayFiles
+from .services import plan_native as plan_native_services, ready_check, write_service_configs
 
 
 @dataclass
@@ -29,17 +31,21 @@ class Plan:
 
     state: StackState
     layout: Layout
-    bootstrap: Path
-    backend_config: Path
+    files: GatewayFiles
     checks: list[PluginCheck] = field(default_factory=list)
 
+    @property
+    def bootstrap(self) -> Path:
+        return self.files.bootstrap
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write by rename, so a watcher (Envoy's ECDS) never reads a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    @property
+    def backend_config(self) -> Path:
+        return self.files.backend_config
+
+
+def new_token() -> str:
+    """The mocks' control-API token of one stack (kept in the 0600 state file)."""
+    return secrets.token_urlsafe(24)
 
 
 def checked_plugins(project: Project, flavor: str) -> list[PluginCheck]:
@@ -83,33 +89,14 @@ def plugin_state(check: PluginCheck, served_path: str) -> PluginState:
     )
 
 
-def reset_dirs(state_dir: Path) -> None:
-    """A fresh start: old rendered files and module copies must not leak into the new stack."""
-    for sub in ("ecds", "xds", "modules", "run", "services"):
-        shutil.rmtree(state_dir / sub, ignore_errors=True)
-        (state_dir / sub).mkdir(parents=True, exist_ok=True)
-    (state_dir / "logs").mkdir(parents=True, exist_ok=True)
-
-
-def stage_bridge(modules_dir: Path) -> Path:
-    from ..bridge import bridge_wasm_path
-
-    target = modules_dir / BRIDGE_NAME
-    shutil.copyfile(bridge_wasm_path(), target)
-    return target
-
-
-def write_rendered(project: Project, layout: Layout, checks: list[PluginCheck], state_dir: Path) -> Path:
-    """ECDS files for every plugin, then the bootstrap; returns the bootstrap path."""
+def write_rendered(project: Project, layout: Layout, checks: list[PluginCheck], files: GatewayFiles) -> Path:
+    """ECDS files for every plugin, the route and cluster files, then the bootstrap; returns the bootstrap."""
     import yaml
 
     for check in checks:
-        doc = render_ecds(check.plugin, layout, ecds_version(check))
-        write_atomic(state_dir / "ecds" / ecds_file_name(check.plugin), json.dumps(doc, indent=2))
-    write_xds(project, layout, state_dir)
-    bootstrap = state_dir / "envoy.yaml"
-    write_atomic(bootstrap, yaml.safe_dump(render_bootstrap(project, layout), sort_keys=False))
-    return bootstrap
+        files.write_json(files.ecds(ecds_file_name(check.plugin)), render_ecds(check.plugin, layout, ecds_version(check)))
+    write_xds(project, layout, files)
+    return files.write_text(files.bootstrap, yaml.safe_dump(render_bootstrap(project, layout), sort_keys=False))
 
 
 def xds_documents(project: Project, layout: Layout) -> dict[str, dict[str, Any]]:
@@ -122,70 +109,61 @@ def xds_documents(project: Project, layout: Layout) -> dict[str, dict[str, Any]]
     return out
 
 
-def write_xds(project: Project, layout: Layout, state_dir: Path) -> None:
-    """Write the route and cluster files (a reload swaps them through reload._write_xds)."""
+def write_xds(project: Project, layout: Layout, files: GatewayFiles) -> None:
     for name, doc in xds_documents(project, layout).items():
-        write_atomic(state_dir / "xds" / name, json.dumps(doc, indent=2))
-
-
-def write_backend_config(project: Project, state_dir: Path) -> Path:
-    path = state_dir / "backend.json"
-    write_atomic(path, json.dumps({"stubs": list(project.backend.stubs)}, indent=2))
-    return path
+        files.write_json(files.xds(name), doc)
 
 
 def stage_files(project: Project, flavor: str, layout_for: Callable[[dict[str, str], str | None], Layout]
-                ) -> tuple[list[PluginCheck], Layout, Path]:
-    """Check plugins, copy the modules the gateway loads, write ECDS files, bootstrap and backend config.
+                ) -> tuple[list[PluginCheck], Layout, GatewayFiles]:
+    """Check plugins, copy the modules the gateway loads, write ECDS files, bootstrap and stubs.
 
     `layout_for(module file names, bridge file name)` says where those are as the gateway sees them.
     """
     checks = checked_plugins(project, flavor)
-    state_dir = project.state_dir
-    reset_dirs(state_dir)
-    modules = {check.plugin.name: stage(check, state_dir / "modules").name for check in checks}
-    bridge = stage_bridge(state_dir / "modules").name if flavor == "envoy" and checks else None
+    files = GatewayFiles(project.state_dir)
+    files.reset()
+    modules = {check.plugin.name: files.put_module(check.staged_name(), check.served).name for check in checks}
+    bridge = files.put_bridge().name if flavor == "envoy" and checks else None
     layout = layout_for(modules, bridge)
-    bootstrap = write_rendered(project, layout, checks, state_dir)
-    write_backend_config(project, state_dir)
-    from .services import write_service_configs
-
-    write_service_configs(project, state_dir)
-    return checks, layout, bootstrap
+    write_rendered(project, layout, checks, files)
+    files.write_stubs(files.backend_config, project.backend.stubs)
+    write_service_configs(project, files)
+    return checks, layout, files
 
 
-def restart_key(project: Project) -> dict[str, Any]:
+def restart_key(project: Project) -> RestartKey:
     """What only a restart can change: the listener, the filter chain, images, log levels."""
-    return {
-        "gateway": dataclasses.asdict(project.gateway),
-        "chain": [p.name for p in project.chain()],
+    return RestartKey(
+        gateway=dataclasses.asdict(project.gateway),
+        chain=[p.name for p in project.chain()],
         # Adding, removing or re-pointing a service starts or stops processes/containers;
         # only a mock's stubs can change in place.
-        "services": [{**dataclasses.asdict(s), "stubs": None} for s in project.services],
-        "backend_image": project.backend.image,
-    }
+        services=[{**dataclasses.asdict(s), "stubs": None} for s in project.services],
+        backend_image=project.backend.image,
+    )
 
 
-def resolve_gateway_ports(project: Project) -> tuple[int, int]:
-    """The listener and admin ports on 127.0.0.1: as configured (checked free) or picked."""
-    gateway_port = portlib.resolve(project.gateway.port, "gateway listener, gateway.port")
-    admin_port = portlib.resolve(project.gateway.admin_port, "gateway admin, gateway.admin_port")
+def resolve_gateway_ports(project: Project, check: bool = True) -> tuple[int, int]:
+    """The listener and admin ports on 127.0.0.1: as configured (checked free unless `check` is off) or picked."""
+    if check:
+        gateway_port = portlib.resolve(project.gateway.port, "gateway listener, gateway.port")
+        admin_port = portlib.resolve(project.gateway.admin_port, "gateway admin, gateway.admin_port")
+    else:  # `hlocal render`: nothing starts now, so a port taken now (e.g. by the running stack) is fine
+        gateway_port = project.gateway.port or portlib.free_port()
+        admin_port = project.gateway.admin_port or portlib.free_port()
     if admin_port == gateway_port:
-        from ..errors import ConfigError
-
         raise ConfigError(f"{project.file.name}: gateway.admin_port equals gateway.port ({gateway_port})",
                           "give them different values (0 picks a free port)")
     return gateway_port, admin_port
 
 
-def plan_native(project: Project, flavor: str) -> Plan:
+def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan:
     """Check, pick ports and write every file the native stack runs from."""
-    from . import services as svc
-
-    gateway_port, admin_port = resolve_gateway_ports(project)
+    gateway_port, admin_port = resolve_gateway_ports(project, check_ports)
     backend_port, control_port = portlib.free_port(), portlib.free_port()
     state_dir = project.state_dir
-    service_plans = svc.plan_native(project, state_dir)
+    service_plans = plan_native_services(project, state_dir)
 
     def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
         module_dir = state_dir / "modules"
@@ -200,25 +178,21 @@ def plan_native(project: Project, flavor: str) -> Plan:
             access_log=str(state_dir / "logs" / "access.log"),
         )
 
-    checks, layout, bootstrap = stage_files(project, flavor, layout_for)
+    checks, layout, files = stage_files(project, flavor, layout_for)
     state = StackState(
         name=project.name, runtime="native", flavor=flavor, config_file=str(project.file),
         started=time.time(), gateway_port=gateway_port, admin_port=admin_port,
         backend_port=backend_port, control_port=control_port,
         plugins=[plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
-        extra={"layout": dataclasses.asdict(layout), "restart_key": restart_key(project),
-               "services": svc.to_state(service_plans)},
+        layout=layout, restart_key=restart_key(project), services=service_plans,
+        control_token=new_token(),
     )
-    return Plan(state=state, layout=layout, bootstrap=bootstrap,
-                backend_config=state_dir / "backend.json", checks=checks)
+    return Plan(state=state, layout=layout, files=files, checks=checks)
 
 
 def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,
                failed: Callable[[], None], log_source: Any = None) -> Any:
     """Wait for the readiness rule; `failed` and the gateway's output raise the classified error."""
-    from ..classify import LogWatch
-    from ..readiness import ReadyTarget, wait_until_ready
-
     log_file = project.state_dir / "logs" / "gateway.log"
     watch = LogWatch(log_source or log_file, [c.plugin.name for c in plan.checks], where=str(project.state_dir))
 
@@ -226,9 +200,7 @@ def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,
         failed()
         watch.raise_if_failed()
 
-    from .services import from_state, ready_check
-
-    plans = list(from_state(state.extra).values())
+    plans = list(state.services.values())
     target = ReadyTarget(
         extra_checks=[(lambda p=p: ready_check(p)) for p in plans],
         admin_url=state.admin_url, gateway_host="127.0.0.1", gateway_port=state.gateway_port,
@@ -240,6 +212,4 @@ def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,
 
 def raise_exited(name: str, exit_info: dict, log_file: Path, state: StackState) -> None:
     """A component died during start: say why, from its log."""
-    from ..classify import classify_exit
-
     raise classify_exit(name, exit_info, log_file, [p.name for p in state.plugins])

@@ -121,7 +121,7 @@ def test_killed_gateway_shows_exited_and_up_brings_it_back(logger_project, runti
 def test_status_when_nothing_runs(logger_project) -> None:
     project = logger_project()
     result = project.hlocal("status")
-    assert result.returncode == 0 and "not running" in result.stdout
+    assert result.returncode == 1 and "not running" in result.stdout and "hlocal up" in result.stderr
     assert project.hlocal("status", "--json").json()["running"] is False
 
 

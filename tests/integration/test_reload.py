@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from load import LoadLoop
-from support import HLOCAL, Project, wait_for
+from support import HLOCAL, LineReader, Project, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -185,23 +185,26 @@ def test_watch_rebuilds_and_reloads_on_a_source_edit(source_project: Project) ->
     watcher = subprocess.Popen([*HLOCAL, "-f", str(project.path), "watch"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
+    output = LineReader(watcher.stdout)
     try:
-        assert "watching" in watcher.stdout.readline()
+        assert "watching" in output.next(120, "the watcher to start")
         source = project.path / "src" / "headers" / "main.go"
         source.write_text(source.read_text().replace('"(missing)"', '"(absent)"'))
-        lines.append(watcher.stdout.readline())
+        lines.append(output.next(180, "the watcher to rebuild and reload"))
         assert "main.go changed" in lines[-1] and "module" in lines[-1], lines
         assert property_header() == ["(absent)"]
         # A broken edit: the watcher reports the compiler's error, the last good build keeps serving.
         source.write_text(source.read_text() + "\nfunc broken( {\n")
-        lines.append(watcher.stdout.readline())
+        lines.append(output.next(180, "the watcher to report the broken build"))
         assert "error: building plugin 'headers' failed" in lines[-1] and "syntax error" in lines[-1], lines
         assert property_header() == ["(absent)"]
     finally:
         watcher.send_signal(signal.SIGINT)
-        rest, _ = watcher.communicate(timeout=60)
+        watcher.wait(timeout=60)
+    rest = [output.next(10, "the watcher's last lines")]
+    while "stopped watching" not in rest[-1]:
+        rest.append(output.next(10, "the watcher to say it stopped"))
     assert watcher.returncode == 0, rest
-    assert "stopped watching" in rest
 
 
 def test_build_success_and_failure(native_source_project: Project) -> None:

@@ -94,7 +94,7 @@ def test_redis_service_runs_and_answers(callout: Project) -> None:
     status = callout.hlocal("status", "--json").json()
     cache = next(c for c in status["components"] if c["name"] == "svc-cache")
     assert cache["state"] == "running"
-    port = callout.state()["extra"]["services"]["cache"]["host_port"]
+    port = callout.state()["services"]["cache"]["host_port"]
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"PING\r\n")
         assert sock.recv(16).startswith(b"+PONG")

@@ -98,3 +98,168 @@ def test_in_docker_runs_as_the_user_with_the_output_path_inside_the_container(tm
     outside = _plugin(tmp_path, {"dir": "plug"}, wasm="out/main.wasm")
     with pytest.raises(PluginError, match="must be inside the Go module"):
         build._in_docker(outside, build.default_command(outside))
+
+
+# --- Module download failures, as Go 1.27 printed them for the SDK template (recorded here) ---------
+
+MISSING_SUM = """\
+main.go:5:2: missing go.sum entry for module providing package github.com/higress-group/proxy-wasm-go-sdk/proxywasm (imported by my-plugin); to add:
+	go get my-plugin
+main.go:7:2: missing go.sum entry for module providing package github.com/higress-group/wasm-go/pkg/wrapper (imported by my-plugin); to add:
+	go get my-plugin"""
+
+PROXY_OFF = """\
+main.go:5:2: module lookup disabled by GOPROXY=off
+main.go:6:2: module lookup disabled by GOPROXY=off"""
+
+DEFAULT_PROXY_OFFLINE = """\
+main.go:7:2: github.com/higress-group/wasm-go@v1.1.1: Get "https://proxy.golang.org/github.com/higress-group/wasm-go/@v/v1.1.1.zip": dial tcp: lookup proxy.golang.org on 10.255.255.53:53: no such host
+main.go:8:2: github.com/tidwall/gjson@v1.18.0: Get "https://proxy.golang.org/github.com/tidwall/gjson/@v/v1.18.0.zip": dial tcp: lookup proxy.golang.org on 10.255.255.53:53: no such host"""
+
+DIRECT_OFFLINE = """\
+main.go:7:2: reading github.com/higress-group/wasm-go/go.mod at revision v1.1.1: git ls-remote -q --end-of-options https://github.com/higress-group/wasm-go in /tmp/mc/cache/vcs/d0ef: exit status 128:
+	fatal: unable to access 'https://github.com/higress-group/wasm-go/': Could not resolve host: github.com"""
+
+PROXY_TIMEOUT = """\
+go: github.com/higress-group/wasm-go@v1.1.1: Get "https://proxy.golang.com.cn/github.com/higress-group/wasm-go/@v/v1.1.1.mod": dial tcp 203.0.113.7:443: i/o timeout"""
+
+GO_LINE_TOO_OLD = """\
+go: updates to go.mod needed; to update it:
+	go mod tidy"""
+
+NO_REQUIRED_MODULE = """\
+main.go:9:2: no required module provides package github.com/example/absent/pkg; to add it:
+	go get github.com/example/absent/pkg"""
+
+UNKNOWN_VERSION = """\
+/cache/github.com/higress-group/wasm-go@v1.1.1/pkg/matcher/rule_matcher.go:25:2: github.com/tidwall/gjson@v1.99.0: reading https://proxy.golang.org/github.com/tidwall/gjson/@v/v1.99.0.zip: 404 Not Found"""
+
+COMPILE_ERROR = """\
+# my-plugin
+./main.go:11:6: main redeclared in this block
+	./bad.go:3:6: other declaration of main
+./bad.go:5:12: undefined: undefinedThing"""
+
+
+@pytest.mark.parametrize("output, expected", [
+    (MISSING_SUM, ("missing-sum", "github.com/higress-group/proxy-wasm-go-sdk/proxywasm")),
+    (PROXY_OFF, ("proxy-off", "modules the plugin imports")),
+    (DEFAULT_PROXY_OFFLINE, ("unreachable", "proxy.golang.org: no such host")),
+    (DIRECT_OFFLINE, ("unreachable", "github.com: Could not resolve host")),
+    (PROXY_TIMEOUT, ("unreachable", "proxy.golang.com.cn: i/o timeout")),
+    (GO_LINE_TOO_OLD, ("go-mod", "updates to go.mod needed")),
+    (NO_REQUIRED_MODULE, ("go-mod", "no module provides github.com/example/absent/pkg")),
+    (UNKNOWN_VERSION, ("not-found", "github.com/tidwall/gjson@v1.99.0")),
+    (COMPILE_ERROR, None),
+])
+def test_module_problems_are_told_apart_from_compiler_errors(output: str, expected) -> None:
+    assert build.module_problem(output.splitlines()) == expected
+
+
+def test_an_unreachable_proxy_is_an_environment_problem_explaining_goproxy(tmp_path: Path) -> None:
+    (tmp_path / "plug").mkdir()
+    error = build.build_error(_plugin(tmp_path, {}), ["go", "build"], 1, DEFAULT_PROXY_OFFLINE.splitlines())
+    assert isinstance(error, build.ModuleDownloadFailed) and isinstance(error, EnvironmentProblem)
+    assert error.exit_code == 3
+    assert "could not download the modules it needs (proxy.golang.org: no such host)" in error.message
+    assert "lookup proxy.golang.org" in error.message  # Go's own words stay, once
+    assert "https://proxy.golang.org,direct" in error.hint and "go env GOPROXY" in error.hint
+    assert "go env -w GOPROXY=https://proxy.golang.com.cn,direct" in error.hint
+
+
+def test_a_missing_go_sum_says_go_mod_tidy_in_the_module(tmp_path: Path) -> None:
+    (tmp_path / "go.mod").write_text("module m\n")
+    (tmp_path / "plug").mkdir()
+    error = build.build_error(_plugin(tmp_path, {}), ["go", "build"], 1, MISSING_SUM.splitlines())
+    assert isinstance(error, build.GoModulesOutOfDate) and error.exit_code == 4
+    assert "go.sum has no entry for github.com/higress-group/proxy-wasm-go-sdk/proxywasm" in error.message
+    assert f"`go mod tidy` in {tmp_path} " in error.hint and "-mod=mod" in error.hint and "GOPROXY" in error.hint
+
+
+def test_proxy_off_says_how_to_fill_the_cache(tmp_path: Path) -> None:
+    (tmp_path / "plug").mkdir()
+    error = build.build_error(_plugin(tmp_path, {}), ["go", "build"], 1, PROXY_OFF.splitlines())
+    assert isinstance(error, build.ModuleDownloadFailed)
+    assert "GOPROXY=off forbids downloading modules" in error.message
+    assert "go mod download" in error.hint and "unset GOPROXY" in error.hint
+
+
+def test_compiler_errors_stay_a_build_failure_with_the_last_lines(tmp_path: Path) -> None:
+    (tmp_path / "plug").mkdir()
+    lines = [f"./main.go:{n}:1: error {n}" for n in range(30)]
+    error = build.build_error(_plugin(tmp_path, {}), ["go", "build"], 1, lines)
+    assert type(error) is build.BuildFailed and error.exit_code == 4
+    assert "error 29" in error.message and "error 10" in error.message and "error 9\n" not in error.message + "\n"
+
+
+def _scripted_build(tmp_path: Path, script: str):
+    """A plugin whose build command is a small Python program printing what a Go build would."""
+    import sys
+
+    (tmp_path / "plug").mkdir(exist_ok=True)
+    (tmp_path / "plug" / "build.py").write_text(script)
+    return _plugin(tmp_path, {"command": [sys.executable, "build.py"]})
+
+
+def test_a_failed_build_shows_each_line_once(tmp_path: Path) -> None:
+    plugin = _scripted_build(tmp_path, (
+        "import sys\n"
+        "print('go: downloading github.com/tidwall/gjson v1.18.0', flush=True)\n"
+        "for n in range(25):\n"
+        "    print(f'./main.go:{n}:1: undefined: thing{n}')\n"
+        "sys.exit(1)\n"))
+    echoed: list[str] = []
+    with pytest.raises(build.BuildFailed) as caught:
+        build.build_plugin(plugin, echo=echoed.append)
+    shown = echoed + caught.value.message.splitlines()
+    for n in range(25):
+        assert sum(line.endswith(f"undefined: thing{n}") for line in shown) == 1, n
+    assert echoed[0] == "go: downloading github.com/tidwall/gjson v1.18.0"  # progress comes as it happens
+    assert sum("go: downloading" in line for line in shown) == 1
+
+
+def test_a_successful_build_echoes_its_output_after_progress(tmp_path: Path) -> None:
+    plugin = _scripted_build(tmp_path, (
+        "import shutil, sys\n"
+        "print('note: a warning')\n"
+        "print('go: downloading github.com/google/uuid v1.6.0')\n"
+        f"shutil.copyfile({str(_minimal_wasm(tmp_path))!r}, 'main.wasm')\n"))
+    echoed: list[str] = []
+    done = build.build_plugin(plugin, echo=echoed.append)
+    assert echoed == ["go: downloading github.com/google/uuid v1.6.0", "note: a warning"]
+    assert done.size == 8
+
+
+def test_quiet_builds_echo_nothing(tmp_path: Path) -> None:
+    plugin = _scripted_build(tmp_path, "print('go: downloading x v1'); print('oops'); raise SystemExit(2)\n")
+    echoed: list[str] = []
+    with pytest.raises(build.BuildFailed, match="oops"):
+        build.build_plugin(plugin, echo=echoed.append, quiet=True)
+    assert echoed == []
+
+
+def _minimal_wasm(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.wasm"
+    path.write_bytes(b"\0asm\x01\0\0\0")  # the smallest valid module: magic and version
+    return path
+
+
+def test_in_docker_takes_the_module_settings_along_but_not_a_host_path(tmp_path: Path, monkeypatch) -> None:
+    import higress_local.runtime.dockerenv as dockerenv
+
+    class Client:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(dockerenv, "docker_client", lambda **_: Client())
+    monkeypatch.setattr(dockerenv, "docker_cli", lambda: "docker")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("GOPRIVATE", "git.corp.example/*")
+    monkeypatch.setenv("GOPROXY", "file:///srv/goproxy")
+    (tmp_path / "plug").mkdir()
+    plugin = _plugin(tmp_path, {})
+    argv = build._in_docker(plugin, build.default_command(plugin))
+    assert "GOPRIVATE=git.corp.example/*" in argv
+    assert not any(a.startswith("GOPROXY=") for a in argv)
+    monkeypatch.setenv("GOPROXY", "https://proxy.golang.com.cn,direct")
+    assert "GOPROXY=https://proxy.golang.com.cn,direct" in build._in_docker(plugin, build.default_command(plugin))

@@ -10,15 +10,21 @@ from higress_local.cli import main
 from higress_local.errors import (
     CommandFailed,
     ConfigError,
+    CorruptState,
+    DiskFull,
     EnvironmentProblem,
+    ExitCode,
     HlocalError,
     InvalidWasm,
+    NotRunning,
     PluginError,
     PortInUse,
     ProbeFailed,
+    StackBusy,
+    Unhealthy,
+    UnsafeStatePath,
     WaitTimeout,
 )
-from higress_local.runtime import NotRunning
 
 ERRORS = [
     pytest.param(ConfigError("hlocal.yaml: gateway.port: expected an integer", "fix it"), 2, id="ConfigError"),
@@ -34,7 +40,17 @@ ERRORS = [
     pytest.param(CommandFailed(["envoy", "--version"], 127, stderr="boom\nreally boom", hint="reinstall envoy"), 3,
                  id="CommandFailed"),
     pytest.param(NotRunning("stack 'demo' is not running", "start it with `hlocal up`"), 3, id="NotRunning"),
+    pytest.param(CorruptState("state.json is not valid JSON", "hlocal down"), 3, id="CorruptState"),
+    pytest.param(UnsafeStatePath(".hlocal/demo is a symbolic link", "remove the link"), 3, id="UnsafeStatePath"),
+    pytest.param(StackBusy("stack 'demo' is busy", "wait"), 3, id="StackBusy"),
+    pytest.param(DiskFull("no space left to write x", "free some disk space"), 3, id="DiskFull"),
+    pytest.param(Unhealthy("stack 'demo' is degraded", "see above"), 1, id="Unhealthy"),
 ]
+
+
+def test_exit_codes_are_one_enum_with_the_signal_codes():
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 5, 129, 130, 143]
+    assert ExitCode.TERMINATED == 128 + 15 and ExitCode.HANGUP == 128 + 1
 
 
 def test_every_error_type_in_errors_py_is_covered():
@@ -127,7 +143,7 @@ def test_help_lists_the_commands_and_the_exit_codes():
     for command in ("up", "down", "status", "logs", "probe", "request", "check"):
         assert f"\n  {command} " in result.output
     for text in ("0 ok", "1 probe failed", "2 usage or config error", "3 environment problem",
-                 "4 plugin failed to load", "5 timed out", "130 interrupted"):
+                 "4 plugin failed to load", "5 timed out", "129/130/143 stopped by SIGHUP/SIGINT/SIGTERM"):
         assert text in " ".join(result.output.split())
 
 
@@ -183,7 +199,23 @@ def test_request_with_an_unreadable_data_file_is_a_usage_error(tmp_path):
     (tmp_path / "hlocal.yaml").write_text("name: cli-test\n")
     result = CliRunner().invoke(main, ["-f", str(tmp_path), "request", "POST", "/", "-d", "@nope.json"])
     assert result.exit_code == 2, result.output
-    assert "error: -d @nope.json: cannot read nope.json" in result.output
+    assert "error: -d @nope.json not found: nope.json" in result.output
+
+
+def test_request_data_from_a_device_is_refused_unread(tmp_path):
+    (tmp_path / "hlocal.yaml").write_text("name: cli-test\n")
+    result = CliRunner().invoke(main, ["-f", str(tmp_path), "request", "POST", "/", "-d", "@/dev/zero"])
+    assert result.exit_code == 2, result.output
+    assert "/dev/zero" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["GET", "/a b"], ["GE T", "/"], ["GET", "/", "-H", "x-a: 1\r\nx-b: 2"],
+                                  ["GET", "/", "-H", "x-a: \u20ac"], ["GET", "/", "-H", "bad name: 1"]])
+def test_request_line_and_headers_are_validated_before_anything_runs(tmp_path, args):
+    (tmp_path / "hlocal.yaml").write_text("name: cli-test\n")
+    result = CliRunner().invoke(main, ["-f", str(tmp_path), "request", *args])
+    assert result.exit_code == 2, result.output
+    assert "error: " in result.output and "hint: " in result.output and "not running" not in result.output
 
 
 def test_request_without_a_running_stack(tmp_path):

@@ -331,7 +331,7 @@ def test_unknown_plugin_name_lists_the_known_ones():
         ({"plugins": [plugin(rules=[{"match_route": "r", "config": [1]}])]},
          "plugins[0].rules[0].config: expected a mapping, got a list"),
         ({"plugins": [plugin(), plugin()]}, "plugins[1].name: duplicate plugin name 'a' (also at index 0)"),
-        ({"routes": [{"name": "r", "regex": "("}]}, "routes[0].regex: invalid regular expression"),
+        ({"routes": [{"name": "r", "regex": "("}]}, "routes[0].regex: '(' is not a regex Envoy accepts (RE2: missing )"),
         ({"routes": [{"name": "r", "prefix": "/a", "path": "/b"}]},
          "routes[0]: give one of prefix, path or regex, not prefix and path"),
         ({"routes": [{"name": "r", "path": "/a", "regex": "/b"}]},
@@ -520,3 +520,111 @@ def test_duplicate_yaml_key_is_an_error_naming_both_lines(tmp_path: Path) -> Non
         load_project(tmp_path / "hlocal.yaml")
     assert "line 4" in caught.value.message
     assert "duplicate key 'port' (first given on line 3)" in caught.value.message
+
+
+# -- bounded input (issue 10): files, YAML size, what goes on the wire or to Envoy -------------
+
+
+def test_an_alias_bomb_is_refused_at_load_naming_the_file_and_the_limit(tmp_path):
+    laughs = ['    l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    laughs += [f"    l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    (tmp_path / "custom.yaml").write_text("plugins:\n- name: p\n  wasm: p.wasm\n  config:\n" + "\n".join(laughs) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_project(tmp_path / "custom.yaml")
+    assert caught.value.message == "custom.yaml: line 11: aliases expand the document past 1,000,000 values"
+
+
+def test_deep_nesting_is_refused_at_load(tmp_path):
+    error = load_text(tmp_path, "plugins: [{name: p, wasm: p.wasm, config: {x: " + "[" * 20000 + "]" * 20000 + "}}]\n")
+    assert error.message == "hlocal.yaml: line 1: nested deeper than 100 levels"
+
+
+def test_a_fifo_named_hlocal_yaml_is_refused_unread(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "hlocal.yaml")
+    with pytest.raises(ConfigError) as caught:
+        load_project(None, cwd=tmp_path)  # found in the directory, then refused: no open() that waits
+    assert caught.value.message == f"config file {tmp_path / 'hlocal.yaml'} is a FIFO (named pipe), not a regular file"
+    assert caught.value.hint == "point -f at a regular hlocal.yaml file (at most 16 MiB)"
+
+
+def test_a_device_or_a_huge_hlocal_yaml_is_refused_unread(tmp_path):
+    (tmp_path / "dev.yaml").symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match="/dev/zero is a character device, not a regular file"):
+        load_project(tmp_path / "dev.yaml")
+    with (tmp_path / "big.yaml").open("wb") as out:
+        out.truncate(16 * 1024 * 1024 + 1)  # sparse
+    with pytest.raises(ConfigError, match="big.yaml is 16 MiB, over the 16 MiB limit"):
+        load_project(tmp_path / "big.yaml")
+
+
+def test_a_missing_wasm_still_loads_because_build_makes_it(tmp_path):
+    (tmp_path / "hlocal.yaml").write_text("plugins: [{name: p, wasm: later.wasm, build: {}}]\n")
+    assert load_project(tmp_path).plugins[0].wasm == tmp_path.resolve() / "later.wasm"
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda d: (d / "m.wasm").symlink_to("/dev/zero"), "is a character device, not a regular file"),
+        (lambda d: __import__("os").mkfifo(d / "m.wasm"), "is a FIFO (named pipe), not a regular file"),
+        (lambda d: (d / "m.wasm").symlink_to(d / "m.wasm"), "is a symlink loop"),
+        (lambda d: (d / "m.wasm").mkdir(), "is a directory, not a regular file"),
+        (lambda d: (d / "m.wasm").open("wb").truncate(256 * 1024 * 1024 + 1), "is 256 MiB, over the 256 MiB limit"),
+    ],
+    ids=["device", "fifo", "symlink-loop", "directory", "oversize"],
+)
+def test_a_wasm_that_is_not_a_regular_module_sized_file_is_refused_at_load(tmp_path, make, problem):
+    from higress_local.errors import PluginError
+
+    make(tmp_path)
+    (tmp_path / "hlocal.yaml").write_text("plugins: [{name: p, wasm: m.wasm}]\n")
+    with pytest.raises(PluginError) as caught:  # exit 4, like a missing or non-wasm module
+        load_project(tmp_path)
+    assert caught.value.message.startswith("hlocal.yaml: plugins[0].wasm: wasm file ")
+    assert problem in caught.value.message
+    assert caught.value.hint == "point plugins[0].wasm at the built .wasm file (a regular file of at most 256 MiB)"
+
+
+def test_a_build_dir_behind_a_symlink_loop_is_no_traceback(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "hlocal.yaml").write_text("plugins: [{name: p, wasm: p.wasm, build: {dir: loop}}]\n")
+    assert load_project(tmp_path).plugins[0].build.dir == tmp_path / "loop"  # the build then says it cannot run there
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"routes": [{"name": "r", "regex": "/(a)\\1"}]},
+         "hlocal.yaml: routes[0].regex: '/(a)\\\\1' is not a regex Envoy accepts (RE2: invalid escape sequence: \\1)"),
+        ({"routes": [{"name": "ok", "prefix": "/"}, {"name": "r", "regex": "/(?=x)"}]},
+         "hlocal.yaml: routes[1].regex: '/(?=x)' is not a regex Envoy accepts (RE2: invalid perl operator: (?=)"),
+        ({"routes": [{"name": "r", "regex": "/[a-z]{1,50}"}]},
+         "hlocal.yaml: routes[0].regex: '/[a-z]{1,50}' is too complex for Envoy (RE2 program size 104 > 100)"),
+        ({"routes": [{"name": "r", "headers": {"x tenant": "a"}}]},
+         "hlocal.yaml: routes[0].headers.x tenant: header name 'x tenant' contains a space"),
+        ({"routes": [{"name": "r", "headers": {"x-t": "a\nb"}}]},
+         "hlocal.yaml: routes[0].headers.x-t: the value of header 'x-t' contains LF (\\n)"),
+        ({"probes": [probe(request={"headers": {"X-A": "1\r\nx-b: 2"}})]},
+         "hlocal.yaml: probes[0].request.headers.X-A: the value of header 'X-A' contains CR (\\r)"),
+        ({"probes": [probe(request={"headers": {"x-a": ["ok", "caf\u00e9 \u20ac"]}})]},
+         "hlocal.yaml: probes[0].request.headers.x-a: the value of header 'x-a' contains '€' (U+20AC), "
+         "which HTTP/1.1 cannot carry (latin-1 only)"),
+        ({"probes": [probe(request={"headers": {"x:a": "1"}})]},
+         "hlocal.yaml: probes[0].request.headers.x:a: header name 'x:a' contains ':' (U+003A)"),
+        ({"probes": [probe(request={"path": "/a b"})]},
+         "hlocal.yaml: probes[0].request.path: '/a b' contains a space at position 2"),
+        ({"probes": [probe(request={"path": "/caf\u00e9"})]},
+         "hlocal.yaml: probes[0].request.path: '/café' contains 'é' (U+00E9) at position 4"),
+    ],
+)
+def test_what_envoy_or_the_wire_would_refuse_is_refused_at_load(data, message):
+    assert config_error(data).message == message
+
+
+def test_regexes_envoy_accepts_and_latin1_header_values_still_load():
+    project = parse({"routes": [{"name": "r", "regex": "^/v[0-9]+/.*", "headers": {"x-t": "caf\u00e9"}}],
+                     "probes": [probe(request={"path": "/a%20b?x=1", "headers": {"x-a": ["1", "caf\u00e9"]}})]})
+    assert project.routes[0].regex == "^/v[0-9]+/.*"
+    assert project.probes[0].request.headers["x-a"] == ("1", "caf\u00e9")

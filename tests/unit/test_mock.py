@@ -33,7 +33,7 @@ def mock():
 
 @pytest.fixture
 def client(mock):
-    return MockClient(mock.control_url)
+    return mock.client()
 
 
 def call(port, method="GET", path="/", body=None, headers=(), conn=None):
@@ -373,12 +373,13 @@ def test_invalid_stubs_sent_to_the_control_api_are_rejected_whole(mock, client):
 
 
 def test_control_api_answers_unknown_paths_methods_and_bad_queries(mock, client):
-    assert call(mock.control_port, "GET", "/nope")[0] == 404
-    status, headers, _ = call(mock.control_port, "POST", "/__hlocal/journal", body=b"")
+    auth = [("Authorization", f"Bearer {mock.token}")]
+    assert call(mock.control_port, "GET", "/nope", headers=auth)[0] == 404
+    status, headers, _ = call(mock.control_port, "POST", "/__hlocal/journal", body=b"", headers=auth)
     assert status == 405 and headers["Allow"] == "GET, DELETE"
-    assert call(mock.control_port, "GET", "/__hlocal/journal?since=x")[0] == 400
-    assert call(mock.control_port, "GET", "/__hlocal/journal?header=nocolon")[0] == 400
-    assert call(mock.control_port, "PUT", "/__hlocal/stubs", body=b"not json")[0] == 400
+    assert call(mock.control_port, "GET", "/__hlocal/journal?since=x", headers=auth)[0] == 400
+    assert call(mock.control_port, "GET", "/__hlocal/journal?header=nocolon", headers=auth)[0] == 400
+    assert call(mock.control_port, "PUT", "/__hlocal/stubs", body=b"not json", headers=auth)[0] == 400
 
 
 def test_client_reports_an_unreachable_mock():

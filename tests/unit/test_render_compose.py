@@ -9,12 +9,12 @@ from higress_local.config import parse_project
 from higress_local.render.compose import ComposePlan, project_name, render_compose
 
 PLAN = ComposePlan(gateway_image="gw:1", backend_image="py:1", gateway_port=10000, admin_port=19901,
-                   control_port=18081, config_dir="/p/.hlocal/demo", mock_dir="/site/higress_local/mock",
-                   log_level="warning", wasm_log_level="trace")
+                   control_port=18081, config_dir="/p/.hlocal/demo", mock_dir="/site/higress_local/mock")
 
 
 def _project(doc: dict | None = None):
-    return parse_project({"name": "demo", **(doc or {})}, Path("/p/hlocal.yaml"))
+    doc = {"gateway": {"log_level": "warning", "wasm_log_level": "trace"}, **(doc or {})}
+    return parse_project({"name": "demo", **doc}, Path("/p/hlocal.yaml"))
 
 
 def test_two_services_on_one_named_network() -> None:

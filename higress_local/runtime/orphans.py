@@ -1,0 +1,77 @@
+"""Finding a stack's processes without its state file: each carries a marker in its environment.
+
+`up` starts every process (supervisors, Envoy, mocks, redis-server) with HLOCAL_STACK=<state folder>;
+children inherit it. So `down` and `status` find them through /proc even when state.json is torn,
+deleted, or was never written because `up` was killed, and a supervisor killed with SIGKILL does not
+leave an Envoy nobody can stop.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psutil
+
+STACK_MARKER = "HLOCAL_STACK"
+COMPONENT_MARKER = "HLOCAL_COMPONENT"  # gateway, backend, svc-<name>: inherited by the supervised program
+STOP_GRACE_S = 5.0
+
+
+def stack_marker(state_dir: Path) -> str:
+    return str(Path(os.path.abspath(state_dir)))
+
+
+def find_marked(state_dir: Path) -> list[psutil.Process]:
+    """Live processes of this user whose environment names this stack (never this process)."""
+    wanted = stack_marker(state_dir)
+    me = os.getpid()
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == me:
+            continue
+        try:
+            if proc.environ().get(STACK_MARKER) == wanted and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+    return found
+
+
+def component_of(proc: psutil.Process) -> str:
+    try:
+        return proc.environ().get(COMPONENT_MARKER, "?")
+    except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
+        return "?"
+
+
+def stop_marked(state_dir: Path, grace: float = STOP_GRACE_S) -> list[str]:
+    """Terminate every marked process (politely, then SIGKILL); return what was stopped."""
+    procs = find_marked(state_dir)
+    if not procs:
+        return []
+    names = []
+    for proc in procs:
+        try:
+            names.append(f"{component_of(proc)} {proc.name()} (pid {proc.pid})")
+            proc.terminate()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        try:
+            proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    psutil.wait_procs(alive, timeout=grace)
+    for proc in procs:
+        _reap(proc.pid)
+    return names
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of a child of ours so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
