@@ -247,3 +247,19 @@ def test_a_signal_during_reload_leaves_the_state_true_to_what_envoy_serves(make_
 
     wait_for(lambda: serving() == recorded, 90, "Envoy to serve the version the state records")
     assert ecds.read_text() == before
+
+
+def test_a_watched_file_deleted_by_hand_is_restored_by_reload(make_project, plugin_wasm) -> None:
+    project = make_project({"gateway": {"port": 0},
+                            "plugins": [{"name": "headers", "wasm": "h.wasm", "config": {"response_headers": {"x-v": "1"}}}]},
+                           files={"h.wasm": plugin_wasm("headers")}, name="deleted", runtime="native")
+    assert project.hlocal("up").returncode == 0
+    (project.state_dir / "ecds" / "headers.json").unlink()
+    (project.state_dir / "xds" / "routes.json").unlink()
+    project.config["plugins"][0]["config"] = {"response_headers": {"x-v": "2"}}
+    project.write()
+    reloaded = project.hlocal("reload")
+    assert reloaded.returncode == 0 and "Traceback" not in reloaded.output, reloaded
+    assert "restored ecds/headers.json" in reloaded.stdout and "restored xds/routes.json" in reloaded.stdout
+    answer = project.hlocal("request", "GET", "/", "--json").json()
+    assert answer["response"]["headers"]["x-v"] == "2", answer
