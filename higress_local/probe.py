@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from .config import Expect, Probe, Project, UpstreamExpect
 from .errors import ConfigError, EnvironmentProblem
 from .state import StackState
+from .mock.wire import MAX_BODY
 from .validate import check_request
 
 REQUEST_ID_HEADER = "x-hlocal-request-id"
@@ -114,12 +115,16 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
         response = conn.getresponse()
         exchange.response_body = response.read()
     except (OSError, http.client.HTTPException) as exc:
+        if body is not None and len(body) > MAX_BODY:  # the mock closes after refusing it: not a dead stack
+            raise _body_too_large(len(body), MAX_BODY) from exc
         raise EnvironmentProblem(f"request to {exchange.url} failed: {exc}", "is the stack up? see `hlocal status`") from exc
     finally:
         conn.close()
     exchange.seconds = time.monotonic() - started
     exchange.status = response.status
     exchange.response_headers = _joined(response.getheaders())
+    if response.status == 413 and exchange.response_headers.get(MOCK_ERROR_HEADER) == "body-too-large":
+        raise _body_too_large(len(body or b""), _limit_of(exchange.response_body))
     try:
         found = MockClient(state.control_url, token=state.control_token).find(REQUEST_ID_HEADER, request_id)
     except MockClientError as exc:
@@ -128,6 +133,23 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     if observation is not None:
         exchange.effects = observation.finish()
     return exchange
+
+
+MOCK_ERROR_HEADER = "x-hlocal-mock-error"
+
+
+def _body_too_large(size: int, limit: int) -> ConfigError:
+    return ConfigError(
+        f"the mock backend refuses request bodies over {limit:,} bytes ({limit // (1024 * 1024)} MiB); "
+        f"this one has {size:,} bytes",
+        "send a smaller body (the limit is the mock's, not Envoy's or your plugin's; see the README's mock section)")
+
+
+def _limit_of(reply: bytes) -> int:
+    try:
+        return int(jsonlib.loads(reply).get("limit_bytes") or MAX_BODY)
+    except (ValueError, AttributeError, TypeError):
+        return MAX_BODY
 
 
 def _joined(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:

@@ -263,3 +263,14 @@ def test_a_watched_file_deleted_by_hand_is_restored_by_reload(make_project, plug
     assert "restored ecds/headers.json" in reloaded.stdout and "restored xds/routes.json" in reloaded.stdout
     answer = project.hlocal("request", "GET", "/", "--json").json()
     assert answer["response"]["headers"]["x-v"] == "2", answer
+
+
+def test_a_body_over_the_mock_limit_is_reported_as_the_limit(logger, tmp_path) -> None:
+    project = logger()
+    assert project.hlocal("up").returncode == 0
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as out:
+        out.truncate(65 * 1024 * 1024)  # sparse: 65 MiB of zeros without writing them
+    result = project.hlocal("request", "POST", "/upload", "-d", f"@{big}")
+    assert_clean_error(result, 2, "refuses request bodies over 67,108,864 bytes", "68,157,440 bytes")
+    assert "is the stack up" not in result.stderr

@@ -109,8 +109,8 @@ def test_concurrent_keep_alive_load_through_the_gateway_has_no_failure(gateway_p
 
 
 def test_a_body_over_the_mock_limit_reaches_the_client_as_a_413_naming_it(gateway_port):
-    size = MOCK_LIMIT + 1_000_000
     block = b"z" * 1_000_000
+    size = len(block) * (MOCK_LIMIT // len(block) + 1)  # whole blocks, just over the limit
     with socket.create_connection(("127.0.0.1", gateway_port), timeout=60) as sock:
         sock.sendall(f"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}\r\n\r\n".encode())
         for _ in range(size // len(block)):  # the whole body goes out: the mock reads it before refusing
