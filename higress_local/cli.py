@@ -435,5 +435,10 @@ def new_command(name: str, parent: str, force: bool) -> None:
         click.echo(line)
 
 
+from .cli_push import push_command  # noqa: E402  (a command of its own module; click only)
+
+main.add_command(push_command, "push")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from higress_local import hostcalls
-from higress_local.wasm import FLAVORS, HIGRESS_ABI_EXPORT, STOCK_ABI_EXPORT, Import, ModuleInfo
+from higress_local.adapt.catalog import BY_HOST_FUNCTION
+from higress_local.adapt.plan import plan_for
+
+if TYPE_CHECKING:  # wasm re-exports this module's names, so it is imported for types only
+    from higress_local.wasm import Import, ModuleInfo
+
+FLAVORS = ("envoy", "higress")
+HIGRESS_ABI_EXPORT = hostcalls.ABI_EXPORTS["0.2.100"]
+STOCK_ABI_EXPORT = hostcalls.ABI_EXPORTS["0.2.1"]
 
 
 @dataclass
@@ -17,9 +26,10 @@ class Compatibility:
     adaptations: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    emulations: list[str] = field(default_factory=list)  # adapt.catalog keys the served copy gets
 
 
-def _import_problem(imp: Import, abi: str, flavor: str) -> str | None:
+def _import_problem(imp: "Import", abi: str, flavor: str) -> str | None:
     """Say why `flavor` cannot link this function import, or None if it can."""
     where = f"{imp.module}.{imp.name}"
     missing = f"Envoy will refuse to load: missing import {where}"
@@ -33,6 +43,8 @@ def _import_problem(imp: Import, abi: str, flavor: str) -> str | None:
         return None if imp.name in hostcalls.higress_env_functions(abi) else missing
     if imp.name in hostcalls.stock_envoy_env_functions(abi):
         return None
+    if imp.name in BY_HOST_FUNCTION:
+        return None  # emulated, or refused with the precise reason, by adapt.plan
     if imp.name in hostcalls.HIGRESS_HOST_FUNCTIONS:
         return (
             f"imports {where}, which backs {hostcalls.HIGRESS_HOST_FUNCTIONS[imp.name]} and "
@@ -45,7 +57,7 @@ def _import_problem(imp: Import, abi: str, flavor: str) -> str | None:
     return missing
 
 
-def check_compatibility(info: ModuleInfo, flavor: str) -> Compatibility:
+def check_compatibility(info: "ModuleInfo", flavor: str) -> Compatibility:
     """Decide whether `flavor` ("envoy" or "higress") can load the module, and what to adapt."""
     if flavor not in FLAVORS:
         raise ValueError(f"flavor must be one of {FLAVORS}, not {flavor!r}")
@@ -79,8 +91,15 @@ def check_compatibility(info: ModuleInfo, flavor: str) -> Compatibility:
             problem = _import_problem(imp, abi or "0.2.1", flavor)
             if problem:
                 result.problems.append(problem)
+    if flavor == "envoy" and abi is not None:
+        plan = plan_for(info)
+        result.problems += plan.problems
+        result.adaptations += plan.adaptations
+        result.emulations += plan.emulations
     if flavor == "envoy":
         for name in info.foreign_candidates:
+            if name in result.emulations:
+                continue
             what = hostcalls.HIGRESS_FOREIGN_FUNCTIONS[name]
             result.notes.append(
                 f"may call Higress foreign function {name} ({what}); stock Envoy answers "

@@ -15,21 +15,26 @@ Sources (alibaba/higress unless noted):
   registry/consul/watcher.go (SVC.DC.consul), registry/nacos/v2/watcher.go (SVC.GROUP.NS.nacos, `_` -> `-`).
 - Rule categories: higress-group/wasm-go pkg/matcher/rule_matcher.go (`_match_route_prefix_` is used
   only when a rule has no route, domain or service match).
+- spec.url of a pushed plugin: `oci://REGISTRY/REPO@sha256:...` (what `hlocal push` recorded in
+  .hlocal/<project>/pushed.json); istio/istio pkg/wasm/cache.go takes a digest in the URL as the checksum,
+  so the cluster runs exactly the module that was pushed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from . import __version__
 from .errors import ConfigError
 from .models import Plugin, Project, Rule, Service
+from .push import ImageRef, PushedImage, load_pushed
 
 WASMPLUGIN_API = "extensions.higress.io/v1alpha1"
 MCPBRIDGE_API = "networking.higress.io/v1"
@@ -71,13 +76,15 @@ class ExportResult:
 
 
 def export_higress(project: Project, *, namespace: str = DEFAULT_NAMESPACE, urls: dict[str, str] | None = None,
-                   default_url: str | None = None) -> ExportResult:
+                   default_url: str | None = None, pushed: Mapping[str, PushedImage] | None = None) -> ExportResult:
     """Render the project's plugins as WasmPlugins and its services as McpBridge registries / ServiceEntries.
 
-    `urls` maps plugin names to module URLs (oci://, https://, file://); `default_url` is used for the
-    others and may contain `{name}`. `namespace` must be the Higress controller's namespace.
+    A plugin's spec.url is, in order: its entry in `urls` (oci://, https://, file://), the digest URL of
+    its last `hlocal push` (`pushed`; None reads .hlocal/<project>/pushed.json), `default_url` (may
+    contain `{name}`), else a placeholder. `namespace` must be the Higress controller's namespace.
     """
     urls = dict(urls or {})
+    pushed = load_pushed(project) if pushed is None else pushed
     if not _DNS_LABEL.fullmatch(namespace):
         raise ConfigError(f"namespace {namespace!r} is not a valid Kubernetes namespace name",
                           "use lowercase letters, digits and -, e.g. higress-system")
@@ -90,7 +97,11 @@ def export_higress(project: Project, *, namespace: str = DEFAULT_NAMESPACE, urls
     metadata = _Metadata(project, namespace)
     routes: set[str] = set()
     for plugin in project.plugins:
-        url = urls.get(plugin.name) or (default_url.replace("{name}", plugin.name) if default_url else None)
+        url = urls.get(plugin.name)
+        if url is None and plugin.name in pushed:
+            url = _pushed_url(plugin, pushed[plugin.name], result)
+        if url is None and default_url:
+            url = default_url.replace("{name}", plugin.name)
         result.documents.append((f"wasmplugin-{_k8s_name(plugin.name)}.yaml",
                                  _wasm_plugin(plugin, url, metadata, result, routes)))
     if namespace != DEFAULT_NAMESPACE:
@@ -149,6 +160,24 @@ def _wasm_plugin(plugin: Plugin, url: str | None, metadata: _Metadata, result: E
     if rules:
         spec["matchRules"] = rules
     return {"apiVersion": WASMPLUGIN_API, "kind": "WasmPlugin", "metadata": metadata.of(name), "spec": spec}
+
+
+def _pushed_url(plugin: Plugin, image: PushedImage, result: ExportResult) -> str:
+    """The digest URL `hlocal push` recorded, with a warning when the module changed since."""
+    result.notes.append(f"plugin {plugin.name!r}: spec.url is the image pushed to {image.reference} at "
+                        f"{image.pushed_at} (hlocal push); --url {plugin.name}=URL overrides it")
+    try:
+        current = hashlib.sha256(plugin.wasm.read_bytes()).hexdigest()
+    except OSError:
+        current = None
+    if current is not None and current != image.wasm_sha256:
+        result.warnings.append(f"plugin {plugin.name!r}: {plugin.wasm.name} changed since it was pushed to "
+                               f"{image.reference}; run `hlocal push {plugin.name} oci://{image.reference}` again")
+    ref = ImageRef.parse(f"oci://{image.reference}")
+    if ref.loopback:
+        result.notes.append(f"plugin {plugin.name!r}: registry {ref.registry} is on this machine; the gateway's "
+                            "pods must reach it under that address, or push to a registry the cluster can reach")
+    return image.url
 
 
 def _match_rule(plugin: Plugin, index: int, rule: Rule, result: ExportResult) -> dict[str, Any] | None:

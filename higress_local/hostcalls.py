@@ -84,7 +84,9 @@ STOCK_ENVOY_ABI_HOST_FUNCTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
     }
 )
 
-# Host functions only Higress's gateway provides, with the feature each backs. Source:
+# Host functions only Higress's gateway provides, with the feature each backs. On stock Envoy,
+# adapt.catalog says which hlocal emulates in the served copy (Redis) and which stay refused
+# (inject-data, upstream hosts), and why. Source:
 # higress-group/proxy-wasm-go-sdk proxywasm/internal/abi_hostcalls.go (the //go:wasmimport
 # list minus the stock set); redis_* are registered by higress-group/proxy-wasm-cpp-host
 # src/wasm.cc for ABI 0.2.1/0.2.100. The last two are the names an older (TinyGo) copy of
@@ -182,7 +184,7 @@ STOCK_ENVOY_FOREIGN_FUNCTIONS = frozenset(
 # main.go (get_log_level), alibaba/higress plugins/wasm-go/examples/test-foreign-function.
 HIGRESS_FOREIGN_FUNCTIONS: Mapping[str, str] = MappingProxyType(
     {
-        "get_log_level": "reading Envoy's log level to decide on debug logging",
+        "get_log_level": "reading Envoy's log level to decide on debug logging (emulated: adapt.catalog)",
         "set_global_max_requests_per_io_cycle": "capping requests per IO cycle",
         "inject_encoded_data_to_filter_chain_on_header": "injecting a body from a header callback",
     }

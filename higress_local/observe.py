@@ -57,7 +57,7 @@ class Observation:
         self.source, self.offset = runtime_for_state(project, None).gateway_output(project)
         self.seqs: dict[str, int] = {}
         for name, plan in state.services.items():
-            if plan.control_url:
+            if plan.how == "mock" and plan.control_url:
                 try:
                     self.seqs[name] = _control(plan.control_url, state).last_seq()
                 except MockClientError:

@@ -8,8 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .adapt.adapter import adapt_module
+from .adapt.catalog import BY_HOST_FUNCTION, HOST_FUNCTION_EMULATIONS
+from .adapt.plan import plan_for
 from .config import Plugin, Project
+from .emulation import Emulation
+from .configorder import delivery_warnings
 from .errors import PluginError
+from .fileguard import WASM_CAP, read_regular_file
 
 
 @dataclass
@@ -52,13 +58,24 @@ class PluginCheck:
             "adaptations": list(compat.adaptations),
             "problems": list(compat.problems),
             "notes": list(getattr(compat, "notes", [])),
+            "emulations": [e.to_dict() for e in self.emulations()],
             "runs_on": self.runs_on(),
         }
+
+    def emulations(self) -> list[Emulation]:
+        """The Higress-only functions this plugin uses, each as emulated (or refused) on stock Envoy."""
+        if self.compat.flavor != "envoy":
+            return []
+        keys = set(getattr(self.compat, "emulations", []))
+        keys |= {BY_HOST_FUNCTION[n].key for n in self.info.host_functions if n in BY_HOST_FUNCTION}
+        return [e for e in HOST_FUNCTION_EMULATIONS if e.key in keys]
 
     def runs_on(self) -> dict[str, bool]:
         """Where this module can run: the native runtime has only stock Envoy."""
         envoy = self.elsewhere.get("envoy", False)
-        return {"native (stock Envoy)": envoy, "docker, flavor envoy": envoy,
+        # The Redis emulation needs hlocal's relay, which only the native runtime starts so far.
+        relayed = "redis" in plan_for(self.info).emulations
+        return {"native (stock Envoy)": envoy, "docker, flavor envoy": envoy and not relayed,
                 "docker, flavor higress": self.elsewhere.get("higress", False)}
 
 
@@ -70,6 +87,7 @@ class CheckReport:
     routes: list[dict[str, Any]] = field(default_factory=list)
     services: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    emulations: list[dict[str, Any]] = field(default_factory=list)  # Higress behaviour the stock chain reproduces
 
     @property
     def runnable(self) -> bool:
@@ -77,7 +95,8 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"flavor": self.flavor, "runnable": self.runnable, "plugins": [p.to_dict() for p in self.plugins],
-                "chain": self.chain, "routes": self.routes, "services": self.services, "notes": self.notes}
+                "chain": self.chain, "routes": self.routes, "services": self.services, "notes": self.notes,
+                "emulations": self.emulations}
 
 
 def check_plugin(plugin: Plugin, flavor: str) -> PluginCheck:
@@ -91,14 +110,22 @@ def check_plugin(plugin: Plugin, flavor: str) -> PluginCheck:
 
 def check_project(project: Project, flavor: str) -> CheckReport:
     """Every plugin's verdict, plus the chain, routes and services as the gateway will get them."""
-    from .render.envoy import BACKEND_CLUSTER, BRIDGE_FILTER, plugin_filter_name
+    from .render.envoy import BACKEND_CLUSTER, BRIDGE_FILTER, REFRESH_FILTER, plugin_filter_name
+    from .render.fidelity import BEHAVIOUR_EMULATIONS
 
     report = CheckReport(flavor=flavor, plugins=[check_plugin(p, flavor) for p in project.plugins])
-    if flavor == "envoy" and project.plugins:
+    bridged = flavor == "envoy" and bool(project.plugins)
+    if bridged:
         report.chain.append({"filter": BRIDGE_FILTER, "what": "hlocal's property bridge (route_name, cluster_name)"})
+        report.emulations = [e.to_dict() for e in BEHAVIOUR_EMULATIONS]
     for plugin in project.chain():
         report.chain.append({"filter": plugin_filter_name(plugin), "plugin": plugin.name,
                              "phase": plugin.phase, "priority": plugin.priority})
+        if bridged:
+            report.chain.append({"filter": f"{REFRESH_FILTER}.after.{plugin.name}",
+                                 "what": "re-picks the route after the plugin's header changes"})
+            report.chain.append({"filter": f"{BRIDGE_FILTER}.after.{plugin.name}",
+                                 "what": "keeps route_name/cluster_name current; pins the route on DisableReroute()"})
     report.chain.append({"filter": "envoy.filters.http.router", "what": "routes to the upstream"})
     for route in project.routes:
         match = ({"path": route.path} if route.path else {"regex": route.regex} if route.regex
@@ -110,8 +137,12 @@ def check_project(project: Project, flavor: str) -> CheckReport:
         report.services.append({"name": service.name, "kind": service.kind, "cluster": service.cluster_name()})
     redis = [s.name for s in project.services if s.kind == "redis"]
     if redis and flavor == "envoy":
-        report.notes.append(f"redis service(s) {', '.join(redis)} start, but Redis calls need the Higress gateway: "
-                            "stock Envoy has no proxy_redis_* host functions (use --runtime docker with flavor higress)")
+        report.notes.append(f"redis service(s) {', '.join(redis)}: plugins reach them through hlocal's Redis relay "
+                            "(proxy_redis_* calls become HTTP calls on the service's cluster; the relay speaks RESP "
+                            "to redis-server) — native runtime only")
+    for plugin in project.plugins:
+        for warning in delivery_warnings(plugin.config, f"plugins[{plugin.name}].config"):
+            report.notes.append(warning)
     return report
 
 
@@ -132,12 +163,19 @@ def _flavor_name(flavor: str) -> str:
     return "stock Envoy" if flavor == "envoy" else "the Higress gateway"
 
 
-def prepare(check: PluginCheck, flavor: str) -> PluginCheck:
-    """Produce the bytes the gateway loads: an ABI-adapted copy on stock Envoy, else the file as is."""
-    from . import wasm
+DEFAULT_WASM_LOG_LEVEL = "debug"  # gateway.wasm_log_level's default (config.py)
 
-    data = check.plugin.wasm.read_bytes()
-    check.served = wasm.adapt_for_stock_envoy(data) if flavor == "envoy" else data
+
+def prepare(check: PluginCheck, flavor: str, wasm_log_level: str | None = None) -> PluginCheck:
+    """Produce the bytes the gateway loads: on stock Envoy an adapted copy (ABI rename, emulated
+    Higress-only functions; `wasm_log_level` is what get_log_level answers), else the file as is."""
+    data = read_regular_file(check.plugin.wasm, WASM_CAP, "wasm file",
+                             hint=f"point plugin {check.plugin.name!r}'s wasm at the built .wasm file")
+    if flavor == "envoy":
+        check.served = adapt_module(data, wasm_log_level=wasm_log_level or DEFAULT_WASM_LOG_LEVEL,
+                                    name=f"plugin {check.plugin.name!r} ({check.plugin.wasm})")
+    else:
+        check.served = data
     return check
 
 

@@ -170,7 +170,7 @@ def _write_plugin_swaps(project: Project, state: StackState, files: GatewayFiles
             continue
         check = check_plugin(plugin, state.flavor)
         require_runnable(CheckReport(flavor=state.flavor, plugins=[check]))
-        prepare(check, state.flavor)
+        prepare(check, state.flavor, project.gateway.wasm_log_level)
         if ecds_version(check) != before.version:
             pending.append((plugin, check, before))
     stats = _admin(lambda: ecds_stats(state.admin_url), timeout) if pending else {}
@@ -334,7 +334,7 @@ def _update_service_stubs(project: Project, state: StackState, files: GatewayFil
     for service in project.services:
         plan = state.services.get(service.name)
         path = files.service_config(service.name)
-        if plan is None or not plan.control_url:
+        if plan is None or plan.how != "mock" or not plan.control_url:
             continue
         wanted = list(service.stubs)
         if files.read_stubs(path) == wanted:

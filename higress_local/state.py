@@ -105,6 +105,11 @@ class StackState:
     compose_file: str | None = None  # docker
     compose_project: str | None = None  # docker
     control_token: str = ""  # the mocks' control API token (the file is readable by the user only)
+    tls_port: int | None = None  # gateway.tls: the https listener
+
+    @property
+    def https_url(self) -> str | None:
+        return f"https://127.0.0.1:{self.tls_port}" if self.tls_port else None
 
     @property
     def gateway_url(self) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from higress_local import hostcalls
 from higress_local.errors import InvalidWasm, PluginError
+from higress_local.fileguard import WASM_CAP, read_regular_file
 
 MAGIC = b"\x00asm"
 VERSION_1 = b"\x01\x00\x00\x00"
@@ -327,18 +328,9 @@ def inspect_file(path: str | Path, label: str | None = None) -> ModuleInfo:
     """Read and inspect a module file; `label` (e.g. "plugins[0].wasm") names it in errors."""
     path = Path(path)
     where = label or "plugins[i].wasm"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise PluginError(
-            f"wasm file not found: {path}", f"build it first (hlocal build) or fix {where}"
-        ) from None
-    except IsADirectoryError:
-        raise PluginError(
-            f"{path} is a directory, not a wasm file", f"point {where} at the built .wasm file"
-        ) from None
-    except OSError as exc:
-        raise PluginError(f"cannot read {path}: {exc.strerror}", f"check {where}") from None
+    # A FIFO, a device or an oversize file is refused before it is read (fileguard.py).
+    data = read_regular_file(path, WASM_CAP, "wasm file", hint=f"point {where} at the built .wasm file",
+                             missing_hint=f"build it first (hlocal build) or fix {where}")
     return inspect_bytes(data, label or str(path))
 
 

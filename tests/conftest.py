@@ -19,6 +19,9 @@ from plugin_build import DEFAULT_CACHE_DIR, build_plugin  # noqa: E402
 from support import Project, kill_processes_mentioning, remove_containers  # noqa: E402
 
 TRANSFORMER = "plugins/transformer/2.0.0/plugin.wasm"
+# Adapted modules are cached by content; the suite keeps its cache beside the other test caches,
+# not in the user's ~/.cache (child hlocal processes inherit this).
+os.environ.setdefault("HLOCAL_CACHE_DIR", str(Path(__file__).resolve().parent / ".cache" / "hlocal"))
 REQUIRE_DOCKER = os.environ.get("HLOCAL_REQUIRE_DOCKER") == "1"
 
 

@@ -4,4 +4,75 @@ from __future__ import annotations
 
 from ..emulation import Emulation
 
-HOST_FUNCTION_EMULATIONS: list[Emulation] = []
+REDIS = Emulation(
+    key="redis",
+    higress=("proxy_redis_init / proxy_redis_call: Envoy's own Redis client on the cluster wasm-go names "
+             "(AUTH with Init's username/password, options db/buffer_flush_timeout/"
+             "max_buffer_size_before_flush after '?', Init's timeout as operation timeout); the reply "
+             "reaches proxy_on_redis_call_response and is read as buffer type 9"),
+    hlocal=("in a copy of the module both imports call functions hlocal adds: each command becomes a "
+            "stock proxy_http_call to hlocal's Redis relay on the same cluster (the RESP command is the "
+            "body, Init's timeout the call timeout); the relay authenticates and selects the db as Init "
+            "said and passes the command to the real redis-server; proxy_on_http_call_response hands "
+            "relay replies to the SDK's proxy_on_redis_call_response, and buffer type 9 reads the reply"),
+    differs=("one extra loopback hop per command (the relay); buffer_flush_timeout and "
+             "max_buffer_size_before_flush are accepted but commands are not batched; with several "
+             "Redis clusters in one plugin every command uses the timeout of the last Init; at most 512 "
+             "Redis calls in flight per worker (the next one fails with InternalFailure)"),
+)
+
+GET_LOG_LEVEL = Emulation(
+    key="get_log_level",
+    higress=("foreign function get_log_level answers Envoy's wasm log level (u32 little-endian: "
+             "0 trace … 5 critical, 6 off); wasm-go gates its log wrapper on it"),
+    hlocal=("proxy_call_foreign_function is wrapped in the copy: get_log_level answers the stack's "
+            "gateway.wasm_log_level, written into the module when it is adapted; other names go to Envoy"),
+    differs=("a level changed at run time through Envoy's admin /logging is not seen by the plugin "
+             "until the next up or reload"),
+)
+
+# Users read in alibaba/higress plugins/wasm-go/extensions/ai-security-guard (buffers the streamed
+# answer, calls the moderation service, then injects the checked chunks or a deny event from the
+# callback) and higress-group/wasm-go pkg/mcp/server/sse_proxy.go, pkg/mcp/utils/json_rpc.go.
+INJECT_DATA = Emulation(
+    key="inject_encoded_data",
+    higress=("proxy_inject_encoded_data_to_filter_chain (and the foreign function "
+             "inject_encoded_data_to_filter_chain_on_header) push bytes into the response stream from "
+             "an asynchronous callback: ai-security-guard resumes a paused streaming response with "
+             "checked chunks, wasm-go's MCP server (pkg/mcp/server sse_proxy.go) writes JSON-RPC "
+             "replies into an open SSE stream"),
+    hlocal="",
+    differs=("refused: stock Envoy has no host function that adds data to a stream outside that "
+             "stream's own body callback (proxy_set_buffer_bytes only edits the chunk being processed), "
+             "so chunks injected after an HTTP callout cannot reach the client as on Higress"),
+    refused=True,
+)
+
+# Users read in alibaba/higress plugins/wasm-go/extensions/ai-load-balancer: endpoint_metrics,
+# least_busy, global_least_request and prefix_cache call GetUpstreamHosts (host address plus JSON
+# with health_status and metrics) and SetUpstreamOverrideHost with the address they chose.
+UPSTREAM_HOSTS = Emulation(
+    key="upstream_hosts",
+    higress=("proxy_get_upstream_hosts lists the route cluster's hosts, each with its health status "
+             "and endpoint metrics, and proxy_set_upstream_override_host pins the host: "
+             "ai-load-balancer picks the least-loaded healthy endpoint (or a prefix-cache / "
+             "least-request choice kept in Redis) and pins it"),
+    hlocal="",
+    differs=("refused: stock Envoy's override-host load-balancing policy could take the chosen host, "
+             "but no stock host function gives a plugin the cluster's host list or their metrics, so "
+             "the plugin's choice (the point of the plugin) cannot be reproduced"),
+    refused=True,
+)
+
+HOST_FUNCTION_EMULATIONS: list[Emulation] = [REDIS, GET_LOG_LEVEL, INJECT_DATA, UPSTREAM_HOSTS]
+
+# Which emulation covers each Higress-only host function.
+BY_HOST_FUNCTION = {
+    "proxy_redis_init": REDIS,
+    "proxy_redis_call": REDIS,
+    "proxy_inject_encoded_data_to_filter_chain": INJECT_DATA,
+    "proxy_get_upstream_hosts": UPSTREAM_HOSTS,
+    "proxy_set_upstream_override_host": UPSTREAM_HOSTS,
+    "proxy_get_upstream_metrics": UPSTREAM_HOSTS,
+    "proxy_override_upstream_host": UPSTREAM_HOSTS,
+}

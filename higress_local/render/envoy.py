@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Plugin, Project, Route
+from ..configorder import higress_json
+from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, STATS_TAGS, STOCK_DECODER_BUFFER_LIMIT,
+                       XFF_NUM_TRUSTED_HOPS, higress_listener_options)
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 TYPED_EXTENSION = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+HEADER_MUTATION_TYPE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+FILE_ACCESS_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+TLS_CONTEXT_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+TLS_INSPECTOR_TYPE = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
 V8 = "envoy.wasm.runtime.v8"
 BRIDGE_FILTER = "hlocal.bridge"
+REFRESH_FILTER = "hlocal.refresh"
 ROUTE_CONFIG = "hlocal"
 ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -43,6 +52,10 @@ class Layout:
     services: dict[str, list] = field(default_factory=dict)  # service name -> [address, port]
     bridge_module: str | None = None
     access_log: str = "/dev/stdout"
+    # gateway.tls: the https listener and the certificate it serves (tls.ensure_certificate writes them)
+    tls_port: int | None = None  # None: no https listener
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @property
     def stock_envoy(self) -> bool:
@@ -59,8 +72,8 @@ def ecds_file_name(plugin: Plugin) -> str:
 
 
 def plugin_configuration_json(plugin: Plugin) -> str:
-    """The configuration string a plugin receives: stable key order, so its hash is stable."""
-    return json.dumps(plugin.configuration(), sort_keys=True, separators=(",", ":"))
+    """The configuration string a plugin receives, as Higress delivers it (configorder.py: keys sorted)."""
+    return higress_json(plugin.configuration())
 
 
 def render_wasm_filter(plugin: Plugin, module_path: str, layout: Layout) -> dict[str, Any]:
@@ -96,10 +109,10 @@ def render_ecds(plugin: Plugin, layout: Layout, version: str) -> dict[str, Any]:
     }
 
 
-def render_bridge_filter(layout: Layout) -> dict[str, Any]:
-    """The property bridge: copies xds.route_name/cluster_name to where wasm-go reads them."""
+def render_bridge_filter(layout: Layout, name: str = BRIDGE_FILTER) -> dict[str, Any]:
+    """One instance of the property bridge (bridge/bridge.wat); all instances share one VM."""
     return {
-        "name": BRIDGE_FILTER,
+        "name": name,
         "typed_config": {
             "@type": WASM_TYPE,
             "config": {
@@ -115,26 +128,48 @@ def render_bridge_filter(layout: Layout) -> dict[str, Any]:
     }
 
 
+def render_refresh_filter(name: str) -> dict[str, Any]:
+    """A filter whose only effect is to make Envoy look the route up again.
+
+    Stock Envoy clears the route cache when a plugin changes request headers but re-resolves the
+    route only when a filter asks for it; `xds.route_name` meanwhile still names the old route.
+    An empty header_mutation filter asks (it looks up its per-route config), so the bridge after it
+    reads the route the request has now, as Higress's `route_name` does.
+    """
+    return {"name": name, "typed_config": {"@type": HEADER_MUTATION_TYPE, "mutations": {}}}
+
+
+def render_plugin_filter(plugin: Plugin, layout: Layout) -> dict[str, Any]:
+    return {
+        "name": plugin_filter_name(plugin),
+        "config_discovery": {
+            "config_source": {
+                "resource_api_version": "V3",
+                "path_config_source": {
+                    "path": f"{layout.ecds_dir}/{ecds_file_name(plugin)}",
+                    "watched_directory": {"path": layout.ecds_dir},
+                },
+            },
+            "type_urls": [WASM_TYPE],
+        },
+    }
+
+
 def render_http_filters(project: Project, layout: Layout) -> list[dict[str, Any]]:
+    """The plugin chain; on stock Envoy a bridge before the first plugin and after every plugin.
+
+    After each plugin: a route refresh, then a bridge that keeps route_name/cluster_name current
+    (after a re-route) or, when the plugin called DisableReroute(), pins the route chosen before it.
+    """
     filters: list[dict[str, Any]] = []
-    if layout.stock_envoy and project.plugins:
+    bridged = layout.stock_envoy and bool(project.plugins)
+    if bridged:
         filters.append(render_bridge_filter(layout))
     for plugin in project.chain():
-        filters.append(
-            {
-                "name": plugin_filter_name(plugin),
-                "config_discovery": {
-                    "config_source": {
-                        "resource_api_version": "V3",
-                        "path_config_source": {
-                            "path": f"{layout.ecds_dir}/{ecds_file_name(plugin)}",
-                            "watched_directory": {"path": layout.ecds_dir},
-                        },
-                    },
-                    "type_urls": [WASM_TYPE],
-                },
-            }
-        )
+        filters.append(render_plugin_filter(plugin, layout))
+        if bridged:
+            filters.append(render_refresh_filter(f"{REFRESH_FILTER}.after.{plugin.name}"))
+            filters.append(render_bridge_filter(layout, f"{BRIDGE_FILTER}.after.{plugin.name}"))
     filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}})
     return filters
 
@@ -162,18 +197,35 @@ def render_route(route: Route, project: Project | None = None) -> dict[str, Any]
     return {"name": route.name, "match": match, "route": action}
 
 
+def render_pin_twin(route: Route, project: Project | None = None) -> dict[str, Any]:
+    """A copy of `route` chosen whatever the path when the bridge pinned it (filter state).
+
+    Same name and action, so the request keeps that route's cluster, timeout and route_name;
+    matched on filter state, so nothing is added to the request the upstream sees.
+    """
+    twin = render_route(route, project)
+    twin["match"] = {"prefix": "/", "filter_state": [
+        {"key": PIN_FILTER_STATE, "string_match": {"exact": route.name}}]}
+    return twin
+
+
 def render_virtual_hosts(project: Project) -> list[dict[str, Any]]:
-    """Group routes by their domain list, keeping the order routes were written in."""
+    """Group routes by their domain list, keeping the order routes were written in.
+
+    Every virtual host starts with the pin twins of all routes (a plugin may also change the
+    authority): they match only when the bridge pinned a route, never otherwise.
+    """
     groups: dict[tuple[str, ...], list[Route]] = {}
     for route in project.routes:
         groups.setdefault(route.domains, []).append(route)
+    twins = [render_pin_twin(r, project) for r in project.routes] if project.plugins else []
     hosts = []
     for index, (domains, routes) in enumerate(groups.items()):
         hosts.append(
             {
                 "name": f"vh{index}" if len(groups) > 1 else "hlocal",
                 "domains": list(domains),
-                "routes": [render_route(r, project) for r in routes],
+                "routes": twins + [render_route(r, project) for r in routes],
             }
         )
     return hosts
@@ -202,40 +254,83 @@ def render_discovery(resources: list[dict[str, Any]], version: str) -> dict[str,
     return {"version_info": version, "resources": resources}
 
 
-def render_bootstrap(project: Project, layout: Layout) -> dict[str, Any]:
-    """The Envoy bootstrap: admin, one listener with the plugin chain; routes and clusters from watched files."""
-    hcm = {
+def render_access_log(layout: Layout) -> list[dict[str, Any]]:
+    """Higress's access-log line (JSON, with the `ai_log` filter state) into the stack's file."""
+    return [{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": FILE_ACCESS_LOG_TYPE,
+            "path": layout.access_log,
+            "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT + "\n"}},
+        },
+    }]
+
+
+def render_connection_manager(project: Project, layout: Layout) -> dict[str, Any]:
+    """The HTTP connection manager, configured as Higress configures its gateway's."""
+    return {
         "@type": HCM_TYPE,
         "stat_prefix": "gateway",
         "codec_type": "AUTO",
+        # Client address as on Higress (Istio gateway listeners): the peer address, trusting no
+        # X-Forwarded-For hop, so a client cannot choose its own source.address.
+        "use_remote_address": True,
+        "xff_num_trusted_hops": XFF_NUM_TRUSTED_HOPS,
+        **higress_listener_options()["http_connection_manager"],
         "rds": {"route_config_name": ROUTE_CONFIG,
                 "config_source": _file_source(f"{layout.xds_dir}/{ROUTES_FILE}", layout.xds_dir)},
         "http_filters": render_http_filters(project, layout),
-        "access_log": [
-            {
-                "name": "envoy.access_loggers.file",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                    "path": layout.access_log,
-                },
-            }
-        ],
+        "access_log": render_access_log(layout),
     }
+
+
+def render_listeners(project: Project, layout: Layout) -> list[dict[str, Any]]:
+    """The plain listener and, with gateway.tls, an https one serving the same chain."""
+    hcm = render_connection_manager(project, layout)
+    # Higress's default decoder buffer limit is the listener's 32 KiB, raised per request by
+    # plugins; stock Envoy cannot raise it from Wasm, so its listeners start high (see fidelity).
+    buffer_limit = (STOCK_DECODER_BUFFER_LIMIT if layout.stock_envoy
+                    else higress_listener_options()["per_connection_buffer_limit_bytes"])
+    manager = {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+    listeners = [{
+        "name": "gateway",
+        "address": _socket(layout.listen_address, layout.listen_port),
+        "per_connection_buffer_limit_bytes": buffer_limit,
+        "filter_chains": [{"filters": [manager]}],
+    }]
+    if layout.tls_port is not None:
+        listeners.append({
+            "name": "gateway_tls",
+            "address": _socket(layout.listen_address, layout.tls_port),
+            "per_connection_buffer_limit_bytes": buffer_limit,
+            # Records the client's SNI (%REQUESTED_SERVER_NAME%, connection.requested_server_name).
+            "listener_filters": [{"name": "envoy.filters.listener.tls_inspector",
+                                  "typed_config": {"@type": TLS_INSPECTOR_TYPE}}],
+            "filter_chains": [{
+                # Its own copy: a shared object would become a YAML alias in envoy.yaml.
+                "filters": [copy.deepcopy(manager)],
+                "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+                    "@type": TLS_CONTEXT_TYPE,
+                    "common_tls_context": {
+                        "alpn_protocols": ["h2", "http/1.1"],
+                        "tls_certificates": [{"certificate_chain": {"filename": layout.tls_cert},
+                                              "private_key": {"filename": layout.tls_key}}],
+                    },
+                }},
+            }],
+        })
+    return listeners
+
+
+def render_bootstrap(project: Project, layout: Layout) -> dict[str, Any]:
+    """The Envoy bootstrap: admin, the listener(s) with the plugin chain; routes and clusters from watched files."""
     return {
         "node": {"id": f"hlocal-{project.name}", "cluster": f"hlocal-{project.name}"},
+        # Higress's tag names (ai_route, ai_cluster, ai_model, ...) on /stats/prometheus.
+        "stats_config": {"stats_tags": [dict(tag) for tag in STATS_TAGS]},
         "admin": {"address": _socket(layout.admin_address, layout.admin_port)},
         "dynamic_resources": {"cds_config": _file_source(f"{layout.xds_dir}/{CLUSTERS_FILE}", layout.xds_dir)},
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "gateway",
-                    "address": _socket(layout.listen_address, layout.listen_port),
-                    "filter_chains": [
-                        {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
-                    ],
-                }
-            ],
-        },
+        "static_resources": {"listeners": render_listeners(project, layout)},
     }
 
 

@@ -13,7 +13,7 @@ from .. import images as imagelib
 from .. import ports as portlib
 from ..config import Project
 from ..commands import redis_args
-from ..errors import CommandFailed, CorruptState, EnvironmentProblem, PortInUse
+from ..errors import CommandFailed, CorruptState, EnvironmentProblem, PluginError, PortInUse
 from ..logs import is_plugin_line
 from ..proc import run, stream
 from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT,
@@ -57,6 +57,13 @@ def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> stag
         )
 
     checks, layout, files = staging.stage_files(project, flavor, layout_for)
+    relayed = [c.plugin.name for c in checks if "redis" in c.compat.emulations]
+    if relayed and flavor == "envoy":
+        # The Redis relay runs beside a native gateway only; in a container stack stock Envoy has no
+        # way to reach Redis for a plugin, so refuse before anything starts.
+        raise PluginError(f"plugin(s) {', '.join(relayed)} call Redis, which the docker runtime with flavor "
+                          "envoy cannot provide (hlocal's Redis relay runs with the native runtime only)",
+                          "use `--runtime native`, or gateway.flavor: higress (the Higress image has Redis)")
     token = staging.new_token()
     compose = render_compose(project, ComposePlan(
         gateway_image=imagelib.gateway_image(project, flavor), backend_image=imagelib.backend_image(project),

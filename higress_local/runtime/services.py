@@ -13,6 +13,7 @@ from ..config import Project, Service
 from ..errors import ConfigError, EnvironmentProblem
 from ..ports import free_port
 from ..readiness import admin_get
+from ..relay.wiring import relay_argv
 from ..state import ServiceState
 from ..wait import NotYet
 from .files import GatewayFiles
@@ -55,8 +56,12 @@ def plan_native(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
             address, port = _url_endpoint(service)
             plans[service.name] = ServicePlan(**base, address=address, port=port)
         elif kind == "redis":
-            port = free_port()
-            plans[service.name] = ServicePlan(**base, address="127.0.0.1", port=port, host_port=port)
+            # Stock Envoy has no Redis client for plugins: the adapted module sends each command as
+            # an HTTP call on the service's cluster, so the cluster points at hlocal's relay
+            # (port, also its health on control_port) and the relay at redis-server (host_port).
+            relay = free_port()
+            plans[service.name] = ServicePlan(**base, address="127.0.0.1", port=relay, host_port=free_port(),
+                                              control_port=relay)
         else:
             port = free_port()
             plans[service.name] = ServicePlan(**base, address="127.0.0.1", port=port, host_port=port,
@@ -66,14 +71,16 @@ def plan_native(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
 
 
 def native_argv(plan: ServicePlan, token_file: str | None = None) -> list[str]:
-    """The command line that runs a service locally (a mock, or redis-server)."""
+    """The command line that runs a service locally (a mock, or the Redis relay with its redis-server)."""
     if plan.how == "redis":
         redis = shutil.which("redis-server")
         if redis is None:
             raise EnvironmentProblem(
                 f"service {plan.name!r} is a redis service but redis-server is not installed",
                 "install it (e.g. apt-get install redis-server), or use `--runtime docker` (a redis image)")
-        return [redis, *redis_args(plan.host_port or 0, "127.0.0.1")]
+        redis_line = [redis, *redis_args(plan.host_port or 0, "127.0.0.1")]
+        # One component: the relay runs redis-server as its child and stops with it.
+        return [*relay_argv(plan.port, "127.0.0.1", plan.host_port or 0), "--", *redis_line]
     return MockLine(name=plan.name, port=plan.host_port or 0, control_port=plan.control_port or 0,
                     config=str(plan.config_file), token_file=token_file).native()
 

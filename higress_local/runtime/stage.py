@@ -20,6 +20,7 @@ from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, 
                             plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
                             render_route_config)
 from ..state import PluginState, RestartKey, StackState
+from ..tls import ensure_certificate
 from .. import ports as portlib
 from .files import GatewayFiles
 from .services import plan_native as plan_native_services, ready_check, write_service_configs
@@ -52,7 +53,7 @@ def checked_plugins(project: Project, flavor: str) -> list[PluginCheck]:
     """Inspect every module and refuse, before anything starts, what the gateway cannot run."""
     report = check_project(project, flavor)
     require_runnable(report)
-    return [prepare(check, flavor) for check in report.plugins]
+    return [prepare(check, flavor, project.gateway.wasm_log_level) for check in report.plugins]
 
 
 def ecds_version(check: PluginCheck) -> str:
@@ -161,13 +162,18 @@ def resolve_gateway_ports(project: Project, check: bool = True) -> tuple[int, in
 def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan:
     """Check, pick ports and write every file the native stack runs from."""
     gateway_port, admin_port = resolve_gateway_ports(project, check_ports)
+    tls_port = resolve_tls_port(project, (gateway_port, admin_port), check_ports)
     backend_port, control_port = portlib.free_port(), portlib.free_port()
     state_dir = project.state_dir
     service_plans = plan_native_services(project, state_dir)
 
     def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
         module_dir = state_dir / "modules"
+        # gateway.tls: a self-signed certificate kept in tls/ (outside the fresh-start folders, so a
+        # client that trusted it keeps working across restarts while it covers the same names).
+        cert = ensure_certificate(project, state_dir / "tls") if tls_port is not None else None
         return Layout(
+            tls_port=tls_port, tls_cert=str(cert.cert) if cert else None, tls_key=str(cert.key) if cert else None,
             services={name: [p.address, p.port] for name, p in service_plans.items()},
             flavor=flavor, listen_address="127.0.0.1", listen_port=gateway_port,
             admin_address="127.0.0.1", admin_port=admin_port,
@@ -185,9 +191,21 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
         backend_port=backend_port, control_port=control_port,
         plugins=[plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
         layout=layout, restart_key=restart_key(project), services=service_plans,
-        control_token=new_token(),
+        control_token=new_token(), tls_port=tls_port,
     )
     return Plan(state=state, layout=layout, files=files, checks=checks)
+
+
+def resolve_tls_port(project: Project, taken: tuple[int, ...], check: bool = True) -> int | None:
+    """The https listener's port with gateway.tls (None without): as configured or picked."""
+    if not project.gateway.tls:
+        return None
+    wanted = project.gateway.tls_port
+    port = portlib.resolve(wanted, "gateway https listener, gateway.tls_port") if check else (wanted or portlib.free_port())
+    if port in taken:
+        raise ConfigError(f"{project.file.name}: gateway.tls_port ({port}) equals gateway.port or gateway.admin_port",
+                          "give it a port of its own (0 picks a free one)")
+    return port
 
 
 def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,

@@ -99,7 +99,7 @@ def test_redis_service_runs_and_answers(callout: Project) -> None:
         sock.sendall(b"PING\r\n")
         assert sock.recv(16).startswith(b"+PONG")
     check = callout.hlocal("check").stdout
-    assert "Redis calls need the Higress gateway" in check
+    assert "through hlocal's Redis relay" in check
 
 
 def test_a_service_mocks_stubs_reload_in_place(callout: Project) -> None:

@@ -1,7 +1,8 @@
-"""The shipped bridge.wasm is current, valid, and copies xds.* names to the top-level ones."""
+"""The shipped bridge.wasm is current, valid, copies xds.* names to the top-level ones and pins a route."""
 
 from __future__ import annotations
 
+import pytest
 import wasmtime
 
 from higress_local.bridge import bridge_wasm_path
@@ -21,6 +22,7 @@ EXPECTED_EXPORTS = {
 EXPECTED_IMPORTS = {
     ("env", "proxy_get_property"): ([I32] * 4, [I32]),
     ("env", "proxy_set_property"): ([I32] * 4, [I32]),
+    ("env", "proxy_call_foreign_function"): ([I32] * 6, [I32]),
 }
 
 
@@ -57,6 +59,7 @@ class FakeHost:
     def __init__(self, properties: dict[str, bytes]) -> None:
         self.properties = properties  # keyed by NUL-joined path, as on the wire
         self.written: dict[str, bytes] = {}
+        self.foreign_calls: list[str] = []
         self.allocations: list[int] = []
         self.store = wasmtime.Store()
         module = wasmtime.Module(self.store.engine, bridge_wasm_path().read_bytes())
@@ -64,6 +67,8 @@ class FakeHost:
         sig = wasmtime.FuncType([I32] * 4, [I32])
         linker.define_func("env", "proxy_get_property", sig, self._get_property, access_caller=True)
         linker.define_func("env", "proxy_set_property", sig, self._set_property, access_caller=True)
+        linker.define_func("env", "proxy_call_foreign_function", wasmtime.FuncType([I32] * 6, [I32]),
+                           self._call_foreign, access_caller=True)
         self.instance = linker.instantiate(self.store, module)
         self.exports = self.instance.exports(self.store)
 
@@ -88,6 +93,11 @@ class FakeHost:
     def _set_property(self, caller, path_ptr, path_size, value_ptr, value_size):
         path = self._read(caller, path_ptr, path_size).decode()
         self.written[path] = self._read(caller, value_ptr, value_size)
+        self.properties[path] = self.written[path]  # as on Envoy: filter state wasm.<path>, read back by name
+        return 0
+
+    def _call_foreign(self, caller, name_ptr, name_size, arg_ptr, arg_size, ret_ptr, ret_size):
+        self.foreign_calls.append(self._read(caller, name_ptr, name_size).decode())
         return 0
 
     def call(self, name: str, *args):
@@ -120,3 +130,50 @@ def test_allocator_resets_per_request_and_grows_memory():
     host.allocations.clear()
     host.call("proxy_on_request_headers", 3, 5, 1)
     assert host.allocations == first  # the heap restarted at its base
+
+
+def test_after_disable_reroute_and_a_route_change_the_route_before_the_plugin_is_pinned():
+    # The previous bridge wrote route_name=api; the plugin then called DisableReroute() and
+    # rewrote the path, so xds.route_name now names another route.
+    host = FakeHost({"route_name": b"api", "cluster_name": b"outbound|80||backend",
+                     "clear_route_cache": b"off", "xds\0route_name": b"other",
+                     "xds\0cluster_name": b"outbound|80||other"})
+    assert host.call("proxy_on_request_headers", 2, 5, 1) == 0
+    # Consumed, pinned; route_name / cluster_name keep the pinned route's.
+    assert host.written == {"clear_route_cache": b"", "hlocal_pin": b"api"}
+    assert host.foreign_calls == ["clear_route_cache"]
+
+
+def test_a_route_that_vanished_under_the_plugin_is_pinned_back():
+    host = FakeHost({"route_name": b"api", "clear_route_cache": b"off"})  # no route now (404 NR)
+    host.call("proxy_on_request_headers", 2, 5, 1)
+    assert host.written == {"clear_route_cache": b"", "hlocal_pin": b"api"}
+    assert host.foreign_calls == ["clear_route_cache"]
+
+
+def test_disable_reroute_without_a_route_change_pins_nothing_and_is_consumed():
+    # So a later plugin that re-routes without DisableReroute() re-routes, as on Higress.
+    host = FakeHost({"route_name": b"api", "clear_route_cache": b"off", "xds\0route_name": b"api",
+                     "xds\0cluster_name": b"c"})
+    host.call("proxy_on_request_headers", 2, 5, 1)
+    assert host.written == {"clear_route_cache": b"", "route_name": b"api", "cluster_name": b"c"}
+    assert host.foreign_calls == []
+    host.written.clear()
+    host.properties["xds\0route_name"] = b"next"  # the next plugin re-routed, no DisableReroute
+    host.call("proxy_on_request_headers", 3, 5, 1)
+    assert host.written == {"route_name": b"next", "cluster_name": b"c"}
+
+
+@pytest.mark.parametrize("value", [b"on", b"", b"of", b"offf", b"OFF"])
+def test_only_exactly_off_counts(value):
+    host = FakeHost({"route_name": b"api", "clear_route_cache": value, "xds\0route_name": b"other"})
+    host.call("proxy_on_request_headers", 2, 5, 1)
+    assert host.written == {"route_name": b"other"}
+    assert host.foreign_calls == []
+
+
+def test_nothing_to_pin_without_a_route_before_the_plugin():
+    host = FakeHost({"clear_route_cache": b"off", "xds\0cluster_name": b"c"})
+    host.call("proxy_on_request_headers", 2, 5, 1)
+    assert host.written == {"clear_route_cache": b"", "cluster_name": b"c"}
+    assert host.foreign_calls == []

@@ -460,3 +460,156 @@ def test_cli_export_writes_files_and_rejects_a_malformed_url(tmp_path):
     assert written["spec"]["matchRules"] == [{"domain": ["*.example.com"], "config": {"a": 2}}]
     bad = CliRunner().invoke(main, ["-f", str(tmp_path), "export", "higress", "--url", "headers"])
     assert bad.exit_code == 2 and "expected PLUGIN=URL" in bad.output
+
+
+# ---- the real CRD schemas (tests/data/higress-crds.yaml, from alibaba/higress) -------------------
+
+CRDS = Path(__file__).resolve().parents[1] / "data" / "higress-crds.yaml"
+
+
+def crd_schema(kind: str) -> dict:
+    """The CRD's openAPIV3Schema as JSON Schema, with what the API server does that jsonschema does not:
+    `nullable`, and pruning (an object field the schema does not declare is dropped silently; here it
+    is an error, since a dropped field is a setting the cluster never sees)."""
+    for crd in yaml.safe_load_all(CRDS.read_text(encoding="utf-8")):
+        if crd["spec"]["names"]["kind"] == kind:
+            [version] = crd["spec"]["versions"]
+            schema = version["schema"]["openAPIV3Schema"]
+            break
+    else:
+        raise AssertionError(f"no CRD for {kind} in {CRDS}")
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, list):
+            return [convert(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: convert(value) for key, value in node.items()}
+        if out.pop("nullable", False):
+            out["type"] = [out["type"], "null"]
+        if "properties" in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+            out.setdefault("additionalProperties", False)
+        return out
+
+    schema = convert(schema)
+    # Every resource also has the fields the API server declares for all kinds.
+    schema["properties"].update({"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                                 "metadata": {"type": "object"}})
+    return schema
+
+
+def crd_errors(resource: dict) -> list[str]:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the dev extra: pip install -e '.[dev]'")
+    validator = jsonschema.Draft7Validator(crd_schema(resource["kind"]))
+    return sorted(f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+                  for e in validator.iter_errors(resource))
+
+
+def test_the_crd_test_data_names_its_source():
+    header = CRDS.read_text(encoding="utf-8").split("apiVersion:", 1)[0]
+    assert "alibaba/higress" in header and "helm/core/crds/customresourcedefinitions.gen.yaml" in header
+    assert "1416d47c3e025b16f9fcf5ed3513637593087c17" in header
+
+
+def test_exported_wasmplugins_and_mcpbridge_validate_against_higress_crds():
+    pushed = {"logger": _pushed("logger", "sha256:" + "ab" * 32)}
+    result = export_higress(project(**FULL), pushed=pushed)
+    checked = [r for _, r in result.documents if r["kind"] in ("WasmPlugin", "McpBridge")]
+    assert [r["kind"] for r in checked] == ["WasmPlugin", "WasmPlugin", "McpBridge"]
+    for resource in checked:
+        assert crd_errors(resource) == [], resource["metadata"]["name"]
+    assert checked[1]["spec"]["url"] == "oci://127.0.0.1:5000/logger@sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize("mutate, error", [
+    (lambda r: r["spec"].update(phase="authn"), "spec.phase: 'authn' is not one of"),
+    (lambda r: r["spec"].update(priority="1"), "spec.priority: '1' is not of type"),
+    (lambda r: r["spec"].update(failStrategy="FAIL_SOMETIMES"), "spec.failStrategy: 'FAIL_SOMETIMES' is not one of"),
+    (lambda r: r["spec"]["matchRules"][0].update(ingress="api"), "spec.matchRules.0.ingress: 'api' is not of type"),
+    (lambda r: r["spec"].update(match_rules=[]), "spec: Additional properties are not allowed ('match_rules'"),
+    (lambda r: r["spec"]["matchRules"][1].update(domains=["x"]),
+     "spec.matchRules.1: Additional properties are not allowed ('domains'"),
+    (lambda r: r.update(specs={}), "<root>: Additional properties are not allowed ('specs'"),
+])
+def test_the_crd_schema_catches_what_kubernetes_would_reject_or_prune(mutate, error):
+    resource = docs(export_higress(project([RULED]), default_url="u", pushed={}), "WasmPlugin")[0]
+    assert crd_errors(resource) == []
+    mutate(resource)
+    assert any(e.startswith(error) for e in crd_errors(resource)), crd_errors(resource)
+
+
+def test_plugin_config_keys_are_free_form_under_the_crd():
+    # defaultConfig and matchRules[].config preserve unknown fields: any plugin config passes.
+    resource = docs(export_higress(project([RULED]), default_url="u", pushed={}), "WasmPlugin")[0]
+    resource["spec"]["defaultConfig"]["anything_at_all"] = {"nested": [1, "two"]}
+    resource["spec"]["matchRules"][0]["config"]["x"] = None
+    assert crd_errors(resource) == []
+
+
+# ---- the image `hlocal push` pushed ---------------------------------------------------------------
+
+
+def _pushed(plugin: str, digest: str, wasm_sha256: str = "", registry: str = "127.0.0.1:5000"):
+    from higress_local.push import PushedImage
+
+    return PushedImage(plugin=plugin, reference=f"{registry}/{plugin}:1.0.0", digest=digest,
+                       url=f"oci://{registry}/{plugin}@{digest}", wasm_sha256=wasm_sha256, layers=[],
+                       pushed_at="2026-12-02T08:00:00Z")
+
+
+def _project_on_disk(tmp_path: Path, wasm: bytes = b"\0asm\1\0\0\0"):
+    (tmp_path / "auth.wasm").write_bytes(wasm)
+    (tmp_path / "hlocal.yaml").write_text("name: demo\nplugins:\n  - {name: auth, wasm: auth.wasm, config: {a: 1}}\n"
+                                          "  - {name: other, wasm: other.wasm}\n")
+    from higress_local.config import load_project
+
+    return load_project(str(tmp_path / "hlocal.yaml"))
+
+
+def test_a_pushed_plugin_gets_its_digest_url_and_url_beats_it_and_it_beats_default_url(tmp_path):
+    import hashlib
+
+    from higress_local.push import record_push
+
+    parsed = _project_on_disk(tmp_path)
+    digest = "sha256:" + "cd" * 32
+    record_push(parsed, _pushed("auth", digest, hashlib.sha256(b"\0asm\1\0\0\0").hexdigest()))
+
+    result = export_higress(parsed, default_url="oci://r/{name}:2")  # reads .hlocal/demo/pushed.json
+    urls = {r["metadata"]["name"]: r["spec"]["url"] for _, r in result.documents}
+    assert urls == {"auth": f"oci://127.0.0.1:5000/auth@{digest}", "other": "oci://r/other:2"}
+    assert not any("changed since" in w for w in result.warnings)
+    assert any("pushed to 127.0.0.1:5000/auth:1.0.0" in n for n in result.notes)
+    assert any("registry 127.0.0.1:5000 is on this machine" in n for n in result.notes)
+
+    explicit = export_higress(parsed, urls={"auth": "oci://elsewhere/auth:9"})
+    assert docs(explicit, "WasmPlugin")[0]["spec"]["url"] == "oci://elsewhere/auth:9"
+
+
+def test_a_module_changed_since_the_push_is_warned_about(tmp_path):
+    parsed = _project_on_disk(tmp_path, wasm=b"\0asm\1\0\0\0rebuilt")
+    result = export_higress(parsed, pushed={"auth": _pushed("auth", "sha256:" + "ef" * 32, "0" * 64,
+                                                            registry="registry.example.com")})
+    assert docs(result, "WasmPlugin")[0]["spec"]["url"].endswith("@sha256:" + "ef" * 32)
+    [warning] = [w for w in result.warnings if "changed since" in w]
+    assert "auth.wasm changed since it was pushed to registry.example.com/auth:1.0.0" in warning
+    assert "hlocal push auth oci://registry.example.com/auth:1.0.0" in warning
+    assert not any("on this machine" in n for n in result.notes)
+
+
+def test_cli_export_uses_the_pushed_digest_and_refuses_a_corrupt_record(tmp_path):
+    from click.testing import CliRunner
+
+    from higress_local.cli import main
+    from higress_local.push import PUSHED_FILE, record_push
+
+    parsed = _project_on_disk(tmp_path)
+    record_push(parsed, _pushed("auth", "sha256:" + "12" * 32))
+    done = CliRunner().invoke(main, ["-f", str(tmp_path), "export", "higress"])
+    assert done.exit_code == 0, done.output
+    urls = [d["spec"]["url"] for d in yaml.safe_load_all(done.stdout) if d]
+    assert urls == ["oci://127.0.0.1:5000/auth@sha256:" + "12" * 32, "oci://REGISTRY/other:VERSION"]
+
+    (parsed.state_dir / PUSHED_FILE).write_text("{not json")
+    bad = CliRunner().invoke(main, ["-f", str(tmp_path), "export", "higress"])
+    assert bad.exit_code == 3 and "is not a record of hlocal push" in bad.output

@@ -91,14 +91,23 @@ def test_listener_admin_and_node_use_the_layout():
     assert manager["access_log"][0]["typed_config"]["path"] == "/state/logs/access.log"
 
 
-def test_stock_envoy_runs_the_bridge_first_then_one_ecds_filter_per_plugin_then_the_router():
+def test_stock_envoy_runs_a_bridge_first_and_a_refresh_plus_bridge_after_each_plugin():
     doc = render_bootstrap(two_plugins(), layout("envoy"))
-    assert filter_names(doc) == [BRIDGE_FILTER, "hlocal.plugin.first", "hlocal.plugin.second",
-                                 "envoy.filters.http.router"]
-    bridge = hcm(doc)["http_filters"][0]["typed_config"]
-    assert bridge["@type"] == WASM_TYPE
-    assert bridge["config"]["vm_config"] == {
-        "vm_id": BRIDGE_FILTER, "runtime": V8, "code": {"local": {"filename": "/state/modules/bridge.wasm"}}}
+    assert filter_names(doc) == [
+        BRIDGE_FILTER,
+        "hlocal.plugin.first", "hlocal.refresh.after.first", "hlocal.bridge.after.first",
+        "hlocal.plugin.second", "hlocal.refresh.after.second", "hlocal.bridge.after.second",
+        "envoy.filters.http.router"]
+    filters = hcm(doc)["http_filters"]
+    for index in (0, 3, 6):  # every bridge instance shares one VM
+        bridge = filters[index]["typed_config"]
+        assert bridge["@type"] == WASM_TYPE
+        assert bridge["config"]["root_id"] == BRIDGE_FILTER
+        assert bridge["config"]["vm_config"] == {
+            "vm_id": BRIDGE_FILTER, "runtime": V8, "code": {"local": {"filename": "/state/modules/bridge.wasm"}}}
+    assert filters[2] == {"name": "hlocal.refresh.after.first", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+        "mutations": {}}}
     assert hcm(doc)["http_filters"][-1] == {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}
 
 
@@ -127,7 +136,7 @@ def test_plugin_filters_are_discovered_from_their_ecds_file():
             "type_urls": [WASM_TYPE],
         },
     }
-    assert filters[2]["config_discovery"]["config_source"]["path_config_source"]["path"] == "/state/ecds/second.json"
+    assert filters[4]["config_discovery"]["config_source"]["path_config_source"]["path"] == "/state/ecds/second.json"
     assert "typed_config" not in filters[1]
 
 

@@ -211,14 +211,43 @@ def test_stock_abi_needs_no_adaptation():
     assert (result.runnable, result.adaptations) == (True, [])
 
 
-def test_redis_import_runs_only_on_higress():
-    info = wasm.inspect_bytes(plugin(imports=REDIS))
+REDIS_EXPORTS = ('(func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32))'
+                 '(func (export "proxy_on_redis_call_response") (param i32 i32 i32 i32))')
+
+
+def test_redis_import_outside_a_go_module_runs_only_on_higress():
+    info = wasm.inspect_bytes(plugin(imports=REDIS, extra=REDIS_EXPORTS))
     envoy = wasm.check_compatibility(info, "envoy")
     assert not envoy.runnable
     [problem] = envoy.problems
     assert "env.proxy_redis_call" in problem and "Redis" in problem
-    assert "flavor higress" in problem and "missing import env.proxy_redis_call" in problem
+    assert "flavor higress" in problem and "no go:buildid section" in problem
     assert wasm.check_compatibility(info, "higress").runnable
+
+
+def test_redis_import_in_a_go_module_is_emulated_on_stock_envoy():
+    data = wasm.add_custom_section(plugin(imports=REDIS, extra=REDIS_EXPORTS), "go:buildid", b"x")
+    envoy = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
+    assert envoy.runnable, envoy.problems
+    assert envoy.emulations == ["redis"]
+    assert any("Redis (proxy_redis_call) through hlocal's Redis relay" in a for a in envoy.adaptations)
+
+
+def test_redis_without_the_callback_export_is_refused_with_the_reason():
+    data = wasm.add_custom_section(plugin(imports=REDIS), "go:buildid", b"x")
+    [problem] = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy").problems
+    assert "does not export proxy_on_http_call_response, proxy_on_redis_call_response" in problem
+
+
+@pytest.mark.parametrize("name", ["proxy_inject_encoded_data_to_filter_chain", "proxy_get_upstream_hosts",
+                                  "proxy_set_upstream_override_host"])
+def test_functions_without_a_faithful_emulation_stay_refused(name):
+    data = wasm.add_custom_section(plugin(imports=(("env", "proxy_log"), ("env", name))), "go:buildid", b"x")
+    result = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
+    [problem] = result.problems
+    assert f"env.{name}" in problem and "cannot emulate on stock Envoy" in problem
+    assert "stock" in problem and "flavor higress" in problem
+    assert not result.runnable and result.emulations == []
 
 
 @pytest.mark.parametrize("flavor", ["envoy", "higress"])
@@ -283,6 +312,15 @@ def test_foreign_function_candidates_from_data_section():
     assert result.runnable
     assert result.notes and "get_log_level" in result.notes[0] and "NotFound" in result.notes[0]
     assert wasm.foreign_function_candidates(plugin()) == ()
+
+
+def test_get_log_level_is_emulated_in_go_modules_that_call_foreign_functions():
+    data = plugin(imports=(("env", "proxy_log"), ("env", "proxy_call_foreign_function")),
+                  extra='(data (i32.const 16) "get_log_level")')
+    data = wasm.add_custom_section(data, "go:buildid", b"x")
+    result = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
+    assert result.runnable and result.emulations == ["get_log_level"] and result.notes == []
+    assert any("get_log_level answers the stack's gateway.wasm_log_level" in a for a in result.adaptations)
 
 
 def test_tables_are_consistent():

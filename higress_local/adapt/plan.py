@@ -1,0 +1,94 @@
+"""Decide, from a module's imports and exports alone, which emulations its copy gets (or why not).
+
+Shared by `compat` (what `hlocal check` says) and `adapter` (what `up` serves), so the two never
+disagree. Nothing here reads function bodies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .catalog import BY_HOST_FUNCTION, GET_LOG_LEVEL, REDIS
+
+if TYPE_CHECKING:
+    from ..wasm import ModuleInfo
+
+GO_BUILD_SECTION = "go:buildid"
+SCRATCH = (4096, 12288)  # see shim.wat: Go's wasip1 linker leaves this range unused
+LOG_LEVEL_ADDRESS = 4096
+# gateway.wasm_log_level -> Envoy's level number, as Higress's get_log_level answers it.
+LOG_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warning": 3, "warn": 3, "error": 4, "critical": 5, "off": 6}
+REDIS_RESPONSE_EXPORTS = ("proxy_on_http_call_response", "proxy_on_redis_call_response")
+
+
+@dataclass
+class MergePlan:
+    """What to change: which shim functions take over which imports and exports."""
+
+    redirects: list[str] = field(default_factory=list)  # import names (module "env") the shim takes over
+    exports: list[str] = field(default_factory=list)  # export names the shim takes over
+    retire: list[str] = field(default_factory=list)  # imports only Higress has: unused after the merge
+    data: list[tuple[int, bytes]] = field(default_factory=list)  # extra segments: (address, bytes)
+    renames: dict[str, str] = field(default_factory=dict)  # export name -> new name
+
+
+@dataclass
+class AdaptPlan:
+    """The emulations a module gets on stock Envoy, the lines `check` prints, and any refusal."""
+
+    emulations: list[str] = field(default_factory=list)  # catalog keys
+    adaptations: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    merge: MergePlan = field(default_factory=MergePlan)
+
+    @property
+    def rewrites(self) -> bool:
+        return bool(self.merge.redirects or self.merge.exports)
+
+
+def _not_go(what: str) -> str:
+    return (f"imports {what}, which exists only in the Higress gateway; hlocal emulates it only in "
+            f"modules built by Go for wasip1 (it keeps its state in memory Go's linker leaves unused) "
+            f"and this module has no {GO_BUILD_SECTION} section; run it with the docker runtime "
+            f"(flavor higress)")
+
+
+def plan_for(info: "ModuleInfo", wasm_log_level: str = "info") -> AdaptPlan:
+    """What the copy served to stock Envoy gets; problems say precisely why a module cannot run."""
+    plan = AdaptPlan()
+    env = set(info.host_functions)
+    is_go = GO_BUILD_SECTION in info.custom_sections
+    refused = sorted({BY_HOST_FUNCTION[n].key for n in env if n in BY_HOST_FUNCTION and BY_HOST_FUNCTION[n].refused})
+    for key in refused:
+        entry = next(e for e in BY_HOST_FUNCTION.values() if e.key == key)
+        names = ", ".join(f"env.{n}" for n in sorted(env) if BY_HOST_FUNCTION.get(n) is entry)
+        plan.problems.append(f"imports {names}, which exists only in the Higress gateway and hlocal "
+                             f"cannot emulate on stock Envoy ({entry.differs.removeprefix('refused: ')}); "
+                             f"run it with the docker runtime (flavor higress)")
+    redis = sorted(n for n in env if BY_HOST_FUNCTION.get(n) is REDIS)
+    if redis:
+        missing = [e for e in REDIS_RESPONSE_EXPORTS if not info.exports_kind(e, "func")]
+        if not is_go:
+            plan.problems.append(_not_go(", ".join(f"env.{n}" for n in redis) + " (Redis)"))
+        elif missing:
+            plan.problems.append(f"imports {', '.join(f'env.{n}' for n in redis)} (Redis, Higress only) but "
+                                 f"does not export {', '.join(missing)}, through which hlocal's Redis "
+                                 f"emulation delivers replies; run it with the docker runtime (flavor higress)")
+        else:
+            plan.emulations.append(REDIS.key)
+            plan.adaptations.append(f"Redis ({', '.join(redis)}) through hlocal's Redis relay: commands "
+                                    f"become HTTP calls on the same cluster")
+            plan.merge.redirects += redis
+            plan.merge.retire += redis
+            if "proxy_get_buffer_bytes" in env:
+                plan.merge.redirects.append("proxy_get_buffer_bytes")
+            plan.merge.exports.append("proxy_on_http_call_response")
+    if "get_log_level" in info.foreign_candidates and "proxy_call_foreign_function" in env and is_go:
+        level = LOG_LEVELS.get(wasm_log_level, LOG_LEVELS["info"])
+        plan.emulations.append(GET_LOG_LEVEL.key)
+        plan.adaptations.append("foreign function get_log_level answers the stack's gateway.wasm_log_level "
+                                "(Higress answers Envoy's wasm log level)")
+        plan.merge.redirects.append("proxy_call_foreign_function")
+        plan.merge.data.append((LOG_LEVEL_ADDRESS, level.to_bytes(4, "little")))
+    return plan

@@ -1,0 +1,213 @@
+;; hlocal's host-function shim: functions merged into a COPY of a Higress-built module so that stock
+;; Envoy runs it. Assembled into shim.wasm (`python -m higress_local.adapt.build`); merged by
+;; higress_local/adapt/merge.py, which maps:
+;;   import "env" X        -> the module's own import of host function X (stock Envoy provides it)
+;;   import "hlocal" X     -> the module's exported function X (the SDK's original callback)
+;;   import "env" "memory" -> the module's memory
+;;   export "redirect:X"   -> every call to the module's import X now calls this function instead
+;;   export "export:X"     -> the module's export X now names this function
+;; The merge copies only the functions a module needs (and what they call).
+;;
+;; Memory: Go's wasip1 linker reserves [4096, 12288) for wasm_exec.js (cmd/link/internal/ld/data.go
+;; wasmMinDataAddr); GOOS=wasip1 never uses it, so the shim keeps its state there (the merge checks
+;; that no data segment touches it):
+;;   4096 u32  get_log_level answer (a data segment the merge writes: the stack's wasm log level)
+;;   4100 u32  token of the last http call
+;;   4104 u32  header value pointer, 4108 u32 header value size (proxy_get_header_map_value out)
+;;   4112      "get_log_level"          4128 ":status"
+;;   4160      header pairs of the relay's init call    4416  header pairs of the relay's command call
+;;   5120      body of the init call (3072 bytes)
+;;   8192      512 outstanding relay calls: u32 token, u32 kind (0 free, 1 command, 2 init)
+;;
+;; Semantics follow Higress: higress-group/proxy-wasm-cpp-host src/exports.cc (redis_init,
+;; redis_call), higress-group/envoy source/common/redis/async_client_impl.h (op timeout, auth,
+;; params after '?'), higress-group/proxy-wasm-go-sdk proxywasm/internal/abi_enums.go (buffer type 9 =
+;; Redis call response; status codes) and abi_callback_l7.go (proxy_on_redis_call_response).
+(module
+  (import "env" "proxy_http_call"
+    (func $http_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value"
+    (func $get_header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes"
+    (func $get_buffer_bytes (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_call_foreign_function"
+    (func $call_foreign (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "hlocal" "proxy_on_http_call_response"
+    (func $sdk_http_response (param i32 i32 i32 i32 i32)))
+  (import "hlocal" "proxy_on_redis_call_response"
+    (func $sdk_redis_response (param i32 i32 i32 i32)))
+  (import "env" "memory" (memory 1))
+
+  ;; Timeout of command calls: the last proxy_redis_init's (Higress's default op timeout is 1 s).
+  (global $timeout (mut i32) (i32.const 1000))
+
+  (data (i32.const 4112) "get_log_level")
+  (data (i32.const 4128) ":status")
+  ;; proxy-wasm header pairs: count, (key size, value size)*, then each key and value NUL-terminated.
+  (data (i32.const 4160)
+    "\03\00\00\00" "\07\00\00\00\04\00\00\00" "\05\00\00\00\12\00\00\00" "\0a\00\00\00\12\00\00\00"
+    ":method\00POST\00" ":path\00/hlocal-redis/init\00" ":authority\00hlocal-redis-relay\00")
+  (data (i32.const 4416)
+    "\03\00\00\00" "\07\00\00\00\04\00\00\00" "\05\00\00\00\12\00\00\00" "\0a\00\00\00\12\00\00\00"
+    ":method\00POST\00" ":path\00/hlocal-redis/call\00" ":authority\00hlocal-redis-relay\00")
+
+  (func $copy (param $dst i32) (param $src i32) (param $n i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (i32.store8 (local.get $dst) (i32.load8_u (local.get $src)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 1)))
+        (local.set $src (i32.add (local.get $src) (i32.const 1)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next))))
+
+  (func $equal (param $a i32) (param $b i32) (param $n i32) (result i32)
+    (block $differ
+      (loop $next
+        (if (i32.eqz (local.get $n)) (then (return (i32.const 1))))
+        (br_if $differ (i32.ne (i32.load8_u (local.get $a)) (i32.load8_u (local.get $b))))
+        (local.set $a (i32.add (local.get $a) (i32.const 1)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next)))
+    (i32.const 0))
+
+  ;; Length of the cluster name before '?' (wasm-go appends Redis options as a query to Init's name).
+  (func $base_length (param $ptr i32) (param $len i32) (result i32)
+    (local $i i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+        (br_if $done (i32.eq (i32.load8_u (i32.add (local.get $ptr) (local.get $i))) (i32.const 63)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (local.get $i))
+
+  ;; The table slot holding `token` (kind != 0), else 0.
+  (func $find (param $token i32) (result i32)
+    (local $slot i32)
+    (local.set $slot (i32.const 8192))
+    (block $none
+      (loop $next
+        (br_if $none (i32.ge_u (local.get $slot) (i32.const 12288)))
+        (if (i32.and (i32.ne (i32.load offset=4 (local.get $slot)) (i32.const 0))
+                     (i32.eq (i32.load (local.get $slot)) (local.get $token)))
+          (then (return (local.get $slot))))
+        (local.set $slot (i32.add (local.get $slot) (i32.const 8)))
+        (br $next)))
+    (i32.const 0))
+
+  ;; A free table slot, else 0.
+  (func $free_slot (result i32)
+    (local $slot i32)
+    (local.set $slot (i32.const 8192))
+    (block $none
+      (loop $next
+        (br_if $none (i32.ge_u (local.get $slot) (i32.const 12288)))
+        (if (i32.eqz (i32.load offset=4 (local.get $slot))) (then (return (local.get $slot))))
+        (local.set $slot (i32.add (local.get $slot) (i32.const 8)))
+        (br $next)))
+    (i32.const 0))
+
+  ;; proxy_redis_init: check the cluster exists (BadArgument otherwise, as on Higress) by sending the
+  ;; relay username, password, timeout and options; the relay authenticates with them from then on.
+  (func $redis_init (export "redirect:proxy_redis_init")
+    (param $cluster i32) (param $cluster_len i32) (param $user i32) (param $user_len i32)
+    (param $password i32) (param $password_len i32) (param $timeout i32) (result i32)
+    (local $slot i32) (local $body_len i32) (local $at i32) (local $status i32)
+    (local.set $body_len (i32.add (i32.const 12)
+      (i32.add (local.get $cluster_len) (i32.add (local.get $user_len) (local.get $password_len)))))
+    ;; Credentials and options beyond 3 KB do not fit the init body: BadArgument.
+    (if (i32.gt_u (local.get $body_len) (i32.const 3072)) (then (return (i32.const 2))))
+    (local.set $slot (call $free_slot))
+    (if (i32.eqz (local.get $slot)) (then (return (i32.const 10))))
+    (i32.store (i32.const 5120) (local.get $user_len))
+    (i32.store (i32.const 5124) (local.get $password_len))
+    (i32.store (i32.const 5128) (local.get $timeout))
+    (local.set $at (i32.const 5132))
+    (call $copy (local.get $at) (local.get $user) (local.get $user_len))
+    (local.set $at (i32.add (local.get $at) (local.get $user_len)))
+    (call $copy (local.get $at) (local.get $password) (local.get $password_len))
+    (local.set $at (i32.add (local.get $at) (local.get $password_len)))
+    (call $copy (local.get $at) (local.get $cluster) (local.get $cluster_len))
+    (local.set $status (call $http_call
+      (local.get $cluster) (call $base_length (local.get $cluster) (local.get $cluster_len))
+      (i32.const 4160) (i32.const 96) (i32.const 5120) (local.get $body_len) (i32.const 0) (i32.const 0)
+      (select (local.get $timeout) (i32.const 1000) (local.get $timeout)) (i32.const 4100)))
+    (if (local.get $status) (then (return (local.get $status))))
+    (i32.store (local.get $slot) (i32.load (i32.const 4100)))
+    (i32.store offset=4 (local.get $slot) (i32.const 2))
+    (if (local.get $timeout) (then (global.set $timeout (local.get $timeout))))
+    (i32.const 0))
+
+  ;; proxy_redis_call: the RESP command is the body of an HTTP call to the relay on the same cluster.
+  (func $redis_call (export "redirect:proxy_redis_call")
+    (param $cluster i32) (param $cluster_len i32) (param $query i32) (param $query_len i32)
+    (param $token_ptr i32) (result i32)
+    (local $slot i32) (local $status i32)
+    (local.set $slot (call $free_slot))
+    (if (i32.eqz (local.get $slot)) (then (return (i32.const 10))))
+    (local.set $status (call $http_call
+      (local.get $cluster) (call $base_length (local.get $cluster) (local.get $cluster_len))
+      (i32.const 4416) (i32.const 96) (local.get $query) (local.get $query_len) (i32.const 0) (i32.const 0)
+      (global.get $timeout) (local.get $token_ptr)))
+    (if (local.get $status) (then (return (local.get $status))))
+    (i32.store (local.get $slot) (i32.load (local.get $token_ptr)))
+    (i32.store offset=4 (local.get $slot) (i32.const 1))
+    (i32.const 0))
+
+  ;; True when the relay answered 200: anything else (no answer, Envoy's own 503, a relay error)
+  ;; is a failed Redis call, as a broken connection is on Higress.
+  (func $relay_ok (param $headers i32) (result i32)
+    (local $value i32)
+    (if (i32.eqz (local.get $headers)) (then (return (i32.const 0))))
+    (if (call $get_header (i32.const 6) (i32.const 4128) (i32.const 7) (i32.const 4104) (i32.const 4108))
+      (then (return (i32.const 0))))
+    (if (i32.ne (i32.load (i32.const 4108)) (i32.const 3)) (then (return (i32.const 0))))
+    (local.set $value (i32.load (i32.const 4104)))
+    (i32.and
+      (i32.and (i32.eq (i32.load8_u (local.get $value)) (i32.const 50))
+               (i32.eq (i32.load8_u offset=1 (local.get $value)) (i32.const 48)))
+      (i32.eq (i32.load8_u offset=2 (local.get $value)) (i32.const 48))))
+
+  ;; proxy_on_http_call_response: relay answers go to the SDK's Redis callback, the rest as before.
+  (func $on_http_call_response (export "export:proxy_on_http_call_response")
+    (param $context i32) (param $token i32) (param $headers i32) (param $body_size i32) (param $trailers i32)
+    (local $slot i32) (local $kind i32)
+    (local.set $slot (call $find (local.get $token)))
+    (if (i32.eqz (local.get $slot))
+      (then
+        (call $sdk_http_response (local.get $context) (local.get $token) (local.get $headers)
+          (local.get $body_size) (local.get $trailers))
+        (return)))
+    (local.set $kind (i32.load offset=4 (local.get $slot)))
+    (i32.store offset=4 (local.get $slot) (i32.const 0))
+    ;; The init call only checked the cluster and handed the relay its credentials.
+    (if (i32.eq (local.get $kind) (i32.const 2)) (then (return)))
+    (if (call $relay_ok (local.get $headers))
+      (then (call $sdk_redis_response (local.get $context) (local.get $token) (i32.const 0) (local.get $body_size)))
+      (else (call $sdk_redis_response (local.get $context) (local.get $token) (i32.const 1) (i32.const 0)))))
+
+  ;; proxy_get_buffer_bytes: buffer type 9 (Redis call response) is the relay call's body (type 4).
+  (func $get_buffer_bytes_w (export "redirect:proxy_get_buffer_bytes")
+    (param $type i32) (param $start i32) (param $length i32) (param $ptr_ptr i32) (param $size_ptr i32)
+    (result i32)
+    (call $get_buffer_bytes
+      (select (i32.const 4) (local.get $type) (i32.eq (local.get $type) (i32.const 9)))
+      (local.get $start) (local.get $length) (local.get $ptr_ptr) (local.get $size_ptr)))
+
+  ;; proxy_call_foreign_function: answer Higress's get_log_level (u32, little-endian) from the level
+  ;; hlocal wrote at 4096; every other name goes to Envoy as before.
+  (func $call_foreign_w (export "redirect:proxy_call_foreign_function")
+    (param $name i32) (param $name_len i32) (param $args i32) (param $args_len i32)
+    (param $result_ptr i32) (param $result_size_ptr i32) (result i32)
+    (if (i32.eq (local.get $name_len) (i32.const 13))
+      (then
+        (if (call $equal (local.get $name) (i32.const 4112) (i32.const 13))
+          (then
+            (if (local.get $result_ptr) (then (i32.store (local.get $result_ptr) (i32.const 4096))))
+            (if (local.get $result_size_ptr) (then (i32.store (local.get $result_size_ptr) (i32.const 4))))
+            (return (i32.const 0))))))
+    (call $call_foreign (local.get $name) (local.get $name_len) (local.get $args) (local.get $args_len)
+      (local.get $result_ptr) (local.get $result_size_ptr)))
+)
