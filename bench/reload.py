@@ -83,6 +83,10 @@ WARMUP_REQUESTS = 200
 CMD_TIMEOUT_S = 180.0
 LOAD_MAX_S = 240.0  # a hard bound on every load loop, whatever happens to the trigger
 
+# Issue 11: a config-only `hlocal reload` is live this soon after the command starts (Envoy's own
+# part is ~0.055 s; the rest is hlocal's process start, imports and checks).
+CONFIG_TARGET_S = 0.15
+
 
 class BenchError(RuntimeError):
     pass
@@ -418,9 +422,9 @@ def report(results: dict[str, list[Measurement]], noop: float, runs: int, restar
         print("code reload / raw module swap      n/a   (target <= 1.1 x: MISSED: a run never saw only the new version)")
     reported = [m.reported for m in results["config"] if m.reported is not None]
     own = statistics.median(reported) if reported else None
-    print(f"config-only reload             {fmt(config):>8}   (target <= 0.3 s: "
-          f"{verdict(config is not None and config <= 0.3)}; the raw config swap: {fmt(raw_config)}; "
-          f"hlocal's own figure {fmt(own)}: {verdict(own is not None and own <= 0.3)})")
+    print(f"config-only reload             {fmt(config):>8}   (target <= {CONFIG_TARGET_S} s after the command "
+          f"starts: {verdict(config is not None and config <= CONFIG_TARGET_S)}; the raw config swap: "
+          f"{fmt(raw_config)}; hlocal's own figure {fmt(own)}: {verdict(own is not None and own <= CONFIG_TARGET_S)})")
     if restart is not None and code:
         print(f"restart / code reload            {restart / code:6.2f} x")
     pre = {name: med_of([m.envoy_began for m in results[name]]) for name in ("config", "raw_config", "code", "raw_code")}

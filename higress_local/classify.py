@@ -10,11 +10,21 @@ from .errors import EnvironmentProblem, HlocalError, InvalidWasm, PluginError, P
 from .logs import PLUGIN_LINE, read_lines
 
 # Lines that end a failed load. Envoy names the plugin by its Wasm config name (= plugin name).
-_FAILED_LOAD = re.compile(r"Unable to create Wasm plugin (?P<plugin>\S*)|Plugin (?P<plugin2>\S+) failed to load")
+# Envoy >= 1.3x (1.36 and 1.40 measured): "Plugin X failed to load", "Unable to create Wasm plugin X".
+# Envoy 1.27 (Higress 2.0/2.1; envoyproxy/envoy source/extensions/filters/http/wasm/config.cc of
+# that release): "Unable to create Wasm HTTP filter X", thrown into the ECDS/xDS rejection line.
+_FAILED_LOAD = re.compile(r"Unable to create Wasm (?:plugin|HTTP filter) (?P<plugin>\S*)"
+                          r"|Plugin (?P<plugin2>(?!configured )\S+) failed to load")
+# Envoy 1.27's only line when a VM fails after the filter was created (source/extensions/common/wasm/
+# wasm.cc getOrCreateThreadLocalPlugin): no name, so the plugin is found on the lines before it.
+_FAIL_CLOSED = re.compile(r"Plugin configured to fail closed failed to load")
+# hlocal names each plugin's filter (and ECDS resource) hlocal.plugin.<name> (render/envoy.py).
+_FILTER_NAME = re.compile(r"hlocal\.plugin\.(?P<plugin>[a-z0-9][a-z0-9_-]*)")
 _ECDS_REJECTED = re.compile(r"config update rejected: (?P<why>.*)$")
 _INIT_ERROR = re.compile(r"error `(?P<why>[^`]*)` initializing config|error initializing configuration '[^']*': (?P<why2>.*)$")
 _BIND = re.compile(r"cannot bind '(?P<addr>[^']*):(?P<port>\d+)': Address already in use")
-_LEVEL = re.compile(r"\[(?P<level>trace|debug|info|warning|error|critical)\]")
+# Envoy's default format "[...][error][wasm] ..." and Istio/Higress's "...Z\terror\tenvoy wasm ...".
+_LEVEL = re.compile(r"[\[\t](?P<level>trace|debug|info|warning|error|critical)[\]\t]")
 
 # Cause lines, most specific first: (pattern, kind).
 _CAUSES = [
@@ -58,7 +68,7 @@ def classify_lines(lines: list[str], plugins: list[str], where: str = "") -> Hlo
         bind = _BIND.search(line)
         if bind:
             return PortInUse(int(bind.group("port")), "gateway listener or admin")
-        failed = _FAILED_LOAD.search(line) or _ECDS_REJECTED.search(line)
+        failed = _FAILED_LOAD.search(line) or _ECDS_REJECTED.search(line) or _FAIL_CLOSED.search(line)
         init = _INIT_ERROR.search(line)
         if not failed and not init:
             continue
@@ -79,12 +89,27 @@ def classify_lines(lines: list[str], plugins: list[str], where: str = "") -> Hlo
 
 
 def _plugin_named(window: list[str], plugins: list[str]) -> str | None:
+    """The failed plugin: named by Envoy's failure line, else (Envoy 1.27's nameless "fail closed")
+    by the nearest line before it that names one: its filter/ECDS resource, or its own error log."""
     for line in reversed(window):
         match = _FAILED_LOAD.search(line)
         name = match and (match.group("plugin") or match.group("plugin2"))
         if name and name in plugins:
             return name
-    return plugins[0] if len(plugins) == 1 else None
+    if len(plugins) == 1:
+        return plugins[0]
+    for line in reversed(window[-_NEARBY:]):
+        resource = _FILTER_NAME.search(line)
+        if resource and resource.group("plugin") in plugins:
+            return resource.group("plugin")
+        said = PLUGIN_LINE.search(line)
+        level = _LEVEL.search(line)
+        if said and level and level.group("level") in ("error", "critical") and said.group("plugin") in plugins:
+            return said.group("plugin")
+    return None
+
+
+_NEARBY = 12  # lines before a nameless failure searched for the plugin's name
 
 
 def _cause(window: list[str]) -> tuple[str, str] | None:
@@ -107,6 +132,13 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
             return PluginError(f"{who} failed to load: it imports {detail}, a Higress-only host function "
                                f"({HIGRESS_HOST_FUNCTIONS[function]}) that stock Envoy lacks",
                                "run it on the Higress gateway: `--runtime docker` with gateway.flavor: higress")
+        if detail.startswith(("wasi_snapshot_preview1.", "wasi_unstable.")):
+            # Older hosts link fewer WASI functions (releases.py; hostcalls.STOCK_WASI_BEFORE_1_39: e.g.
+            # path_filestat_get, which Go 1.24 modules import).
+            return PluginError(f"{who} failed to load: this Envoy does not provide the WASI function {detail}",
+                               "Higress gateways before 2.1.0 and stock Envoy before 1.39 link fewer WASI functions: "
+                               "choose a newer gateway.higress, or gateway.envoy: bundled on the native runtime; "
+                               "`hlocal check` says which releases run it")
         return PluginError(f"{who} failed to load: Envoy has no host function {detail}",
                            "rebuild the plugin against the proxy-wasm ABI this gateway speaks")
     if kind == "import_mismatch":

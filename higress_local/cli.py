@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from .cli_options import project_from, project_options, runtime_option as _runtime_option
+from .cli_project import COMMANDS as PROJECT_COMMANDS
 from .errors import ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
 
 
@@ -38,12 +40,16 @@ class HlocalGroup(click.Group):
 
 @click.group(cls=HlocalGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-f", "--file", "config_file", type=click.Path(dir_okay=True), default=None,
-              help="hlocal.yaml to use (default: the one in the current directory).")
+              help="hlocal.yaml or its folder (default: the nearest one from the current folder up); "
+                   "also accepted after the subcommand.")
 @click.option("--debug", is_flag=True, help="Verbose logs and tracebacks.")
 @click.version_option(package_name="higress-local", prog_name="hlocal")
 @click.pass_context
 def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
     """Run Higress wasm plugins locally behind a real gateway.
+
+    \b
+    Shell completion: eval "$(_HLOCAL_COMPLETE=bash_source hlocal)" (zsh_source, fish_source).
 
     \b
     Exit codes: 0 ok, 1 probe failed (or `status`: not healthy),
@@ -67,23 +73,15 @@ def stack_lock(*args: Any, **kwargs: Any):
     return lock(*args, **kwargs)
 
 
-def _project(ctx: click.Context):
-    from .config import load_project
-
-    return load_project(ctx.obj["config_file"])
-
-
-def _runtime_option(func):
-    return click.option(
-        "--runtime", type=click.Choice(["auto", "native", "docker"]), default=None,
-        help="Override `runtime:` from hlocal.yaml.",
-    )(func)
+_project = project_from
 
 
 @main.command()
+@project_options(port=True)
 @_runtime_option
 @click.option("--recreate", is_flag=True, help="Stop a running stack and start it afresh.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for ready.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, envvar="HLOCAL_UP_TIMEOUT",
+              help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
 @click.option("--build/--no-build", "build", default=None,
               help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
 @click.option("--watch", "watch_after", is_flag=True, help="Then rebuild and reload on every change.")
@@ -91,28 +89,49 @@ def _runtime_option(func):
 def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, build: bool | None,
        watch_after: bool) -> None:
     """Start the gateway, plugins and mock backend; wait until ready."""
+    from pathlib import Path
+
+    from .progress import Progress
+    from .report import follow_up_flags, print_up_summary
     from .runtime import select_runtime
-    from .report import print_up_summary
 
     project = _project(ctx)
     echo = lambda m: click.echo(m, err=True)  # noqa: E731
     with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
+        _build_before_up(project, build)  # first: auto inspects the built modules to pick the runtime
         rt = select_runtime(project, runtime, echo=echo)
-        _build_before_up(project, build)
-        result = rt.up(project, recreate=recreate, timeout=timeout)
-    print_up_summary(result)
+        with Progress(f"starting {project.name} ({rt.name})", detail=lambda: _up_detail(project)):
+            result = rt.up(project, recreate=recreate, timeout=timeout)
+    print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.get("name")))
     if watch_after:
         _watch(project)
 
 
+def _up_detail(project) -> str | None:
+    """What `up` is waiting for, for the progress line: a large module compiles for seconds."""
+    from .state import StackState
+
+    state = StackState.load_or_none(project.state_dir)
+    if state is None:
+        return "preparing"
+    if "gateway" in state.components or state.runtime == "docker":
+        names = [p.name for p in state.plugins]
+        if not names:
+            return "Envoy is starting"
+        return f"Envoy is starting plugin{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    return "starting the backend and services"
+
+
 def _build_before_up(project, build: bool | None) -> None:
     from .build import build_plugin, needs_build
+    from .progress import Progress
 
     if build is False:
         return
     for plugin in project.plugins:
         if plugin.build is not None and (build or needs_build(plugin)):
-            done = build_plugin(plugin, echo=lambda line: click.echo(f"  | {line}", err=True))
+            with Progress(f"building {plugin.name}") as progress:
+                done = build_plugin(plugin, echo=lambda line: progress.echo(f"  | {line}"))
             click.echo(f"built {plugin.name} in {done.seconds:.1f} s: {done.size:,} bytes, sha256 {done.sha256[:12]}",
                        err=True)
 
@@ -127,6 +146,7 @@ def _watch(project) -> None:
 
 
 @main.command()
+@project_options(name=False)
 @click.argument("plugins", nargs=-1)
 @click.option("--in-docker", is_flag=True, help="Build in a golang container (plugins[].build.image).")
 @click.pass_context
@@ -147,6 +167,7 @@ def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None
 
 
 @main.command()
+@project_options()
 @click.argument("plugins", nargs=-1)
 @click.option("--build/--no-build", "build", default=True, help="Rebuild plugins whose sources changed (default).")
 @click.option("--restart", is_flag=True, help="Restart the gateway instead of swapping in place.")
@@ -166,6 +187,7 @@ def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: b
 
 
 @main.command()
+@project_options()
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """Rebuild and reload the running stack whenever plugin sources or hlocal.yaml change."""
@@ -177,28 +199,38 @@ def watch(ctx: click.Context) -> None:
 
 
 @main.command()
+@project_options()
 @_runtime_option
+@click.option("--clean", is_flag=True, help="Also remove the stack's folder .hlocal/<name>/ (logs, rendered files).")
 @click.pass_context
-def down(ctx: click.Context, runtime: str | None) -> None:
+def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
     """Stop everything of this stack (safe to run twice)."""
     from .runtime import runtime_for_state
+    from .safefs import remove_tree
 
     project = _project(ctx)
     with stack_lock(project.state_dir, "down", echo=lambda m: click.echo(m, err=True)):
         stopped = runtime_for_state(project, runtime).down(project)
+        if clean:
+            # Under the lock: no `up` can be writing there. The lock file goes too; its fd stays valid.
+            remove_tree(project.state_dir)
     click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running")
+    if clean:
+        click.echo(f"removed {project.state_dir}")
 
 
 @main.command()
+@project_options()
+@_runtime_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
-    """Show each component: state, pid, ports, plugin sha, uptime."""
+def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
+    """Show each component: state, pid, ports, plugin sha, uptime. Exit 1 when not healthy."""
     from .report import print_status
     from .runtime import runtime_for_state
 
     project = _project(ctx)
-    report = runtime_for_state(project, None).status(project)
+    report = runtime_for_state(project, runtime).status(project)
     print_status(report, as_json=as_json)
     if not report.running:  # scripts can say `hlocal status && ...`
         if not report.components:
@@ -208,22 +240,32 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("service", required=False, metavar="[gateway|backend|svc-NAME]")
-@click.option("--plugin", "plugin_only", is_flag=True, help="Only the plugins' own log lines.")
+@project_options(short_file=False)
+@_runtime_option
+@click.argument("service", required=False, metavar="[gateway|backend|access|svc-NAME]")
+@click.option("--plugin", "plugin_only", is_flag=True, help="Only the plugins' own lines, as `plugin: message`.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.option("--since", default=None, metavar="WHEN", help="Only lines since a duration ago (10s, 5m, 1h) or a time (ISO 8601).")
+@click.option("-t", "--timestamps", is_flag=True, help="Show each line's time (UTC, ISO 8601).")
+@click.option("--no-prefix", is_flag=True, help="Do not prefix lines with the component's name.")
 @click.pass_context
-def logs(ctx: click.Context, service: str | None, plugin_only: bool, follow: bool, tail: int | None) -> None:
-    """Print the gateway's and backend's logs."""
+def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_only: bool, follow: bool,
+         tail: int | None, since: str | None, timestamps: bool, no_prefix: bool) -> None:
+    """Print the stack's logs merged in time order (`access`: the gateway's access log)."""
+    from .logs import parse_since
     from .runtime import runtime_for_state
 
+    cutoff = parse_since(since) if since else None
     project = _project(ctx)
-    rt = runtime_for_state(project, None)
-    for line in rt.logs(project, service=service, plugin_only=plugin_only, follow=follow, tail=tail):
+    rt = runtime_for_state(project, runtime)
+    for line in rt.logs(project, service=service, plugin_only=plugin_only, follow=follow, tail=tail,
+                        since=cutoff, timestamps=timestamps, prefix=False if no_prefix else None):
         click.echo(line)
 
 
 @main.command()
+@project_options()
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -244,6 +286,7 @@ def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command()
+@project_options()
 @click.argument("method")
 @click.argument("path")
 @click.option("-H", "--header", "headers", multiple=True, help="Header as 'Name: value' (repeatable).")
@@ -265,78 +308,6 @@ def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...]
     state = require_running(project)
     exchange = send_request(state, method, path, pairs, body, observe=project)
     print_exchange(exchange, as_json=as_json)
-
-
-@main.command()
-@_runtime_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
-    """Inspect each plugin module and say whether the gateway can run it."""
-    from .plugins import check_project
-    from .report import print_check
-    from .runtime import resolve_flavor
-
-    project = _project(ctx)
-    flavor = resolve_flavor(project, runtime)
-    report = check_project(project, flavor)
-    print_check(report, as_json=as_json)
-    if not report.runnable:
-        refused = [p.plugin.name for p in report.plugins if not p.compat.runnable]
-        raise PluginError(f"the {flavor} gateway cannot run: {', '.join(refused)}",
-                          "see the problems listed above for each plugin")
-
-
-@main.command()
-@_runtime_option
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Directory to write into (default: .hlocal/<name>/ when the stack is not running).")
-@click.pass_context
-def render(ctx: click.Context, runtime: str | None, out: str | None) -> None:
-    """Write what `up` would run, to run it by hand (eject)."""
-    from .eject import render_stack
-
-    project = _project(ctx)
-    rendered = render_stack(project, runtime, out)
-    click.echo(f"rendered the {rendered.runtime} stack of {project.name} into {rendered.directory}")
-    for line in rendered.instructions:
-        click.echo(f"  {line}")
-
-
-@main.command()
-@click.argument("target", type=click.Choice(["higress"]))
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Write one file per resource here (default: print multi-document YAML).")
-@click.option("--namespace", default="higress-system", show_default=True, help="Namespace of the resources.")
-@click.option("--url", "urls", multiple=True, metavar="PLUGIN=URL",
-              help="Where the cluster pulls a plugin from, e.g. headers=oci://registry/headers:1.0 (repeatable).")
-@click.option("--default-url", default=None, metavar="URL", help="URL for plugins without --url; {name} is replaced.")
-@click.pass_context
-def export(ctx: click.Context, target: str, out: str | None, namespace: str, urls: tuple[str, ...],
-           default_url: str | None) -> None:
-    """Write the plugins and services as Higress resources (WasmPlugin, McpBridge, ...)."""
-    from pathlib import Path
-
-    from .errors import ConfigError
-    from .export import export_higress
-
-    project = _project(ctx)
-    mapping = {}
-    for item in urls:
-        name, sep, url = item.partition("=")
-        if not sep or not name or not url:
-            raise ConfigError(f"--url {item!r}: expected PLUGIN=URL", "for example --url headers=oci://reg/headers:1.0")
-        mapping[name] = url
-    result = export_higress(project, namespace=namespace, urls=mapping, default_url=default_url)
-    if out is None:
-        click.echo(result.to_yaml(), nl=False)
-    else:
-        for path in result.write(Path(out)):
-            click.echo(f"wrote {path}", err=True)
-    for warning in result.warnings:
-        click.secho(f"warning: {warning}", fg="yellow", err=True)
-    for note in result.notes:
-        click.echo(f"note: {note}", err=True)
 
 
 REQUEST_BODY_CAP = 256 * 1024 * 1024  # -d @FILE: never read a device or a huge file whole
@@ -372,11 +343,13 @@ def _read_data(data: str | None) -> bytes | None:
 
 
 @main.command("test", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@project_options(port=True)
 @_runtime_option
 @click.option("--build/--no-build", "build", default=None,
               help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
 @click.option("--keep", is_flag=True, help="Leave the stack running afterwards.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for ready.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, envvar="HLOCAL_UP_TIMEOUT",
+              help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep: bool, timeout: float,
@@ -395,45 +368,8 @@ def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep
     ctx.exit(code)
 
 
-@main.command("init")
-@click.option("--wasm", default=None, help="The plugin's module, relative to the directory (default: main.wasm).")
-@click.option("--force", is_flag=True, help="Overwrite hlocal.yaml and tests/test_smoke.py if they exist.")
-@click.pass_context
-def init_command(ctx: click.Context, wasm: str | None, force: bool) -> None:
-    """Write a commented hlocal.yaml and tests/test_smoke.py for the plugin in this directory."""
-    from pathlib import Path
-
-    from .scaffold import init_project
-
-    given = ctx.obj["config_file"]
-    directory = (Path(given) if Path(given).is_dir() else Path(given).parent) if given else Path.cwd()
-    result = init_project(directory, wasm=wasm, force=force)
-    for path in result.written:
-        click.echo(f"wrote {path}")
-    for note in result.notes:
-        click.echo(f"note: {note}", err=True)
-    click.echo("next: hlocal test   (or: hlocal up, then pytest)")
-
-
-@main.command("new")
-@click.argument("name")
-@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Create the project folder NAME inside this directory.")
-@click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
-def new_command(name: str, parent: str, force: bool) -> None:
-    """Create a wasm-go SDK plugin project: go.mod, main.go, hlocal.yaml, a smoke test, README."""
-    from pathlib import Path
-
-    from .newplugin import new_project
-
-    result = new_project(Path(parent), name, force=force)
-    for path in result.written:
-        click.echo(f"wrote {path}")
-    for note in result.notes:
-        click.echo(f"note: {note}", err=True)
-    for line in result.next_steps:
-        click.echo(line)
-
+for _command in PROJECT_COMMANDS:
+    main.add_command(_command)
 
 from .cli_push import push_command  # noqa: E402  (a command of its own module; click only)
 

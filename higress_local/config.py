@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from . import releases
 from .errors import ConfigError
 from .fileguard import CONFIG_CAP, WASM_CAP, check_regular_file, read_regular_file, safe_absolute, size_text
 from .models import (  # noqa: F401 - re-exported: callers import the models from here
@@ -18,13 +20,15 @@ from .validate import check_header, check_path, check_regex
 CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
 RUNTIMES = ("auto", "native", "docker")
 FLAVORS = ("envoy", "higress")
+ENVOY_CHOICE = r"bundled|match|1\.[0-9]{2}"  # gateway.envoy (native runtime): see envoys.py
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def find_config(path: str | Path | None, cwd: Path | None = None) -> Path:
-    """Return the hlocal.yaml to use: the one given, or the one in the current directory."""
+    """Return the hlocal.yaml to use: the one given (a file or its folder), else the nearest one from
+    the current directory upwards (as Compose and pytest find theirs)."""
     cwd = cwd or Path.cwd()
     if path is not None:
         candidate = Path(path)
@@ -33,17 +37,20 @@ def find_config(path: str | Path | None, cwd: Path | None = None) -> Path:
         if not candidate.exists():
             raise ConfigError(f"config file not found: {candidate}", "check the -f path")
         return safe_absolute(candidate)
-    for name in CONFIG_NAMES:
-        if (cwd / name).exists():
-            return safe_absolute(cwd / name)
+    for directory in (cwd, *cwd.parents):
+        for name in CONFIG_NAMES:
+            if (directory / name).exists():
+                return safe_absolute(directory / name)
     raise ConfigError(
         f"no hlocal.yaml in {cwd}",
-        "run hlocal in the plugin's directory, pass -f PATH, or create one with `hlocal init`",
+        "(nor in its parent folders) run hlocal in the plugin's folder or below it, pass -f PATH, "
+        "or create a project with `hlocal new NAME` / `hlocal init`",
     )
 
 
-def load_project(path: str | Path | None = None, cwd: Path | None = None) -> Project:
-    """Find, parse and validate hlocal.yaml."""
+def load_project(path: str | Path | None = None, cwd: Path | None = None, *, name: str | None = None,
+                 port: int | None = None, env: Mapping[str, str] | None = None) -> Project:
+    """Find, parse, interpolate (${VAR}) and validate hlocal.yaml; `name`/`port` override the file's."""
     file = find_config(path, cwd)
     # A FIFO, a device or a huge file is refused unread (fileguard); then the YAML limits (schema).
     raw = read_regular_file(file, CONFIG_CAP, "config file", error=ConfigError,
@@ -52,7 +59,28 @@ def load_project(path: str | Path | None = None, cwd: Path | None = None) -> Pro
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read {file}: {exc}", "check the file's permissions and encoding") from exc
-    return parse_project(load_yaml(text, file.name), file)
+    data = load_yaml(text, file.name)
+    if "$" in text:
+        from .envsubst import expand
+
+        data = expand(data, os.environ if env is None else env, file.name)
+    return apply_overrides(parse_project(data, file), name=name, port=port)
+
+
+def apply_overrides(project: Project, *, name: str | None = None, port: int | None = None) -> Project:
+    """The project with the command line's --name / --port in place of the file's values."""
+    import dataclasses
+
+    if name is not None:
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ConfigError(f"--name {name!r} is not a valid stack name",
+                              "use lowercase letters, digits, - and _ (at most 63 characters)")
+        project = dataclasses.replace(project, name=name)
+    if port is not None:
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"--port {port} is not a port number", "use 1-65535, or 0 for a free port")
+        project = dataclasses.replace(project, gateway=dataclasses.replace(project.gateway, port=port))
+    return project
 
 
 def parse_project(data: Any, file: Path) -> Project:
@@ -94,10 +122,14 @@ def sanitise_name(raw: str) -> str:
 
 
 def _gateway(node: Node) -> Gateway:
-    node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level", "image", "tls", "tls_port"])
+    node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level", "image", "tls", "tls_port",
+                  "higress", "envoy"])
     flavor = node.child("flavor")
     return Gateway(
         flavor=None if flavor.value is None else flavor.choice(FLAVORS),
+        higress=_higress_release(node.child("higress")),
+        envoy=node.child("envoy").string("bundled", pattern=ENVOY_CHOICE,
+                                         what="bundled, match or an Envoy minor such as 1.36"),
         port=node.child("port").port(10000),
         admin_port=node.child("admin_port").port(0),
         log_level=node.child("log_level").choice(LOG_LEVELS, "info"),
@@ -106,6 +138,18 @@ def _gateway(node: Node) -> Gateway:
         tls=node.child("tls").boolean(False),
         tls_port=node.child("tls_port").port(0),
     )
+
+
+def _higress_release(node: Node) -> str | None:
+    """gateway.higress: a Higress release hlocal knows (releases.py), kept as written minus a leading v."""
+    if node.value is None:
+        return None
+    if not isinstance(node.value, str):
+        raise node.error(f"{node.value!r} is not a version string", 'quote it: higress: "2.2.4"')
+    try:
+        return releases.release(node.value).version
+    except ConfigError as error:
+        raise node.error(error.message.split(": ", 1)[-1], error.hint) from None
 
 
 def _plugin(node: Node, base: Path) -> Plugin:

@@ -56,6 +56,6 @@ def render_stack(project: Project, runtime_override: str | None, out: str | None
     for service in state.services.values():
         if service.how in ("mock", "redis"):
             lines.append(f"{shlex.join(native_argv(service, token))} &")
-    lines.append(shlex.join([find_envoy(), *envoy_args(str(plan.bootstrap), project.gateway)]))
+    lines.append(shlex.join([find_envoy(project.gateway), *envoy_args(str(plan.bootstrap), project.gateway)]))
     lines.append(f"curl -i http://127.0.0.1:{state.gateway_port}/")
     return Rendered("native", target.state_dir, lines)

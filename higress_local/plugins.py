@@ -11,7 +11,8 @@ from typing import Any
 from .adapt.adapter import adapt_module
 from .adapt.catalog import BY_HOST_FUNCTION, HOST_FUNCTION_EMULATIONS
 from .adapt.plan import plan_for
-from .config import Plugin, Project
+from . import envoys, releases
+from .config import Gateway, Plugin, Project
 from .emulation import Emulation
 from .configorder import delivery_warnings
 from .errors import PluginError
@@ -99,13 +100,19 @@ class CheckReport:
                 "emulations": self.emulations}
 
 
-def check_plugin(plugin: Plugin, flavor: str) -> PluginCheck:
-    """Read and inspect one module; an unreadable or invalid file raises PluginError."""
+def check_plugin(plugin: Plugin, flavor: str, gateway: Gateway | None = None) -> PluginCheck:
+    """Read and inspect one module; an unreadable or invalid file raises PluginError.
+
+    `gateway` says which Higress release (gateway.higress) and stock Envoy minor (gateway.envoy)
+    to judge against; None = the defaults."""
     from . import wasm
 
     info = wasm.inspect_file(plugin.wasm, label=f"plugin {plugin.name!r}")
-    elsewhere = {f: wasm.check_compatibility(info, f).runnable for f in ("envoy", "higress")}
-    return PluginCheck(plugin=plugin, info=info, compat=wasm.check_compatibility(info, flavor), elsewhere=elsewhere)
+    release = releases.release(gateway.higress if gateway else None)
+    minor = envoys.wanted_minor(gateway) if gateway else None
+    elsewhere = {f: wasm.check_compatibility(info, f, release, minor).runnable for f in ("envoy", "higress")}
+    return PluginCheck(plugin=plugin, info=info, compat=wasm.check_compatibility(info, flavor, release, minor),
+                       elsewhere=elsewhere)
 
 
 def check_project(project: Project, flavor: str) -> CheckReport:
@@ -113,7 +120,7 @@ def check_project(project: Project, flavor: str) -> CheckReport:
     from .render.envoy import BACKEND_CLUSTER, BRIDGE_FILTER, REFRESH_FILTER, plugin_filter_name
     from .render.fidelity import BEHAVIOUR_EMULATIONS
 
-    report = CheckReport(flavor=flavor, plugins=[check_plugin(p, flavor) for p in project.plugins])
+    report = CheckReport(flavor=flavor, plugins=[check_plugin(p, flavor, project.gateway) for p in project.plugins])
     bridged = flavor == "envoy" and bool(project.plugins)
     if bridged:
         report.chain.append({"filter": BRIDGE_FILTER, "what": "hlocal's property bridge (route_name, cluster_name)"})

@@ -83,15 +83,23 @@ def hlocal_runtime(pytestconfig: pytest.Config) -> str | None:
 
 @pytest.fixture(scope="session")
 def hlocal_stack(pytestconfig: pytest.Config, hlocal_file: Path | None, hlocal_runtime: str | None) -> Iterator[Any]:
-    """The running stack for the session (started from hlocal.yaml, or attached to); stopped at the end."""
+    """The running stack for the session; stopped at the end.
+
+    Without --hlocal-attach/--hlocal-keep the session starts a stack of its own, `<name>-<random>` on a
+    free port (reusing the project's stack instead when `hlocal up` runs it): two sessions, or the
+    workers of `pytest -n N`, each get one and never share state.
+    """
     from .stack import Stack
 
     if hlocal_file is None:
         pytest.fail(f"hlocal: no hlocal.yaml in {pytestconfig.invocation_params.dir} or its parents\n"
                     "hint: pass --hlocal-file PATH, or create one with `hlocal init`", pytrace=False)
+    attach, keep = pytestconfig.getoption("hlocal_attach"), pytestconfig.getoption("hlocal_keep")
     with _hlocal_errors():
-        stack = Stack.from_file(hlocal_file, runtime=hlocal_runtime, attach=pytestconfig.getoption("hlocal_attach"),
-                                keep=pytestconfig.getoption("hlocal_keep"))
+        if attach or keep:  # the project's own stack: `hlocal status/down` find it afterwards
+            stack = Stack.from_file(hlocal_file, runtime=hlocal_runtime, attach=attach, keep=keep)
+        else:  # a stack of this session's own (one per pytest-xdist worker), unless `hlocal up` runs one
+            stack = Stack.for_session(hlocal_file, runtime=hlocal_runtime, tag=_worker_tag())
         pytestconfig.stash[_stack_key] = stack
         stack.start()
     try:
@@ -99,6 +107,14 @@ def hlocal_stack(pytestconfig: pytest.Config, hlocal_file: Path | None, hlocal_r
     finally:
         with _hlocal_errors():
             stack.close()
+
+
+def _worker_tag() -> str:
+    """`gw0-` under pytest-xdist (each worker is a session with a stack of its own), else empty."""
+    import os
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"{worker}-" if worker.isalnum() else ""
 
 
 @dataclass

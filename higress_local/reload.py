@@ -19,6 +19,7 @@ from .config import Plugin, Project
 from .errors import ConfigError, EnvironmentProblem, HlocalError, PluginError, WaitTimeout
 from .mock.client import MockClient, MockClientError
 from .plugins import CheckReport, PluginCheck, check_plugin, prepare, require_runnable
+from .redeliver import Redelivery
 from .readiness import CDS_STAT_PREFIX, RDS_STAT_PREFIX, ecds_stats, xds_stats
 from .render.envoy import CLUSTERS_FILE, ROUTES_FILE, ecds_file_name, plugin_filter_name, render_ecds
 from .runtime import require_running, runtime_for_state
@@ -53,6 +54,7 @@ class _Swap:
     new_version: str
     describe: str
     baseline_rejected: int = 0
+    baseline_attempts: int = 0  # Envoy's update_attempt before the swap: unchanged = the event was lost
 
 
 def restart_reasons(project: Project, state: StackState) -> list[str]:
@@ -115,7 +117,7 @@ def _reload(project: Project, *, names: tuple[str, ...], build: bool, restart: b
         swaps = _write_plugin_swaps(project, state, files, names, timeout)
         xds_changed = [] if names else _write_xds(project, state, files, timeout)
         if swaps or xds_changed:
-            _wait_live(project, state, files, swaps, xds_changed, source, offset, timeout)
+            result.lines += _wait_live(project, state, files, swaps, xds_changed, source, offset, timeout)
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM) or refused: the accepted files go back, so what Envoy ends up
         # serving is what state.json (not yet rewritten) records.
@@ -168,7 +170,7 @@ def _write_plugin_swaps(project: Project, state: StackState, files: GatewayFiles
             if version_of(before.served_sha256, plugin) != before.version:
                 pending.append((plugin, None, before))
             continue
-        check = check_plugin(plugin, state.flavor)
+        check = check_plugin(plugin, state.flavor, project.gateway)
         require_runnable(CheckReport(flavor=state.flavor, plugins=[check]))
         prepare(check, state.flavor, project.gateway.wasm_log_level)
         if ecds_version(check) != before.version:
@@ -190,11 +192,13 @@ def _write_plugin_swaps(project: Project, state: StackState, files: GatewayFiles
         filter_name = plugin_filter_name(plugin)
         text = json.dumps(render_ecds(plugin, plugin_layout, new_version), indent=2)
         baseline = int(stats.get(filter_name, {}).get("update_rejected", "0"))
+        attempts = int(stats.get(filter_name, {}).get("update_attempt", "0"))
         written = files.swap(files.ecds(ecds_file_name(plugin)), text)
         if written is None:
             continue
         swaps.append(_Swap(plugin=plugin, filter_name=filter_name, file=written, old_version=before.version,
-                           new_version=new_version, describe=describe, baseline_rejected=baseline))
+                           new_version=new_version, describe=describe, baseline_rejected=baseline,
+                           baseline_attempts=attempts))
         state.plugins = [new_state if p.name == plugin.name else p for p in state.plugins]
     state.layout = dataclasses.replace(layout, modules=modules)
     return swaps
@@ -245,9 +249,11 @@ def _write_xds(project: Project, state: StackState, files: GatewayFiles, timeout
 
 
 def _wait_live(project: Project, state: StackState, files: GatewayFiles, swaps: list[_Swap],
-               xds_changed: list[_XdsSwap], source: Any, offset: int, timeout: float) -> None:
-    """Until every swap is live; a rejection restores the old files and raises the classified cause."""
+               xds_changed: list[_XdsSwap], source: Any, offset: int, timeout: float) -> list[str]:
+    """Until every swap is live; a rejection restores the old files and raises the classified cause.
+    Returns what was re-delivered (a swap whose change event never reached Envoy: redeliver.py)."""
     watch = LogWatch(source, [s.plugin.name for s in swaps], start=offset, where=str(project.state_dir))
+    redelivery = Redelivery()
 
     def check() -> None:
         stats = ecds_stats(state.admin_url)
@@ -258,6 +264,7 @@ def _wait_live(project: Project, state: StackState, files: GatewayFiles, swaps: 
                 continue
             if int(seen.get("update_rejected", "0")) > swap.baseline_rejected:
                 raise _Rejected(swap)
+            redelivery.check(f"plugin {swap.plugin.name}", swap.file.path, swap.baseline_attempts, seen)
             pending.append(swap.plugin.name)
         for xds in xds_changed:
             seen = xds_stats(state.admin_url, RDS_STAT_PREFIX if xds.name == ROUTES_FILE else CDS_STAT_PREFIX)
@@ -285,6 +292,7 @@ def _wait_live(project: Project, state: StackState, files: GatewayFiles, swaps: 
                    else f"Envoy now reports version {still!r} for it")
         cause.message = f"{cause.message}; {serving}"
         raise cause from None
+    return redelivery.lines()
 
 
 def _last_warning(watch: Any) -> str:

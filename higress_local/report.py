@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,7 +15,28 @@ def _json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, default=str))
 
 
-def print_up_summary(result) -> None:
+def follow_up_flags(project_file: Path, cwd: Path, name_override: str | None = None) -> str:
+    """The flags a follow-up command needs from `cwd`: `-f DIR` unless hlocal finds this project there
+    by itself (upwards from the cwd), and `--name` when the stack was started under another name."""
+    from .config import find_config
+    from .errors import ConfigError
+
+    flags = []
+    try:
+        found = find_config(None, cwd) == project_file
+    except ConfigError:
+        found = False
+    if not found:
+        target = project_file.parent if project_file.name == "hlocal.yaml" else project_file
+        relative = os.path.relpath(target, cwd)
+        shown = relative if relative.split(os.sep).count(os.pardir) <= 2 else str(target)
+        flags.append(f"-f {shlex.quote(shown)}")
+    if name_override:
+        flags.append(f"--name {shlex.quote(name_override)}")
+    return "".join(f" {flag}" for flag in flags)
+
+
+def print_up_summary(result, follow_up: str = "") -> None:
     state = result.state
     if result.already_running:
         click.echo(f"{state.name} is already running ({state.runtime}); nothing changed "
@@ -32,7 +56,8 @@ def print_up_summary(result) -> None:
         click.echo(f"  service  {plan.name}  {plan.cluster} → {where} {plan.address}:{plan.port}{journal}")
     for note in result.notes:
         click.echo(f"  note     {note}")
-    click.echo(f"try: curl -i {state.gateway_url}/   ·   hlocal probe   ·   hlocal down")
+    click.echo(f"try: curl -i {state.gateway_url}/   ·   hlocal{follow_up} probe   ·   "
+               f"hlocal{follow_up} logs   ·   hlocal{follow_up} down")
 
 
 def _flavor(flavor: str) -> str:
@@ -182,3 +207,28 @@ def print_check(report, *, as_json: bool) -> None:
         click.echo(f"service {service['name']} ({service['kind']}): {service['cluster']}")
     for note in report.notes:
         click.echo(f"note: {note}")
+
+
+def print_stacks(entries, *, as_json: bool) -> None:
+    """`hlocal ls`: one line per running stack."""
+    if as_json:
+        _json([e.to_dict() for e in entries])
+        return
+    if not entries:
+        click.echo("no hlocal stack is running on this machine")
+        return
+    rows = [("NAME", "RUNTIME", "HEALTH", "UPTIME", "URL", "FOLDER")]
+    rows += [(e.name, e.runtime, e.health, _duration(e.uptime_seconds), e.url or "-", e.folder) for e in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(widths[i]) if i < 5 else cell for i, cell in enumerate(row)))
+
+
+def print_config(doc: dict, *, as_json: bool) -> None:
+    """`hlocal config`: the resolved configuration."""
+    if as_json:
+        _json(doc)
+        return
+    import yaml
+
+    click.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), nl=False)

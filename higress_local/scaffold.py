@@ -108,9 +108,9 @@ def stock_envoy_runs(wasm: Path, name: str) -> tuple[bool, str]:
 def render_config(*, name: str, plugin: str, wasm: str, build: str | None, runtime: str, why_docker: str) -> str:
     """The commented hlocal.yaml text; `build` is None (no build section), "" (default) or a build.dir."""
     if runtime == "docker":
-        runtime_comment = f"               # the Higress gateway image: stock Envoy cannot run it ({why_docker})"
+        runtime_comment = f"               # the Higress gateway image (what auto picks): stock Envoy cannot run it ({why_docker})"
     else:
-        runtime_comment = "               # stock Envoy as a local process; docker: the Higress gateway image"
+        runtime_comment = "               # the embedded Envoy (what auto picks for this plugin); docker: the Higress image"
     build_line = ""
     if build is not None:
         build_line = "    build: {}                   # `hlocal build`: go build for wasip1 (up/test build when stale)\n"

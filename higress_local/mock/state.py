@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -33,5 +34,7 @@ class MockState:
             return
         with self._log_lock:
             # Looked up per call, not at import, so pytest's capture and redirects apply.
-            sys.stderr.write(f"{line}\n")
+            # An ISO-8601 UTC time first, so `hlocal logs` can merge the mock's lines with Envoy's.
+            stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+            sys.stderr.write(f"[{stamp.replace('+00:00', 'Z')}] {line}\n")
             sys.stderr.flush()

@@ -53,7 +53,7 @@ class ComposePlan:
     admin_port: int
     control_port: int
     config_dir: str  # host directory mounted at CONFIG_MOUNT (rendered files and modules)
-    mock_dir: str  # host directory of higress_local/mock, mounted at MOCK_MOUNT
+    mock_dir: str  # host directory of the mock package's copy in the stack folder, mounted at MOCK_MOUNT
     extra: tuple[ComposeService, ...] = ()
     token_file: str | None = None  # the mocks' control token, relative to the config directory
     host_gateway: bool = False  # a service points at a url on the host: host.docker.internal

