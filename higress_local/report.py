@@ -45,6 +45,8 @@ def print_up_summary(result, follow_up: str = "") -> None:
         click.echo(f"{state.name} is up on the {state.runtime} runtime ({_flavor(state.flavor)}) "
                    f"in {result.seconds:.1f} s")
     click.echo(f"  gateway  {state.gateway_url}")
+    if state.https_url:
+        click.echo(f"  https    {state.https_url}  (self-signed: {state.layout.tls_cert if state.layout else '?'})")
     click.echo(f"  admin    {state.admin_url}")
     click.echo(f"  backend  mock (journal: {state.control_url}/__hlocal/journal)")
     for plugin in state.plugins:
