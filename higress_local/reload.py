@@ -12,13 +12,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .classify import LogWatch
 from .config import Plugin, Project
 from .errors import ConfigError, EnvironmentProblem, HlocalError, PluginError, WaitTimeout
 from .mock.client import MockClient, MockClientError
-from .plugins import CheckReport, PluginCheck, check_plugin, prepare, require_runnable
 from .redeliver import Redelivery
 from .readiness import CDS_STAT_PREFIX, RDS_STAT_PREFIX, ecds_stats, xds_stats
 from .render.envoy import CLUSTERS_FILE, ROUTES_FILE, ecds_file_name, plugin_filter_name, render_ecds
@@ -29,6 +28,9 @@ from .runtime.stage import (config_sha256, ecds_version, plugin_state, restart_k
                             xds_documents)
 from .state import PluginState, StackState
 from .wait import Deadline, NotYet
+
+if TYPE_CHECKING:
+    from .plugins import PluginCheck
 
 
 @dataclass
@@ -170,6 +172,9 @@ def _write_plugin_swaps(project: Project, state: StackState, files: GatewayFiles
             if version_of(before.served_sha256, plugin) != before.version:
                 pending.append((plugin, None, before))
             continue
+        # Imported on use: a config-only reload (the common, latency-sensitive case) never inspects a module.
+        from .plugins import CheckReport, check_plugin, prepare, require_runnable
+
         check = check_plugin(plugin, state.flavor, project.gateway)
         require_runnable(CheckReport(flavor=state.flavor, plugins=[check]))
         prepare(check, state.flavor, project.gateway.wasm_log_level)

@@ -10,8 +10,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlencode
 
-from .control import PREFIX
-from .stubs import StubConfigError
+from .paths import PREFIX
 
 # The control port is always reached directly: an http_proxy from the environment
 # would otherwise swallow requests to 127.0.0.1 or a compose service name.
@@ -102,6 +101,9 @@ class MockClient:
         except urllib.error.HTTPError as exc:
             message = _error_message(exc)
             if exc.code == 400 and path == "/stubs":
+                # Imported here: the stubs module pulls in asyncio, which a one-shot `hlocal reload` avoids.
+                from .stubs import StubConfigError
+
                 raise StubConfigError(message) from None
             raise MockClientError(f"{method} {url} answered {exc.code}: {message}", exc.code) from None
         except (urllib.error.URLError, OSError) as exc:

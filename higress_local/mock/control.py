@@ -15,10 +15,10 @@ from urllib.parse import parse_qs
 from . import wire
 from .base import Reply, Request
 from .journal import parse_header_filter
+from .paths import PREFIX
 from .state import MockState
 from .stubs import StubConfigError, parse_stubs
 
-PREFIX = "/__hlocal"
 # Control bodies (a stub list) are kept whole, up to this size.
 CONTROL_MAX_BODY = 64 * 1024 * 1024
 TOKEN_HEADER = "X-Hlocal-Token"

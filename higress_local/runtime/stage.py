@@ -9,21 +9,22 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..classify import LogWatch, classify_exit
 from ..config import Plugin, Project
 from ..errors import ConfigError
-from ..plugins import PluginCheck, check_project, prepare, require_runnable
 from ..readiness import ReadyTarget, wait_until_ready
 from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_configuration_json,
                             plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
                             render_route_config)
 from ..state import PluginState, RestartKey, StackState
-from ..tls import ensure_certificate
 from .. import ports as portlib
 from .files import GatewayFiles
 from .services import plan_native as plan_native_services, ready_check, write_service_configs
+
+if TYPE_CHECKING:
+    from ..plugins import PluginCheck
 
 
 @dataclass
@@ -51,6 +52,10 @@ def new_token() -> str:
 
 def checked_plugins(project: Project, flavor: str) -> list[PluginCheck]:
     """Inspect every module and refuse, before anything starts, what the gateway cannot run."""
+    # Imported on use: module inspection and adaptation are not needed by a config-only `hlocal reload`,
+    # a short-lived process whose time is mostly imports.
+    from ..plugins import check_project, prepare, require_runnable
+
     report = check_project(project, flavor)
     require_runnable(report)
     return [prepare(check, flavor, project.gateway.wasm_log_level) for check in report.plugins]
@@ -171,7 +176,11 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
         module_dir = state_dir / "modules"
         # gateway.tls: a self-signed certificate kept in tls/ (outside the fresh-start folders, so a
         # client that trusted it keeps working across restarts while it covers the same names).
-        cert = ensure_certificate(project, state_dir / "tls") if tls_port is not None else None
+        cert = None
+        if tls_port is not None:
+            from ..tls import ensure_certificate  # cryptography: only when gateway.tls is on
+
+            cert = ensure_certificate(project, state_dir / "tls")
         return Layout(
             tls_port=tls_port, tls_cert=str(cert.cert) if cert else None, tls_key=str(cert.key) if cert else None,
             services={name: [p.address, p.port] for name, p in service_plans.items()},
