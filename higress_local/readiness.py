@@ -101,7 +101,11 @@ def check_ready(target: ReadyTarget) -> None:
     try:
         live = admin_get(f"{target.admin_url}/ready")
     except OSError as exc:
-        raise NotYet(f"admin {target.admin_url}/ready not answering") from exc
+        # The gateway process is alive (target.failed() said so). Envoy's main thread serves the admin
+        # API and is the one compiling Wasm modules, so a silent admin port means "still starting".
+        plugins = [name.rsplit(".", 1)[-1] for name in target.versions]
+        busy = f" (compiling plugin {', '.join(plugins)})" if plugins else ""
+        raise NotYet(f"Envoy is starting{busy}: its admin API {target.admin_url} does not answer yet") from exc
     if live.status_code != 200 or live.text.strip() != "LIVE":
         raise NotYet(f"admin /ready says {live.text.strip() or live.status_code}")
     stats = ecds_stats(target.admin_url)
