@@ -320,14 +320,16 @@ def _route(node: Node) -> Route:
 
 
 def _backend(node: Node) -> Backend:
-    from .mock.stubs import StubConfigError, parse_stubs
-
     node.mapping(["stubs", "image"])
     stubs = node.child("stubs").list()
-    try:
-        parse_stubs(stubs.value)  # the mock's own validator: one definition of what a stub is
-    except StubConfigError as exc:
-        raise ConfigError(f"{node.source}: {node.path}.{exc}", "see backend.stubs in README.md") from exc
+    if stubs.value:
+        # Imported only when there are stubs to check: a one-shot `hlocal reload` stays quick.
+        from .mock.stubs import StubConfigError, parse_stubs
+
+        try:
+            parse_stubs(stubs.value)  # the mock's own validator: one definition of what a stub is
+        except StubConfigError as exc:
+            raise ConfigError(f"{node.source}: {node.path}.{exc}", "see backend.stubs in README.md") from exc
     return Backend(stubs=tuple(stubs.value), image=node.child("image").optional_string())
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Callable
 from .classify import LogWatch
 from .config import Plugin, Project
 from .errors import ConfigError, EnvironmentProblem, HlocalError, PluginError, WaitTimeout
-from .mock.client import MockClient, MockClientError
 from .redeliver import Redelivery
 from .readiness import CDS_STAT_PREFIX, RDS_STAT_PREFIX, ecds_stats, xds_stats
 from .render.envoy import CLUSTERS_FILE, ROUTES_FILE, ecds_file_name, plugin_filter_name, render_ecds
@@ -333,6 +332,8 @@ def _update_stubs(project: Project, state: StackState, files: GatewayFiles) -> s
     wanted = list(project.backend.stubs)
     if before == wanted:
         return None
+    from .mock.client import MockClient, MockClientError  # only when stubs changed (see readiness.admin_get)
+
     try:
         MockClient(state.control_url, token=state.control_token).set_stubs(wanted)
     except MockClientError as exc:
@@ -352,6 +353,8 @@ def _update_service_stubs(project: Project, state: StackState, files: GatewayFil
         wanted = list(service.stubs)
         if files.read_stubs(path) == wanted:
             continue
+        from .mock.client import MockClient, MockClientError
+
         try:
             MockClient(plan.control_url, token=state.control_token).set_stubs(wanted)
         except MockClientError as exc:

@@ -23,10 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from .resp import RespError, command, one_command, read_value
+from .wiring import HEALTH_PATH
 
 log = logging.getLogger("hlocal.relay")
 
-INIT_PATH, CALL_PATH, HEALTH_PATH = "/hlocal-redis/init", "/hlocal-redis/call", "/health"
+INIT_PATH, CALL_PATH = "/hlocal-redis/init", "/hlocal-redis/call"
 READY_PATH = "/__hlocal/health"  # where hlocal's readiness check looks (as for its mocks)
 ERROR_HEADER = "x-hlocal-redis-error"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024

@@ -7,12 +7,13 @@ service's redis-server. On flavor `higress` the cluster points at Redis itself, 
 
 from __future__ import annotations
 
-import http.client
 import sys
 from pathlib import Path
 
+from ..readiness import admin_get
 from ..wait import NotYet
-from .server import HEALTH_PATH
+
+HEALTH_PATH = "/health"  # the relay's liveness (server.py serves it; kept here so wiring stays light)
 
 RELAY_SUFFIX = "-relay"  # component name: the service's component + this
 
@@ -37,12 +38,7 @@ def relay_argv(port: int, redis_host: str, redis_port: int, password_file: Path 
 def relay_ready_check(name: str, port: int) -> None:
     """Raise NotYet until the relay of service `name` answers its health check on 127.0.0.1:port."""
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", HEALTH_PATH)
-            status = conn.getresponse().status
-        finally:
-            conn.close()
+        status = admin_get(f"http://127.0.0.1:{port}{HEALTH_PATH}").status_code
     except OSError as exc:
         raise NotYet(f"redis relay of service {name} not answering on 127.0.0.1:{port}") from exc
     if status != 200:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import psutil
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
 
 STACK_MARKER = "HLOCAL_STACK"
 COMPONENT_MARKER = "HLOCAL_COMPONENT"  # gateway, backend, svc-<name>: inherited by the supervised program
@@ -24,6 +27,8 @@ def stack_marker(state_dir: Path) -> str:
 
 def find_marked(state_dir: Path) -> list[psutil.Process]:
     """Live processes of this user whose environment names this stack (never this process)."""
+    import psutil  # only when looking for processes (it costs a one-shot command ~30 ms to import)
+
     wanted = stack_marker(state_dir)
     me = os.getpid()
     found = []
@@ -39,6 +44,8 @@ def find_marked(state_dir: Path) -> list[psutil.Process]:
 
 
 def component_of(proc: psutil.Process) -> str:
+    import psutil
+
     try:
         return proc.environ().get(COMPONENT_MARKER, "?")
     except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
@@ -47,6 +54,8 @@ def component_of(proc: psutil.Process) -> str:
 
 def stop_marked(state_dir: Path, grace: float = STOP_GRACE_S) -> list[str]:
     """Terminate every marked process (politely, then SIGKILL); return what was stopped."""
+    import psutil
+
     procs = find_marked(state_dir)
     if not procs:
         return []
