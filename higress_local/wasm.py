@@ -340,7 +340,7 @@ def foreign_function_candidates(data: bytes, name: str = "module") -> tuple[str,
     return _find_foreign_calls(data, read_sections(data, name))
 
 
-def _uleb_encode(value: int) -> bytes:
+def uleb_encode(value: int) -> bytes:
     out = bytearray()
     while True:
         byte, value = value & 0x7F, value >> 7
@@ -349,9 +349,9 @@ def _uleb_encode(value: int) -> bytes:
             return bytes(out)
 
 
-def _encode_name(name: str) -> bytes:
+def encode_name(name: str) -> bytes:
     raw = name.encode("utf-8")
-    return _uleb_encode(len(raw)) + raw
+    return uleb_encode(len(raw)) + raw
 
 
 def adapt_for_stock_envoy(data: bytes, name: str = "module") -> bytes:
@@ -364,14 +364,14 @@ def adapt_for_stock_envoy(data: bytes, name: str = "module") -> bytes:
     names = {entry[0].name for entry in entries}
     if HIGRESS_ABI_EXPORT not in names or STOCK_ABI_EXPORT in names:
         return data
-    payload = bytearray(_uleb_encode(len(entries)))
+    payload = bytearray(uleb_encode(len(entries)))
     for export, start, name_end, end in entries:
         if export.name == HIGRESS_ABI_EXPORT:
             # Keep kind and index bytes as they were; only the name (and its length) change.
-            payload += _encode_name(STOCK_ABI_EXPORT) + data[name_end:end]
+            payload += encode_name(STOCK_ABI_EXPORT) + data[name_end:end]
         else:
             payload += data[start:end]
-    rebuilt = bytes([EXPORT_SECTION]) + _uleb_encode(len(payload)) + bytes(payload)
+    rebuilt = bytes([EXPORT_SECTION]) + uleb_encode(len(payload)) + bytes(payload)
     return data[: section.start] + rebuilt + data[section.end :]
 
 
@@ -382,8 +382,8 @@ def add_custom_section(data: bytes, name: str, payload: bytes, module: str = "mo
         raise ValueError(f"custom section name {name!r} would be taken for precompiled code")
     data = bytes(data)
     read_sections(data, module)
-    body = _encode_name(name) + bytes(payload)
-    return data + b"\x00" + _uleb_encode(len(body)) + body
+    body = encode_name(name) + bytes(payload)
+    return data + b"\x00" + uleb_encode(len(body)) + body
 
 
 # The verdict lives in compat.py; kept importable from here for callers of wasm.check_compatibility.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..wasm import Section, read_sections
+from ..wasm import Section, encode_name, read_sections, uleb_encode
 
 
 class AdaptError(Exception):
@@ -41,18 +41,9 @@ def sleb(data: bytes, pos: int) -> tuple[int, int]:
             return result, pos
 
 
-def uleb_bytes(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def name_bytes(name: str) -> bytes:
-    raw = name.encode()
-    return uleb_bytes(len(raw)) + raw
+# The encoders live in wasm.py (the ABI rename uses them too).
+uleb_bytes = uleb_encode
+name_bytes = encode_name
 
 
 def section_bytes(section_id: int, payload: bytes) -> bytes:

@@ -14,7 +14,7 @@ from .. import ports as portlib
 from .. import safefs
 from ..config import Project
 from ..commands import redis_args
-from ..errors import CommandFailed, ConfigError, CorruptState, EnvironmentProblem, PluginError, PortInUse
+from ..errors import CommandFailed, ConfigError, EnvironmentProblem, PluginError, PortInUse
 from ..proc import run, stream
 from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT,
                               ComposePlan, ComposeService, mock_command, project_name, render_compose)
@@ -166,13 +166,7 @@ class DockerRuntime(Runtime):
         flavor = project.gateway.flavor or "higress"
         client = docker_client()
         compose_version()
-        GatewayFiles(project.state_dir).guard()
-        try:
-            existing = StackState.load(project.state_dir)
-        except CorruptState:
-            if not recreate:
-                raise
-            existing = None
+        existing = staging.existing_state(project, recreate)
         containers = self._containers(client, project)
         if existing is not None and existing.ready and not recreate and _all_running(containers, existing):
             return UpResult(state=existing, already_running=True)

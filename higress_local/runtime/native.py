@@ -74,13 +74,7 @@ class NativeRuntime(Runtime):
                 f"{project.file.name}: gateway.flavor: {flavor!r} needs the docker runtime",
                 "use `--runtime docker`, or set gateway.flavor: envoy to run stock Envoy natively",
             )
-        GatewayFiles(project.state_dir).guard()
-        try:
-            existing = StackState.load(project.state_dir)
-        except CorruptState:
-            if not recreate:
-                raise
-            existing = None
+        existing = staging.existing_state(project, recreate)
         if existing is not None and existing.ready and self._all_alive(existing) and not recreate:
             return UpResult(state=existing, already_running=True)
         # Partly dead, unreadable, left by a killed hlocal, or --recreate: stop what is left first,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..classify import LogWatch, classify_exit
 from ..config import Plugin, Project
-from ..errors import ConfigError
+from ..errors import ConfigError, CorruptState
 from ..readiness import ReadyTarget, wait_until_ready
 from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_configuration_json,
                             plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
@@ -43,6 +43,18 @@ class Plan:
     @property
     def backend_config(self) -> Path:
         return self.files.backend_config
+
+
+def existing_state(project: Project, recreate: bool) -> StackState | None:
+    """What `up` finds: links in the state folder are refused first; an unreadable state is an error
+    unless --recreate (which starts afresh; the runtime stops leftovers by their marker or labels)."""
+    GatewayFiles(project.state_dir).guard()
+    try:
+        return StackState.load(project.state_dir)
+    except CorruptState:
+        if not recreate:
+            raise
+        return None
 
 
 def new_token() -> str:
