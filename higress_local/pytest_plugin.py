@@ -216,6 +216,13 @@ def _report_sections(record: RecordedTest) -> list[tuple[str, str]]:
         received = UpstreamJournal(record.stack.journal(), record.since).of(response)
         lines = format_exchange(exchange_of(response, received))
         sections.append(("hlocal: last exchange (client response, then what the backend received)", "\n".join(lines)))
+        if record.stack.project.gateway.inspect:  # gateway.inspect: the four views and the plugins' diff
+            from .inspect.view import format_record, record_for_request
+
+            captured = record_for_request(record.stack.project.state_dir,
+                                          response.request.headers.get("x-hlocal-request-id", ""))
+            if captured is not None:
+                sections.append(("hlocal: inspector diff of the last request", "\n".join(format_record(captured))))
     logged = record.stack.plugin_logs_since(record.marker)
     if logged:
         shown = logged[-REPORT_LOG_LINES:]

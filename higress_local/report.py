@@ -142,11 +142,17 @@ def format_exchange(exchange) -> list[str]:
         out += ["", body.rstrip("\n")]
     out.append("")
     out += effects_lines(exchange)
+    who = "backend"
+    received_by = getattr(exchange, "received_by", None)
+    if up is None and received_by not in (None, "backend"):
+        up, who = exchange.received, f"service {received_by}"  # a route to a service: its mock's journal
     if up is None:
-        out.append("backend received: nothing (the gateway answered without calling the backend)")
+        out.append("backend received: nothing (the gateway answered without calling the backend or a service mock)")
         return out
     query = "&".join(f"{k}={v}" for k, vs in up.get("query", {}).items() for v in vs)
-    out.append(f"backend received: {up['method']} {up['path']}{'?' + query if query else ''}")
+    matched = getattr(exchange, "matched_by", "")
+    how = f"  (matched by {matched})" if matched and matched != "request id" else ""
+    out.append(f"{who} received: {up['method']} {up['path']}{'?' + query if query else ''}{how}")
     for name, values in up.get("headers", {}).items():
         for value in values:
             out.append(f"  {name}: {value}")

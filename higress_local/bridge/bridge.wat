@@ -30,6 +30,14 @@
 ;;    function) so the next route lookup picks the twin. route_name /
 ;;    cluster_name are left as they were: the pinned route's.
 ;;
+;; 3. x_request_id. Higress's Envoy answers the property `x_request_id` (the
+;;    request's x-request-id); wasm-go's logger puts it in every line it writes
+;;    ("[plugin] [id] [x_request_id] message", higress-group/wasm-go
+;;    pkg/wrapper/log_wrapper.go), which is how hlocal's inspector ties a log
+;;    line to the request that caused it. Stock Envoy has the same value as
+;;    `request.id`, so every instance copies
+;;      request.id -> x_request_id
+;;
 ;; A property the host does not have is left unset, so plugins see NotFound
 ;; exactly as before. Property paths are the segments joined with NUL bytes.
 (module
@@ -51,11 +59,15 @@
   ;;   96         "xds\00cluster_name" (16 bytes; "cluster_name" is its tail at 100)
   ;;   128        "clear_route_cache"  (17 bytes; the property and the foreign function)
   ;;   160        "hlocal_pin"         (10 bytes)
+;;   192        "request\00id"       (10 bytes)
+;;   208        "x_request_id"       (12 bytes)
   ;;   1024..     heap for proxy_on_memory_allocate
   (data (i32.const 64) "xds\00route_name")
   (data (i32.const 96) "xds\00cluster_name")
   (data (i32.const 128) "clear_route_cache")
   (data (i32.const 160) "hlocal_pin")
+  (data (i32.const 192) "request\00id")
+  (data (i32.const 208) "x_request_id")
 
   (global $heap_base i32 (i32.const 1024))
   (global $heap (mut i32) (i32.const 1024))
@@ -156,6 +168,7 @@
   (func (export "proxy_on_request_headers")
     (param $context_id i32) (param $num_headers i32) (param $end_of_stream i32) (result i32)
     (global.set $heap (global.get $heap_base))
+    (call $copy (i32.const 192) (i32.const 10) (i32.const 208) (i32.const 12))
     (if (call $reroute_disabled)
       (then (if (call $keep_route) (then (return (i32.const 0)))))) ;; Continue, names kept
     (call $copy (i32.const 64) (i32.const 14) (i32.const 68) (i32.const 10))

@@ -25,6 +25,9 @@ STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
 V8 = "envoy.wasm.runtime.v8"
 BRIDGE_FILTER = "hlocal.bridge"
 REFRESH_FILTER = "hlocal.refresh"
+TAP_TYPE = "type.googleapis.com/envoy.extensions.filters.http.tap.v3.Tap"
+TAP_CLIENT = "hlocal.tap.client"  # its files: <inspect_dir>/client_<stream id>.json
+TAP_UPSTREAM = "hlocal.tap.upstream"  # <inspect_dir>/upstream_<stream id>.json
 ROUTE_CONFIG = "hlocal"
 ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -56,6 +59,10 @@ class Layout:
     tls_port: int | None = None  # None: no https listener
     tls_cert: str | None = None
     tls_key: str | None = None
+    # The request inspector (higress_local/inspect): where Envoy's two tap filters write one file per
+    # request (None: no capture), and the bytes of each body chunk they keep.
+    inspect_dir: str | None = None
+    inspect_body_bytes: int = 65536
 
     @property
     def stock_envoy(self) -> bool:
@@ -162,6 +169,8 @@ def render_http_filters(project: Project, layout: Layout) -> list[dict[str, Any]
     (after a re-route) or, when the plugin called DisableReroute(), pins the route chosen before it.
     """
     filters: list[dict[str, Any]] = []
+    if layout.inspect_dir:
+        filters.append(render_tap_filter(TAP_CLIENT, layout))
     bridged = layout.stock_envoy and bool(project.plugins)
     if bridged:
         filters.append(render_bridge_filter(layout))
@@ -170,8 +179,39 @@ def render_http_filters(project: Project, layout: Layout) -> list[dict[str, Any]
         if bridged:
             filters.append(render_refresh_filter(f"{REFRESH_FILTER}.after.{plugin.name}"))
             filters.append(render_bridge_filter(layout, f"{BRIDGE_FILTER}.after.{plugin.name}"))
+    if layout.inspect_dir:
+        filters.append(render_tap_filter(TAP_UPSTREAM, layout))
     filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}})
     return filters
+
+
+def render_tap_filter(name: str, layout: Layout) -> dict[str, Any]:
+    """One of the inspector's two taps (Envoy's HTTP tap filter, envoyproxy/envoy
+    api/envoy/extensions/filters/http/tap/v3/tap.proto).
+
+    The first filter sees the request as the client sent it and, encoding in reverse, the response
+    as the client gets it; the one just before the router sees the request as it goes upstream and
+    the response as the upstream sent it. Streaming matters: a buffered trace reads the header maps
+    when the stream ends, after every filter changed them; a streamed one copies them as each filter
+    sees them. One file per stream, named <prefix>_<stream id>.json by both taps (the same stream
+    id), so the two halves pair exactly; bodies are cut per chunk.
+    """
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": TAP_TYPE,
+            "common_config": {"static_config": {
+                "match": {"any_match": True},
+                "output_config": {
+                    "streaming": True,
+                    "max_buffered_rx_bytes": layout.inspect_body_bytes,
+                    "max_buffered_tx_bytes": layout.inspect_body_bytes,
+                    "sinks": [{"format": "JSON_BODY_AS_STRING",
+                               "file_per_tap": {"path_prefix": f"{layout.inspect_dir}/{name.rsplit('.', 1)[-1]}"}}],
+                },
+            }},
+        },
+    }
 
 
 def render_route(route: Route, project: Project | None = None) -> dict[str, Any]:

@@ -59,9 +59,10 @@ def mock_dir(state_dir: Path) -> Path:
 
 def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> staging.Plan:
     """Check plugins, pick host ports, write the Envoy files and compose.yaml into .hlocal/<name>/."""
-    if project.gateway.tls:
-        raise ConfigError(f"{project.file.name}: gateway.tls needs the native runtime for now",
-                          "use `--runtime native` (the docker runtime does not publish an https listener yet)")
+    for key, on in (("tls", project.gateway.tls), ("inspect", project.gateway.inspect)):
+        if on:
+            raise ConfigError(f"{project.file.name}: gateway.{key} needs the native runtime for now",
+                              f"use `--runtime native` (the docker runtime has no gateway.{key} yet)")
     gateway_port, admin_port = staging.resolve_gateway_ports(project, check_ports)
     control_port = portlib.free_port()
     state_dir = project.state_dir

@@ -177,3 +177,9 @@ def test_nothing_to_pin_without_a_route_before_the_plugin():
     host.call("proxy_on_request_headers", 2, 5, 1)
     assert host.written == {"clear_route_cache": b"", "cluster_name": b"c"}
     assert host.foreign_calls == []
+
+
+def test_request_id_is_copied_for_wasm_gos_logger():
+    host = FakeHost({"xds\0route_name": b"api", "request\0id": b"6f1c-req"})
+    assert host.call("proxy_on_request_headers", 2, 5, 1) == 0
+    assert host.written == {"route_name": b"api", "x_request_id": b"6f1c-req"}

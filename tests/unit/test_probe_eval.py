@@ -248,3 +248,49 @@ def test_exchange_to_dict_is_json_serialisable():
     assert doc["request"]["headers"] == [("x-a", "1")]
     assert doc["response"] == {"status": 201, "headers": {}, "body": "ok"}
     assert doc["request"]["body"] is None
+
+
+# -- what services received (expect.services.NAME) -----------------------------------------------
+
+def test_service_expectation_passes_when_one_call_matches() -> None:
+    from higress_local.observe import Effects
+
+    ex = exchange()
+    ex.effects = Effects(service_calls={"auth": [entry(seq=3, path="/other"), entry(seq=4, path="/check")]})
+    assert evaluate(Expect(services={"auth": UpstreamExpect(path="/check")}), ex) == []
+    missed = evaluate(Expect(services={"auth": UpstreamExpect(path="/nope", method="GET")}), ex)
+    assert whats(missed) == ["service auth method", "service auth path"]
+    assert missed[1].actual == "/check"  # the newest call's differences
+
+
+def test_service_expectation_counts_the_forwarded_request_of_a_service_route() -> None:
+    ex = exchange()
+    ex.received, ex.received_by = entry(seq=9), "users"
+    assert evaluate(Expect(services={"users": UpstreamExpect(headers={"x-one": "v"})}), ex) == []
+    # expect.upstream means the backend: it received nothing here
+    assert whats(evaluate(Expect(upstream=UpstreamExpect()), ex)) == ["upstream"]
+
+
+def test_service_expectation_received_false_and_nothing_received() -> None:
+    from higress_local.observe import Effects
+
+    ex = exchange()
+    ex.effects = Effects(service_calls={"auth": [entry(seq=1)]})
+    assert whats(evaluate(Expect(services={"auth": UpstreamExpect(received=False)}), ex)) == ["service auth"]
+    assert evaluate(Expect(services={"cache": UpstreamExpect(received=False)}), ex) == []
+    nothing = evaluate(Expect(services={"cache": UpstreamExpect()}), ex)
+    assert [(m.what, m.actual) for m in nothing] == [("service cache", "it received none")]
+
+
+def test_services_expectation_parses_with_upstream_keys(tmp_path) -> None:
+    from higress_local.config import parse_project
+    from higress_local.errors import ConfigError
+
+    doc = {"probes": [{"name": "p", "request": {"path": "/"},
+                       "expect": {"services": {"auth": {"path": "/check", "headers": {"X-A": ["1", "2"]},
+                                                        "received": True}}}}]}
+    probe = parse_project(doc, tmp_path / "hlocal.yaml").probes[0]
+    assert probe.expect.services["auth"] == UpstreamExpect(path="/check", headers={"x-a": ("1", "2")}, received=True)
+    doc["probes"][0]["expect"]["services"]["auth"]["statuss"] = 1
+    with pytest.raises(ConfigError, match="statuss"):
+        parse_project(doc, tmp_path / "hlocal.yaml")

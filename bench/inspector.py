@@ -1,0 +1,176 @@
+"""Benchmark: gateway throughput and p99 latency with the request inspector's capture on vs off.
+
+One project (the `headers` test plugin adding a request and a response header), started natively
+twice per round, once as is and once with capture (Envoy's two tap filters writing a file per stream,
+plus the collector turning them into records). Each start takes the same loopback load for
+`--seconds` (tests/load.py: `--threads` client threads, each on its own keep-alive connection);
+rounds alternate which goes first. After each capture run the bench waits (with a deadline) until
+the collector has drained the tap files, and reports the ring's size on disk and the collector's
+resident memory.
+
+Targets (issue 13): throughput with capture >= 0.8x, p99 <= 1.5x.
+
+    python bench/inspector.py [--rounds 2] [--seconds 10] [--threads 4]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is named like the standard library's `inspect`, and Python puts the script's folder first
+# on sys.path: take it off before anything imports `inspect` (dataclasses does).
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from load import LoadLoop  # noqa: E402
+from plugin_build import DEFAULT_CACHE_DIR, build_plugin  # noqa: E402
+
+
+def up(project_dir: Path, capture: bool) -> None:
+    """`hlocal up`; with capture the layout gets the taps' folder (what runtime/stage.py does for
+    gateway.inspect) — in-process, so the bench works before that wiring lands."""
+    from click.testing import CliRunner
+
+    from higress_local.cli import main
+    from higress_local.inspect.wiring import layout_inspect_dir, prepare
+    from higress_local.runtime import stage
+
+    original = stage.Layout
+
+    def layout(**fields):
+        if capture:
+            state_dir = Path(fields["access_log"]).parents[1]
+            prepare(state_dir)
+            fields["inspect_dir"] = layout_inspect_dir(state_dir, True)
+            shm = os.environ.get("HLOCAL_BENCH_TAPS_DIR")  # e.g. a tmpfs: where the taps write
+            if shm:
+                Path(shm).mkdir(parents=True, exist_ok=True)
+                fields["inspect_dir"] = shm
+        return original(**fields)
+
+    stage.Layout = layout
+    try:
+        result = CliRunner().invoke(main, ["-f", str(project_dir), "up"])
+    finally:
+        stage.Layout = original
+    if result.exit_code != 0:
+        raise SystemExit(f"hlocal up failed:\n{result.output}")
+
+
+def down(project_dir: Path) -> None:
+    subprocess.run([sys.executable, "-m", "higress_local", "-f", str(project_dir), "down"], check=True,
+                   capture_output=True, timeout=120)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(project_dir: Path, capture: bool, seconds: float, threads: int) -> dict:
+    from higress_local.config import load_project
+    from higress_local.inspect.store import Store
+    from higress_local.inspect.view import store_dir, taps_dir
+    from higress_local.inspect.wiring import collector_argv
+    from higress_local.runtime import require_running
+    from higress_local.runtime.native import token_file
+
+    up(project_dir, capture)
+    project = load_project(project_dir / "hlocal.yaml")
+    state = require_running(project)
+    collector = None
+    try:
+        if capture and os.environ.get("HLOCAL_BENCH_NO_COLLECTOR") != "1":
+            argv = collector_argv(project.state_dir, state, token_file(project.state_dir, state))
+            collector = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         start_new_session=True)
+        with LoadLoop(state.gateway_port, path="/bench", threads=threads, max_seconds=5) as warm:
+            warm.wait_for_requests(200)
+        loop = LoadLoop(state.gateway_port, path="/bench", threads=threads, max_seconds=seconds + 30)
+        started = time.monotonic()
+        loop.start()
+        while time.monotonic() - started < seconds:
+            time.sleep(0.1)  # the measuring window, not synchronisation
+        result = loop.stop()
+        elapsed = time.monotonic() - started
+        ok = [s.seconds for s in result.samples if s.status == 200]
+        row = {"capture": capture, "requests": result.total, "failed": len(result.failed),
+               "rps": len(ok) / elapsed, "p50_ms": statistics.median(ok) * 1000,
+               "p99_ms": statistics.quantiles(ok, n=100)[98] * 1000}
+        if collector is not None:
+            taps = Path(state.require_layout().inspect_dir or taps_dir(project.state_dir))
+            deadline = time.monotonic() + 120
+            while any(taps.iterdir()) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            store = Store(store_dir(project.state_dir))
+            row.update(drain_s=round(time.monotonic() - started - elapsed, 1), left_in_taps=len(list(taps.iterdir())),
+                       records=len(store.ids()), ring_mb=round(store.disk_bytes() / 1e6, 2),
+                       collector_rss_mb=round(rss_mb(collector.pid), 1) if collector else None,
+                       collector_cpu_s=round(cpu_seconds(collector.pid), 1) if collector else None)
+        return row
+    finally:
+        keep = os.environ.get("HLOCAL_BENCH_KEEP_TAPS")
+        if keep and capture:  # for profiling the collector on a real backlog
+            import shutil
+
+            shutil.copytree(project.state_dir / "inspect" / "taps", Path(keep) / "taps", dirs_exist_ok=True)
+            shutil.copytree(project.state_dir / "logs", Path(keep) / "logs", dirs_exist_ok=True)
+        if collector is not None:
+            collector.terminate()
+            collector.wait(timeout=10)
+        down(project_dir)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    wasm = build_plugin("headers", DEFAULT_CACHE_DIR)
+    with tempfile.TemporaryDirectory(prefix="hlocal-bench-inspect-") as tmp:
+        project_dir = Path(tmp)
+        (project_dir / "headers.wasm").write_bytes(wasm.read_bytes())
+        (project_dir / "hlocal.yaml").write_text(yaml.safe_dump({
+            "name": "bench-inspect", "runtime": "native", "gateway": {"port": 0, "log_level": "warning",
+                                                                       "wasm_log_level": "info"},
+            "plugins": [{"name": "headers", "wasm": "headers.wasm",
+                         "config": {"request_headers": {"x-a": "1"}, "response_headers": {"x-b": "2"}}}]}))
+        rows = []
+        for index in range(args.rounds):
+            for capture in ((False, True) if index % 2 == 0 else (True, False)):
+                row = measure(project_dir, capture, args.seconds, args.threads)
+                rows.append(row)
+                print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                      flush=True)
+    off = [r for r in rows if not r["capture"]]
+    on = [r for r in rows if r["capture"]]
+    rps = statistics.mean(r["rps"] for r in on) / statistics.mean(r["rps"] for r in off)
+    p99 = statistics.mean(r["p99_ms"] for r in on) / statistics.mean(r["p99_ms"] for r in off)
+    print(f"\ncapture on / off: throughput {rps:.2f}x (target >= 0.8), p99 {p99:.2f}x (target <= 1.5)")
+    print(f"failed requests: off {sum(r['failed'] for r in off)}, on {sum(r['failed'] for r in on)}")
+    return 0 if rps >= 0.8 and p99 <= 1.5 else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""The inspector's collector: turns the taps' files into request records and keeps the newest N.
+
+For each stream both taps wrote (same stream id in both file names) it waits until the stream is
+over (its access-log line appeared, or the file stopped growing after the response started), then
+records the four views and what it can tie to the request:
+
+- the access-log line (timings, ai_log) by Envoy's x-request-id;
+- the plugins' log lines: exactly by request id when wasm-go's logger wrote it, else by time;
+- what the backend or the route's service received: by x-request-id in its journal, else by time;
+- the calls plugins made to services: by wasm-go's "http call start" lines, else by time.
+
+Every tie says how it was made. The tap files are deleted once recorded, so disk use is the ring.
+Run as `python -m higress_local.inspect.collector --taps DIR --store DIR ...` (see `argv`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..mock.client import MockClient, read_token_file
+from .correlate import BACKEND, REQUEST_ID_HEADER, guess
+from .sources import AccessLog, GatewayLog, Journals, LogLine
+from .store import DEFAULT_RING, Store
+from .tapfile import read_trace, split_name
+
+DEFAULT_BODY_BYTES = 65536
+SETTLE_S = 0.15  # after a stream looks finished, the logs and journals get this long to catch up
+QUIET_S = 0.5  # a response whose file stopped growing this long (no access line found) is finished
+# Envoy flushes file access logs every --file-flush-interval-msec (1 s by default): a finished stream
+# waits this long for its access line (timings, ai_log) before it is recorded without one.
+ACCESS_WAIT_S = 3.0
+ABANDON_S = 600.0  # a stream with no response for this long is recorded as it is
+TICK_S = 0.05
+JOURNAL_POLL_S = 0.3
+
+
+@dataclass
+class Pending:
+    stream: str
+    files: dict[str, Path] = field(default_factory=dict)
+    first_seen: float = 0.0
+    done_at: float | None = None
+    has_access: bool = False
+    request_id: str | None = None
+
+
+class Collector:
+    def __init__(self, taps: Path, store: Store, gateway_log: Path, access_log: Path,
+                 mocks: dict[str, MockClient], clusters: dict[str, str] | None = None,
+                 body_bytes: int = DEFAULT_BODY_BYTES, clock: Any = time.time) -> None:
+        self.taps, self.store, self.body_bytes, self.clock = Path(taps), store, body_bytes, clock
+        self.log = GatewayLog(Path(gateway_log))
+        self.access = AccessLog(Path(access_log))
+        self.journals = Journals(mocks, clusters)
+        self.pending: dict[str, Pending] = {}
+        self.windows: deque = deque(maxlen=500)  # (start, end) of recent requests: who overlapped whom
+        self.claimed: deque = deque()  # (mock, seq) already tied to a request, oldest first
+        self.claimed_set: set[tuple[str, Any]] = set()
+        self.recorded = 0
+        self.journal_polled = 0.0
+        self.skipped = 0  # streams dropped unread because the collector fell behind (see _shed)
+
+    def start(self) -> None:
+        """Read every log and journal from its start (each keeps only its recent window): taps
+        written before the collector came up still find their lines and journal entries."""
+        self.taps.mkdir(parents=True, exist_ok=True)
+
+    def tick(self) -> int:
+        """One pass: find tap files, record finished streams. Returns how many were recorded."""
+        now = self.clock()
+        self._scan(now)
+        self.log.poll()
+        self.access.poll()
+        # The mocks serve the journal from the same event loop as the traffic: ask only when a
+        # request is waiting to be recorded, and at most every JOURNAL_POLL_S.
+        if self.pending and now - self.journal_polled >= JOURNAL_POLL_S:
+            self.journals.poll()
+            self.journal_polled = now
+        ready = []
+        for stream, item in list(self.pending.items()):
+            if item.done_at is None:
+                if self._finished(item, now):
+                    item.done_at = now
+            elif now - item.done_at >= SETTLE_S and self.journal_polled > item.done_at and (item.has_access or now - item.done_at >= ACCESS_WAIT_S
+                                                     or self._access_now(item)):
+                ready.append(self._frame(item))
+                del self.pending[stream]
+        # Every finished request's time span is known before any is tied to log lines and calls,
+        # so requests that were in flight together see each other.
+        self.windows.extend((frame["start"], frame["end"]) for frame in ready)
+        for frame in sorted(ready, key=lambda f: f["start"]):
+            self.store.add(self.build(frame))
+            for path in frame["item"].files.values():
+                path.unlink(missing_ok=True)
+        self.recorded += len(ready)
+        return len(ready)
+
+    def _scan(self, now: float) -> None:
+        try:
+            names = os.listdir(self.taps)
+        except FileNotFoundError:
+            return
+        for name in names:
+            parts = split_name(Path(name))
+            if parts is None:
+                continue
+            side, stream = parts
+            item = self.pending.get(stream)
+            if item is None:
+                item = self.pending[stream] = Pending(stream=stream, first_seen=now)
+            item.files[side] = self.taps / name
+        self._shed()
+
+    def _shed(self) -> None:
+        """Under more load than it can record, keep only the newest streams: the ring would drop the
+        older ones anyway. Their files go unread, so disk and work stay bounded by the ring."""
+        excess = len(self.pending) - self.store.ring - 64
+        if excess <= 0:
+            return
+        oldest = sorted(self.pending.values(), key=lambda item: _mtime(item))[:excess]
+        for item in oldest:
+            for path in item.files.values():
+                path.unlink(missing_ok=True)
+            del self.pending[item.stream]
+        self.skipped += len(oldest)
+
+    def _finished(self, item: Pending, now: float) -> bool:
+        client = item.files.get("client")
+        if client is None:
+            return now - item.first_seen > QUIET_S  # an upstream file alone: nothing for the client view
+        if item.request_id is None:  # the request headers come first: read them once
+            trace = read_trace(client, item.stream, 0)
+            item.request_id = (trace.request.header("x-request-id") if trace.request else None) or ""
+        if item.request_id and self.access.by_request_id(item.request_id) is not None:
+            item.has_access = True
+            return True
+        try:
+            idle = now - client.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if idle <= QUIET_S:
+            return False
+        trace = read_trace(client, item.stream, 0)
+        return trace.response is not None or idle > ABANDON_S
+
+    def _access_now(self, item: Pending) -> bool:
+        item.has_access = bool(item.request_id) and self.access.by_request_id(item.request_id or "") is not None
+        return item.has_access
+
+    def _frame(self, item: Pending) -> dict[str, Any]:
+        """The stream's traces, access line and time span."""
+        traces = {side: read_trace(path, item.stream, self.body_bytes) for side, path in item.files.items()
+                  if path.exists()}
+        client = traces.get("client")
+        request = client.request if client else None
+        rid = request.header("x-request-id") if request else None
+        method = request.header(":method") if request else None
+        access = self.access.by_request_id(rid) if rid else None
+        if access is None:
+            access = self._access_by_path(method, item.first_seen)
+        if access:
+            start = access["_start"]
+            end = start + _ms(access.get("duration")) / 1000
+        else:  # no access line (yet): the request's own log lines bound it better than when the file was seen
+            tagged = [line.time for line in self.log.by_request.get(rid or "", [])]
+            start = min([item.first_seen, *tagged])
+            end = max([self.clock(), *tagged])
+        return {"item": item, "traces": traces, "access": access, "start": start, "end": end}
+
+    # -- tying things to one request --------------------------------------------------------------
+
+    def build(self, frame: dict[str, Any]) -> dict[str, Any]:
+        item, traces, access, start, end = frame["item"], frame["traces"], frame["access"], frame["start"], frame["end"]
+        client, upstream = traces.get("client"), traces.get("upstream")
+        request = client.request if client else None
+        rid = request.header("x-request-id") if request else None
+        method = request.header(":method") if request else None
+        path = request.header(":path") if request else None
+        overlap = sum(1 for s, e in self.windows if s < end and e > start) - 1
+        # Requests not recorded yet that had begun before this one ended were in flight with it too.
+        overlap += sum(1 for other in self.pending.values() if self._began(other) <= end)
+        record: dict[str, Any] = {
+            "stream": item.stream, "request_id": rid, "time": start, "method": method, "path": path,
+            "status": _int(client.response.header(":status")) if client and client.response else None,
+            "client_request": request.to_dict() if request else None,
+            "upstream_request": upstream.request.to_dict() if upstream and upstream.request else None,
+            "upstream_response": upstream.response.to_dict() if upstream and upstream.response else None,
+            "client_response": client.response.to_dict() if client and client.response else None,
+            "access": {k: v for k, v in (access or {}).items() if not k.startswith("_")} or None,
+            "ai_log": _ai_log(access),
+            "timings": {"start": start, "duration_ms": _ms(access.get("duration")) if access else None,
+                        "upstream_ms": _ms(access.get("upstream_service_time")) if access else None},
+            "in_flight_with": max(overlap, 0),
+        }
+        lines = self._lines(rid, start, end, overlap)
+        record["plugin_logs"] = [{"plugin": line.plugin, "text": line.text, "time": line.time, "matched_by": how}
+                                 for line, how in lines]
+        record["plugins"] = sorted({line.plugin for line, _ in lines})
+        calls, received = self._calls(rid, method, path, start, end, overlap, [line for line, _ in lines])
+        record["service_calls"] = calls
+        record["received"] = received
+        return record
+
+    def _began(self, item: Pending) -> float:
+        """When a pending stream began, as well as known before its access line: its first log line."""
+        tagged = [line.time for line in self.log.by_request.get(item.request_id or "", [])[:1]]
+        return min([item.first_seen, *tagged])
+
+    def _access_by_path(self, method: str | None, seen: float) -> dict[str, Any] | None:
+        """The access line of a request whose x-request-id a plugin removed: same method, nearest start."""
+        best = None
+        for entry in self.access.without_id:
+            if entry.get("method") != method:
+                continue
+            if best is None or abs(entry["_start"] - seen) < abs(best["_start"] - seen):
+                best = entry
+        return best
+
+    def _lines(self, rid: str | None, start: float, end: float, overlap: int) -> list[tuple[LogLine, str]]:
+        slack = 0.002  # Envoy's log stamps have millisecond precision
+        how = "time" if overlap <= 0 else f"time ({overlap} other request(s) in flight: it may belong to one of them)"
+        out = [(line, "request id") for line in (self.log.by_request.get(rid, []) if rid else [])]
+        out += [(line, how) for line in self.log.between(start - slack, end + slack)]
+        return sorted(out, key=lambda pair: pair[0].time)
+
+    def _calls(self, rid: str | None, method: str | None, path: str | None, start: float, end: float,
+               overlap: int, lines: list[LogLine]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any] | None]:
+        claimed = self.claimed_set
+        received = None
+        for name, entry in (self.journals.by_request.get(rid, []) if rid else []):
+            if (name, entry.get("seq")) not in claimed and _forwarded(entry):
+                received = {"where": name, "entry": self._cut(entry), "matched_by": "request id"}
+                self._claim(name, entry)
+                break
+        window = [(name, entry) for name, entry in self.journals.between(start - 0.05, end + 0.05)
+                  if (name, entry.get("seq")) not in claimed]
+        calls: dict[str, list[dict[str, Any]]] = {}
+        # wasm-go's own record of each call it started, tied to the request by id.
+        for line in lines:
+            if line.call is None:
+                continue
+            cluster, call_method, call_path = line.call
+            service = self.journals.clusters.get(cluster)
+            # Tied by the request id on wasm-go's line, so the entry need not fall in the time window:
+            # the first unclaimed call of that shape at or after the line.
+            for name, entry in self.journals.between(line.time - 0.05, line.time + 60):
+                if (name == service and entry.get("method") == call_method and entry.get("path") == call_path
+                        and (name, entry.get("seq")) not in self.claimed_set):
+                    calls.setdefault(name, []).append({**self._cut(entry), "matched_by": "wasm-go call log"})
+                    self._claim(name, entry)
+                    window = [(n, e) for n, e in window if e is not entry]
+                    break
+        if received is None:
+            # A plugin removed x-request-id: a forwarded request without one, in this request's time span.
+            bare = [(n, {**e, "headers": {k: v for k, v in (e.get("headers") or {}).items() if k != REQUEST_ID_HEADER}})
+                    for n, e in window if _forwarded(e) and "x-request-id" not in (e.get("headers") or {})]
+            found = guess(bare, method or "", path or "/")
+            if found is not None and overlap <= 0:
+                found.entry = next(e for n, e in window if e.get("seq") == found.entry.get("seq") and n == found.where)
+                received = {"where": found.where, "entry": self._cut(found.entry), "matched_by": found.matched_by}
+                self._claim(found.where, found.entry)
+                window = [(n, e) for n, e in window if e is not found.entry]
+        # Calls another request's wasm-go log accounts for are not this request's.
+        service_cluster = {name: cluster for cluster, name in self.journals.clusters.items()}
+        for name, entry in window:
+            callers = self.log.calls.get((service_cluster.get(name, ""), entry.get("method", ""), entry.get("path", "")))
+            if name == BACKEND or (callers and callers - {rid}):
+                continue
+            how = "time" if overlap <= 0 else f"time ({overlap} other request(s) in flight: it may belong to one of them)"
+            calls.setdefault(name, []).append({**self._cut(entry), "matched_by": how})
+            if overlap <= 0:
+                self._claim(name, entry)
+        return calls, received
+
+    def _claim(self, name: str, entry: dict[str, Any]) -> None:
+        key = (name, entry.get("seq"))
+        self.claimed.append(key)
+        self.claimed_set.add(key)
+        while len(self.claimed) > 20000:
+            self.claimed_set.discard(self.claimed.popleft())
+
+    def _cut(self, entry: dict[str, Any]) -> dict[str, Any]:
+        body = entry.get("body")
+        out = {k: v for k, v in entry.items() if k not in ("json", "body_base64")}
+        if isinstance(body, str) and len(body) > self.body_bytes:
+            out.update(body=body[:self.body_bytes], body_truncated=True)
+        return out
+
+
+def _mtime(item: Pending) -> float:
+    try:
+        return min(path.stat().st_mtime for path in item.files.values())
+    except (FileNotFoundError, ValueError):
+        return 0.0
+
+
+def _forwarded(entry: dict[str, Any]) -> bool:
+    """A request the gateway's router forwarded (Envoy adds x-forwarded-proto), not a plugin's call."""
+    return "x-forwarded-proto" in (entry.get("headers") or {})
+
+
+def _ms(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ai_log(access: dict[str, Any] | None) -> Any:
+    if not access or access.get("ai_log") in (None, "-", ""):
+        return None
+    import json
+
+    try:
+        return json.loads(access["ai_log"])
+    except ValueError:
+        return access["ai_log"]
+
+
+# -- the process ---------------------------------------------------------------------------------
+
+
+def argv(taps: str, store: str, gateway_log: str, access_log: str, mocks: dict[str, str],
+         clusters: dict[str, str], token_file: str | None, ring: int = DEFAULT_RING,
+         body_bytes: int = DEFAULT_BODY_BYTES) -> list[str]:
+    """The collector's command line (after the Python executable)."""
+    out = ["-m", "higress_local.inspect.collector", "--taps", taps, "--store", store,
+           "--gateway-log", gateway_log, "--access-log", access_log, "--ring", str(ring),
+           "--body-bytes", str(body_bytes)]
+    for name, url in mocks.items():
+        out += ["--mock", f"{name}={url}"]
+    for cluster, name in clusters.items():
+        out += ["--cluster", f"{cluster}={name}"]
+    if token_file:
+        out += ["--token-file", token_file]
+    return out
+
+
+def main(args: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hlocal-inspect-collector")
+    parser.add_argument("--taps", required=True)
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--gateway-log", required=True)
+    parser.add_argument("--access-log", required=True)
+    parser.add_argument("--mock", action="append", default=[])
+    parser.add_argument("--cluster", action="append", default=[])
+    parser.add_argument("--token-file")
+    parser.add_argument("--ring", type=int, default=DEFAULT_RING)
+    parser.add_argument("--body-bytes", type=int, default=DEFAULT_BODY_BYTES)
+    opts = parser.parse_args(args)
+    token = read_token_file(opts.token_file) if opts.token_file else None
+    mocks = {name: MockClient(url, token=token) for name, _, url in (m.partition("=") for m in opts.mock)}
+    clusters = {cluster: name for cluster, _, name in (c.rpartition("=") for c in opts.cluster)}
+    collector = Collector(Path(opts.taps), Store(Path(opts.store), opts.ring), Path(opts.gateway_log),
+                          Path(opts.access_log), mocks, clusters, opts.body_bytes)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    # Below the gateway: under load the CPU goes to Envoy first; the collector catches up after.
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    collector.start()
+    while not stopping:
+        collector.tick()
+        time.sleep(TICK_S)  # a poll interval, not synchronisation: the loop ends on SIGTERM
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

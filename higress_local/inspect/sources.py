@@ -1,0 +1,217 @@
+"""What the collector follows besides the taps: Envoy's log, the access log and the mocks' journals.
+
+Each keeps only a bounded window of recent items: the collector matches a request within
+seconds of its end, so older items are of no use.
+"""
+
+from __future__ import annotations
+
+import bisect
+import calendar
+import json
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..mock.client import MockClient, MockClientError
+
+WINDOW = 5000  # items kept per source
+_ENVOY_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(\.\d+)?\]")
+_PLUGIN = re.compile(r"wasm log (?P<names>[^:]*?): (?P<message>.*)$")
+# wasm-go's logger: "[plugin] [plugin id] [x_request_id] message" (higress-group/wasm-go
+# pkg/wrapper/log_wrapper.go); on stock Envoy the bridge supplies x_request_id (bridge.wat).
+_WASM_GO = re.compile(r"^\[(?P<plugin>[^\]]+)\] \[[^\]]*\] \[(?P<rid>[^\]]+)\] (?P<text>.*)$")
+# wasm-go's HttpCall logs each call it starts (pkg/wrapper/http_wrapper.go).
+_CALL_START = re.compile(r"http call start, id: \S+, cluster: (?P<cluster>\S+), method: (?P<method>\S+), "
+                         r"url: (?P<url>\S+),")
+_BRIDGE = "hlocal.bridge"
+
+
+@dataclass
+class LogLine:
+    time: float
+    plugin: str
+    text: str  # what the plugin said
+    raw: str
+    request_id: str | None = None
+    call: tuple[str, str, str] | None = None  # (cluster, method, path) of a wasm-go call start
+
+
+def _read_new(path: Path, offset: int, limit: int = 4 * 1024 * 1024) -> tuple[list[str], int]:
+    """Complete lines appended since `offset` (a partial last line waits); restarts on truncation."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return [], 0
+    if size < offset:
+        offset = 0
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(limit)
+    cut = data.rfind(b"\n")
+    if cut < 0:
+        return [], offset
+    return data[:cut].decode("utf-8", errors="replace").splitlines(), offset + cut + 1
+
+
+def envoy_time(line: str) -> float | None:
+    """Envoy's log timestamp (local time, as spdlog writes it) as epoch seconds."""
+    match = _ENVOY_TIME.match(line)
+    if not match:
+        return None
+    whole = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
+    return whole + float(match.group(2) or 0)
+
+
+def parse_plugin_line(line: str) -> LogLine | None:
+    match = _PLUGIN.search(line)
+    if match is None:
+        return None
+    names = match.group("names").split()
+    if not names or names[0] == _BRIDGE:
+        return None
+    text = match.group("message")
+    out = LogLine(time=envoy_time(line) or 0.0, plugin=names[0], text=text, raw=line)
+    wasm_go = _WASM_GO.match(text)
+    if wasm_go and wasm_go.group("rid") != "nil":
+        out.request_id = wasm_go.group("rid")
+        call = _CALL_START.search(text)
+        if call:
+            out.call = (call.group("cluster"), call.group("method"), call.group("url").split("?", 1)[0])
+    return out
+
+
+class GatewayLog:
+    """Plugin lines by wasm-go request id, and the lines without one in time order (for time windows)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+        self.by_request: dict[str, list[LogLine]] = {}
+        self.order: deque = deque()  # request ids in arrival order, to forget the oldest
+        self.untagged: list[LogLine] = []
+        self.calls: dict[tuple[str, str, str], set[str]] = {}  # wasm-go call starts: key -> request ids
+
+    def poll(self) -> None:
+        fresh, self.offset = _read_new(self.path, self.offset)
+        for line in fresh:
+            parsed = parse_plugin_line(line)
+            if parsed is None:
+                continue
+            if parsed.request_id is None:
+                self.untagged.append(parsed)
+                continue
+            if parsed.request_id not in self.by_request:
+                self.by_request[parsed.request_id] = []
+                self.order.append(parsed.request_id)
+            self.by_request[parsed.request_id].append(parsed)
+            if parsed.call is not None:
+                self.calls.setdefault(parsed.call, set()).add(parsed.request_id)
+        while len(self.order) > WINDOW:
+            for old in self.by_request.pop(self.order.popleft(), []):
+                if old.call is not None:
+                    self.calls.get(old.call, set()).discard(old.request_id or "")
+        if len(self.untagged) > WINDOW:
+            del self.untagged[:len(self.untagged) - WINDOW]
+
+    def between(self, start: float, end: float) -> list[LogLine]:
+        """Untagged lines stamped within [start, end]."""
+        times = [line.time for line in self.untagged]
+        return self.untagged[bisect.bisect_left(times, start):bisect.bisect_right(times, end)]
+
+
+def iso_time(text: str) -> float | None:
+    """Envoy's %START_TIME% (2026-12-02T09:10:00.199Z) as epoch seconds."""
+    try:
+        head, _, frac = text.rstrip("Z").partition(".")
+        return calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+    except ValueError:
+        return None
+
+
+class AccessLog:
+    """Recent access-log lines, by request id and (for ids a plugin removed) in arrival order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+        self.entries: deque = deque()
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.without_id: deque = deque(maxlen=500)  # lines of requests whose x-request-id a plugin removed
+
+    def poll(self) -> None:
+        fresh, self.offset = _read_new(self.path, self.offset)
+        for line in fresh:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict):
+                continue
+            entry["_start"] = iso_time(str(entry.get("start_time", ""))) or time.time()
+            self.entries.append(entry)
+            if entry.get("request_id") not in (None, "", "-"):
+                self.by_id[entry["request_id"]] = entry
+            else:
+                self.without_id.append(entry)
+        while len(self.entries) > WINDOW:
+            old = self.entries.popleft()
+            if self.by_id.get(old.get("request_id")) is old:
+                del self.by_id[old["request_id"]]
+
+    def by_request_id(self, request_id: str) -> dict[str, Any] | None:
+        return self.by_id.get(request_id)
+
+
+class Journals:
+    """Recent entries of every mock (the backend and each mock service): by x-request-id, and in
+    arrival-time order for time windows."""
+
+    def __init__(self, clients: dict[str, MockClient], clusters: dict[str, str] | None = None) -> None:
+        self.clients, self.clusters = clients, dict(clusters or {})
+        self.seqs: dict[str, int] = {}
+        self.entries: deque = deque()  # (time, name, entry)
+        self.by_request: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+
+    def poll(self) -> None:
+        for name, client in self.clients.items():
+            try:
+                fresh = client.journal(since=self.seqs.get(name, 0))
+            except MockClientError as exc:
+                _complain(f"journal of {name}: {exc}")
+                continue
+            for entry in fresh:
+                self.seqs[name] = max(self.seqs.get(name, 0), int(entry.get("seq", 0)))
+                entry["json"] = None  # parsed again by readers from `body`; keeps memory small
+                self.entries.append((float(entry.get("time") or 0), name, entry))
+                for rid in (entry.get("headers") or {}).get("x-request-id", []):
+                    self.by_request.setdefault(rid, []).append((name, entry))
+        while len(self.entries) > WINDOW:
+            _, _, old = self.entries.popleft()
+            for rid in (old.get("headers") or {}).get("x-request-id", []):
+                self.by_request.pop(rid, None)
+
+    def between(self, start: float, end: float) -> list[tuple[str, dict[str, Any]]]:
+        """Entries that arrived within [start, end] (the deque is in arrival order per mock, and
+        polled together, so nearly sorted: a linear pass from the right stops early)."""
+        out = []
+        for when, name, entry in reversed(self.entries):
+            if when < start - 1.0:
+                break
+            if start <= when <= end:
+                out.append((name, entry))
+        out.reverse()
+        return out
+
+
+_SAID: set[str] = set()
+
+
+def _complain(message: str) -> None:
+    """Say a problem once on stderr (the collector's log), not once per poll."""
+    import sys
+
+    if message not in _SAID and len(_SAID) < 100:
+        _SAID.add(message)
+        print(f"hlocal inspect collector: {message}", file=sys.stderr, flush=True)

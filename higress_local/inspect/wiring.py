@@ -1,0 +1,36 @@
+"""What a runtime needs to run the inspector: the Layout field and the collector's command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..state import StackState
+from . import collector
+from .view import store_dir, taps_dir
+
+
+def layout_inspect_dir(state_dir: Path, enabled: bool) -> str | None:
+    """Layout.inspect_dir for a native stack (None: capture off)."""
+    return str(taps_dir(state_dir)) if enabled else None
+
+
+def prepare(state_dir: Path) -> None:
+    """Make the taps' folder before Envoy starts: a tap whose folder is missing writes nothing."""
+    taps_dir(state_dir).mkdir(parents=True, exist_ok=True)
+    store_dir(state_dir).mkdir(parents=True, exist_ok=True)
+
+
+def collector_argv(state_dir: Path, state: StackState, token_file: str | None, ring: int = collector.DEFAULT_RING
+                   ) -> list[str]:
+    """The native collector process: reads the taps of `state.layout`, Envoy's log, the access log and
+    every mock's journal; keeps the newest `ring` records under .hlocal/<name>/inspect/requests."""
+    layout = state.require_layout()
+    mocks = {"backend": state.control_url}
+    mocks.update({name: plan.control_url for name, plan in state.services.items()
+                  if plan.how == "mock" and plan.control_url})
+    clusters = {plan.cluster: name for name, plan in state.services.items()}
+    return [sys.executable, *collector.argv(
+        taps=layout.inspect_dir or str(taps_dir(state_dir)), store=str(store_dir(state_dir)),
+        gateway_log=str(Path(state_dir) / "logs" / "gateway.log"), access_log=layout.access_log,
+        mocks=mocks, clusters=clusters, token_file=token_file, ring=ring, body_bytes=layout.inspect_body_bytes)]

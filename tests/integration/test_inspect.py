@@ -1,0 +1,269 @@
+"""The request inspector on a real native stack: Envoy's taps, the collector, `hlocal inspect`.
+
+The stack runs the official transformer (adds, removes and renames headers, rewrites JSON bodies by
+key) and tests/sdk_plugins/inspectme (logs through wasm-go's logger, calls a service per request,
+writes ai_log). Requests come from plain HTTP clients, not from hlocal.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from support import Project, wait_for
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "transformer" / "hlocal.yaml"
+
+
+@pytest.fixture(scope="module")
+def inspected(module_projects, transformer_wasm, sdk_plugin_wasm):
+    config = yaml.safe_load(EXAMPLE.read_text())
+    config.pop("probes")
+    config["name"] = "inspected"
+    config["gateway"]["port"] = 0
+    config["gateway"]["inspect"] = True
+    config["plugins"].append({"name": "inspectme", "wasm": "inspectme.wasm",
+                              "config": {"host": "auth.internal", "port": 8080}})
+    config["services"] = [{"name": "auth", "kind": "fqdn", "host": "auth.internal", "port": 8080,
+                           "mock": {"stubs": [{"match": {"path_prefix": "/check/slow"},
+                                               "respond": {"status": 200, "delay_ms": 300}}]}}]
+    project = module_projects(config, files={"inspectme.wasm": sdk_plugin_wasm("inspectme")}, name="inspected",
+                              runtime="native")
+    (project.path / "build").mkdir()
+    shutil.copyfile(transformer_wasm, project.path / "build" / "transformer.wasm")
+    up = project.hlocal("up")  # gateway.inspect: true renders the taps and starts the collector
+    assert up.returncode == 0, up
+    from higress_local.config import load_project
+    from higress_local.runtime import require_running
+
+    state = require_running(load_project(project.path / "hlocal.yaml"))
+    status_file = Path(state.components["inspector"].status_file or "")
+    wait_for(lambda: status_file.is_file(), timeout=30, what="the collector's supervisor to record its pid")
+    collector = psutil.Process(json.loads(status_file.read_text())["pid"])  # the collector itself
+    yield project, state, collector
+
+
+def _send(state, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", state.gateway_port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def _run_inspect(project: Project, *args: str):
+    """`hlocal inspect ...` (the command object itself: cli.py registers it on the group)."""
+    from click.testing import CliRunner
+
+    from higress_local.cli_inspect import inspect_command
+
+    result = CliRunner().invoke(inspect_command, ["-f", str(project.path), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _inspect(project: Project, *args: str) -> dict:
+    return json.loads(_run_inspect(project, *args, "--json").output)
+
+
+def _captured(project: Project, path: str) -> dict:
+    def find():
+        rows = [r for r in _inspect(project, "-n", "50")["requests"] if r["path"] == path]
+        return rows[0] if rows else None
+
+    try:
+        row = wait_for(find, timeout=10, what=f"{path} in `hlocal inspect`")
+    except AssertionError:
+        state_dir = project.state_dir
+        taps = sorted(str(p.relative_to(state_dir)) for p in (state_dir / "inspect").rglob("*"))
+        raise AssertionError(f"{path} was not captured; taps: {taps}; collector log: "
+                             f"{(project.state_dir / 'logs' / 'inspector.log').read_text()[-2000:]!r}; tap filter rendered: "
+                             f"{'hlocal.tap.client' in (state_dir / 'envoy.yaml').read_text()}; gateway log: "
+                             f"{[l for l in (state_dir / 'logs' / 'gateway.log').read_text().splitlines() if '][warning][' in l or '][error][' in l or 'tap' in l.lower()][-8:]}") from None
+    return _inspect(project, str(row["id"]))
+
+
+def test_a_plain_client_request_shows_four_views_and_the_diff(inspected) -> None:
+    project, state, _ = inspected
+    status = _send(state, "GET", "/get/one", {"host": "foo.bar.com", "x-remove": "exist", "x-not-renamed": "t"})
+    assert status == 200
+    record = _captured(project, "/get/one")
+    client = dict(record["client_request"]["headers"])
+    upstream = dict(record["upstream_request"]["headers"])
+    assert client["x-remove"] == "exist" and "x-remove" not in upstream
+    assert upstream["x-renamed"] == "t" and upstream["x-auth-status"] == "200"
+    assert dict(record["client_response"]["headers"])["x-inspected"] == "yes"
+    assert "x-inspected" not in dict(record["upstream_response"]["headers"])
+    diff = record["diff"]
+    assert ["x-remove", "exist"] in diff["request_headers"]["removed"]
+    assert ["x-renamed", "t"] in diff["request_headers"]["added"]
+    assert ["x-inspected", "yes"] in diff["response_headers"]["added"]
+    assert "-x-remove" in record["summary"] and "+x-inspected" in record["summary"]
+    assert record["received"] is not None, (project.state_dir / "logs" / "inspector.log").read_text()
+    assert record["received"]["where"] == "backend" and record["received"]["matched_by"] == "request id"
+    assert record["received"]["entry"]["path"] == "/get/one"
+    assert record["ai_log"] == {"inspected_path": "/get/one"}
+    assert {"transformer", "inspectme"} >= set(record["plugins"]) >= {"inspectme"}
+    text = _run_inspect(project, str(record["id"])).output
+    assert "1. request as the client sent it" in text and "- x-remove: exist" in text
+    assert "+ x-inspected: yes" in text
+
+
+def test_a_json_body_rewrite_is_shown_by_key(inspected) -> None:
+    project, state, _ = inspected
+    body = json.dumps({"a1": "t1", "a2": "t2", "a3": "t3"}).encode()
+    status = _send(state, "POST", "/post/body", {"host": "foo.bar.com", "x-example": "body",
+                                                  "content-type": "application/json"}, body)
+    assert status == 200
+    record = _captured(project, "/post/body")
+    body_diff = record["diff"]["request_body"]
+    assert body_diff["kind"] == "json"
+    assert ["a1", "t1"] in body_diff["removed"]
+    assert ["a3", "t3", "t3-new"] in body_diff["changed"]
+    assert any(path == "a2-new" for path, _ in body_diff["added"])
+    assert "~a3" in record["summary"] and "-a1" in record["summary"]
+
+
+def test_logs_and_calls_stay_with_their_request_when_several_are_in_flight(inspected) -> None:
+    project, state, _ = inspected
+    paths = [f"/get/slow{i}" for i in range(4)]
+    statuses: dict[str, int] = {}
+    threads = [threading.Thread(target=lambda p=p: statuses.__setitem__(p, _send(state, "GET", p, {})))
+               for p in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=15)
+    assert statuses == {p: 200 for p in paths}
+    for path in paths:
+        record = _captured(project, path)
+        assert record["in_flight_with"] >= 1  # they did overlap
+        mine = [line for line in record["plugin_logs"] if line["plugin"] == "inspectme"]
+        assert mine and all(line["matched_by"] == "request id" for line in mine)
+        assert all(path in line["text"] for line in mine if "saw" in line["text"] or "said" in line["text"])
+        assert "auth" in record["service_calls"], (record["service_calls"], [l["text"][:120] for l in mine], record["timings"], record["in_flight_with"])
+        calls = record["service_calls"]["auth"]
+        assert [c["path"] for c in calls] == [f"/check{path}"]
+        assert calls[0]["matched_by"] == "wasm-go call log"
+
+
+def test_replay_makes_a_new_entry(inspected) -> None:
+    project, state, _ = inspected
+    assert _send(state, "GET", "/get/replayme", {"x-remove": "1"}) == 200
+    first = _captured(project, "/get/replayme")
+    assert "-> 200" in _run_inspect(project, str(first["id"]), "--replay").output
+
+    def second():
+        rows = [r for r in _inspect(project, "-n", "50")["requests"] if r["path"] == "/get/replayme"]
+        return rows if len(rows) >= 2 else None
+
+    rows = wait_for(second, timeout=10, what="the replayed request")
+    assert rows[0]["id"] > first["id"]
+    replayed = _inspect(project, str(rows[0]["id"]))
+    assert dict(replayed["client_request"]["headers"])["x-remove"] == "1"
+
+
+def _chromium() -> str:
+    import os
+
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        if os.environ.get("HLOCAL_REQUIRE_DOCKER") == "1":
+            pytest.fail("chromium is missing (apt-get install -y chromium chromium-driver)")
+        pytest.skip("the browser test needs Debian's chromium (apt-get install -y chromium chromium-driver)")
+    pytest.importorskip("playwright.sync_api", reason="the browser test drives chromium with playwright (pip)")
+    return path
+
+
+def test_the_page_lists_a_curl_request_live_shows_its_diff_and_replays_it(inspected) -> None:
+    chromium = _chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    from higress_local.cli_inspect import replayer
+    from higress_local.inspect.store import Store
+    from higress_local.inspect.ui import InspectorServer, ui_token
+    from higress_local.inspect.view import store_dir
+
+    project, state, _ = inspected
+    state_dir = project.state_dir
+    store = Store(store_dir(state_dir))
+    server = InspectorServer(0, store, ui_token(state_dir), replayer(state, store))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                page.goto(server.url)
+                expect(page.locator("#live")).to_have_text("live", timeout=10_000)
+                curl = shutil.which("curl")
+                target = f"http://127.0.0.1:{state.gateway_port}/get/from-curl"
+                if curl:
+                    subprocess.run([curl, "-sS", "-o", "/dev/null", "-H", "x-remove: exist", "-H", "x-not-renamed: t",
+                                    target], check=True, timeout=10)
+                else:
+                    assert _send(state, "GET", "/get/from-curl", {"x-remove": "exist", "x-not-renamed": "t"}) == 200
+                row = page.locator("tr.row", has_text="/get/from-curl")
+                expect(row).to_have_count(1, timeout=15_000)  # arrived through server-sent events
+                row.click()
+                expect(page.locator('.added[data-header="x-renamed"]')).to_have_text("x-renamed: t")
+                expect(page.locator('.removed[data-header="x-remove"]')).to_have_text("x-remove: exist")
+                page.locator("#replay").click()
+                expect(page.locator("#replayed")).to_contain_text("replayed → 200", timeout=10_000)
+                expect(row).to_have_count(2, timeout=15_000)
+                # no token, no data
+                denied = page.request.get(server.url.split("?")[0] + "api/requests")
+                assert denied.status == 401
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+        thread.join(timeout=5)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def test_memory_and_disk_stay_bounded_under_10000_requests(inspected) -> None:
+    """Runs last: it floods the ring the other tests read."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from load import LoadLoop
+
+    from higress_local.inspect.store import DEFAULT_RING, Store
+    from higress_local.inspect.view import store_dir, taps_dir
+
+    project, state, collector = inspected
+    rss_before = _rss_mb(collector.pid)
+    with LoadLoop(state.gateway_port, path="/get/flood", threads=4, max_seconds=240) as load:
+        load.wait_for_requests(10_000, timeout=240)
+    result = load.result
+    assert result.total >= 10_000 and not result.failed
+    taps = taps_dir(project.state_dir)
+    wait_for(lambda: not any(taps.iterdir()), timeout=60, what="the collector to drain the tap files")
+    store = Store(store_dir(project.state_dir))
+    assert len(store.ids()) <= DEFAULT_RING
+    newest = store.get(store.ids()[-1])
+    assert newest is not None and newest["path"] == "/get/flood"  # it kept up with the newest
+    # Each record holds at most four capped bodies (64 KiB) plus headers; these bodies are small.
+    assert store.disk_bytes() < DEFAULT_RING * 16 * 1024, store.disk_bytes()
+    rss_after = _rss_mb(collector.pid)
+    assert rss_after < 200 and rss_after - rss_before < 120, (rss_before, rss_after)
