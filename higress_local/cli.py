@@ -86,9 +86,11 @@ _project = project_from
               help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
 @click.option("--watch", "watch_after", is_flag=True, help="Then rebuild and reload on every change.")
 @click.option("--strict", is_flag=True, help="Fail (exit 4) when a plugin logs at error/critical level while starting.")
+@click.option("--foreground", is_flag=True,
+              help="Stay attached: print the stack's logs; Ctrl-C (or SIGTERM) stops the stack.")
 @click.pass_context
 def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, build: bool | None,
-       watch_after: bool, strict: bool) -> None:
+       watch_after: bool, strict: bool, foreground: bool) -> None:
     """Start the gateway, plugins and mock backend; wait until ready."""
     from pathlib import Path
 
@@ -105,8 +107,30 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
             result = rt.up(project, recreate=recreate, timeout=timeout)
     print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.get("name")))
     _startup_warnings(project, strict)
+    if foreground:
+        _foreground(project, rt)
+        return
     if watch_after:
         _watch(project)
+
+
+def _foreground(project, rt) -> None:
+    """`up --foreground`: follow the merged logs until a stop signal, then stop the stack (as `down`)."""
+    click.echo("running in the foreground: Ctrl-C stops the stack", err=True)
+    try:
+        for line in rt.logs(project, service=None, plugin_only=False, follow=True, tail=0):
+            click.echo(line)
+    except (KeyboardInterrupt, Stopped):
+        pass
+    finally:
+        # A second Ctrl-C must not cut the stop short.
+        import signal
+
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        with stack_lock(project.state_dir, "down", echo=lambda m: click.echo(m, err=True)):
+            stopped = rt.down(project)
+        click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running", err=True)
 
 
 def _startup_warnings(project, strict: bool) -> None:

@@ -160,4 +160,15 @@ def init_project(directory: Path, *, wasm: str | None = None, force: bool = Fals
     targets[1].parent.mkdir(parents=True, exist_ok=True)
     targets[0].write_text(text, encoding="utf-8")
     targets[1].write_text(render_smoke_test(name), encoding="utf-8")
-    return InitResult(written=targets, notes=notes)
+    written = list(targets)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        # hlocal's state (logs with request headers, rendered files, module copies) never belongs in git.
+        ignore.write_text(GITIGNORE + (f"{relative}\n" if has_go else ""), encoding="utf-8")
+        written.append(ignore)
+    elif ".hlocal" not in ignore.read_text(encoding="utf-8", errors="replace"):
+        notes.append(f"add `.hlocal/` to {ignore.name}: it holds logs with request headers and rendered files")
+    return InitResult(written=written, notes=notes)
+
+
+GITIGNORE = "# hlocal's stack state: logs (with request headers), rendered files, module copies\n.hlocal/\n"

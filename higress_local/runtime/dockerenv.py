@@ -69,10 +69,13 @@ class ImageNeed:
 
 
 def ensure_images(client: Any, needs: list[ImageNeed]) -> list[str]:
-    """Every image present locally, pulled if it can be; returns the ones pulled."""
+    """Every image present locally, pulled if it can be; returns the ones pulled.
+
+    All images are tried before failing, and the error names every one that is missing: a user
+    fixing them one run at a time would otherwise meet them one by one."""
     import docker.errors
 
-    pulled = []
+    pulled, missing = [], []
     for need in needs:
         try:
             client.images.get(need.ref)
@@ -85,10 +88,18 @@ def ensure_images(client: Any, needs: list[ImageNeed]) -> list[str]:
             client.images.pull(need.ref)
             pulled.append(need.ref)
         except Exception as exc:  # registry errors, DNS failures, auth: all mean "not available"
-            raise EnvironmentProblem(
-                f"image {need.ref} ({need.source}) is not present and cannot be pulled: {_short(exc)}",
-                f"pull it on a connected machine and `docker load` it here, or set {need.override} to a local image",
-            ) from exc
+            missing.append((need, _short(exc)))
+    if len(missing) == 1:
+        need, why = missing[0]
+        raise EnvironmentProblem(
+            f"image {need.ref} ({need.source}) is not present and cannot be pulled: {why}",
+            f"pull it on a connected machine and `docker load` it here, or set {need.override} to a local image")
+    if missing:
+        names = "; ".join(f"{need.ref} ({need.source})" for need, _ in missing)
+        overrides = ", ".join(need.override for need, _ in missing)
+        raise EnvironmentProblem(
+            f"{len(missing)} images are not present and cannot be pulled: {names} (first error: {missing[0][1]})",
+            f"pull them on a connected machine and `docker load` them here, or set {overrides} to local images")
     return pulled
 
 

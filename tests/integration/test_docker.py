@@ -173,3 +173,17 @@ def test_build_in_docker(make_project, docker_images) -> None:
     wasm = project.path / "src" / "headers" / "main.wasm"
     assert wasm.stat().st_uid == os.getuid()  # built as the invoking user, not root
     assert "ABI 0.2.100" in result.stdout and f"({wasm.stat().st_size:,} bytes)" in result.stdout
+
+
+def test_preflight_names_every_missing_image_at_once(docker_project) -> None:
+    project = docker_project()
+    project.config["gateway"]["image"] = "hlocal-test/not-built:0"
+    project.config["backend"] = {"image": "hlocal-test/not-built-either:0"}
+    project.write()
+    result = project.hlocal("up")
+    assert result.returncode == 3, result
+    assert "2 images are not present and cannot be pulled" in result.stderr, result
+    assert "hlocal-test/not-built:0" in result.stderr and "hlocal-test/not-built-either:0" in result.stderr
+    lines = result.stderr.splitlines()
+    assert sum(line.startswith("error: ") for line in lines) == 1 and sum(line.startswith("hint: ") for line in lines) == 1
+    assert project.leftovers() == []

@@ -274,3 +274,21 @@ def test_a_body_over_the_mock_limit_is_reported_as_the_limit(logger, tmp_path) -
     result = project.hlocal("request", "POST", "/upload", "-d", f"@{big}")
     assert_clean_error(result, 2, "refuses request bodies over 67,108,864 bytes", "68,157,440 bytes")
     assert "is the stack up" not in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_up_in_the_foreground_stops_the_stack_on_a_stop_signal(logger, signum) -> None:
+    from support import LineReader
+
+    project = logger()
+    proc = subprocess.Popen([*HLOCAL, "-f", str(project.path), "up", "--foreground"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    output = LineReader(proc.stdout)
+    line = output.next(120, "up to start")
+    while "running in the foreground" not in line:
+        line = output.next(120, "up to say it runs in the foreground")
+    assert project.hlocal("status").returncode == 0
+    proc.send_signal(signum)
+    assert proc.wait(timeout=60) == 0
+    nothing_left(project)
+    assert project.state() is None

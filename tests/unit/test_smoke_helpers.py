@@ -13,6 +13,7 @@ from higress_local.config import parse_project, parse_rules
 from higress_local.errors import ConfigError
 from higress_local.exchanges import Headers, UpstreamRequest
 from higress_local.pytest_plugin import find_hlocal_file
+from higress_local.scaffold import init_project
 from higress_local.scaffold import plugin_name, render_config, render_smoke_test
 from higress_local.testrun import gives_paths, pytest_argv
 
@@ -121,3 +122,17 @@ def test_hlocal_yaml_is_found_from_the_current_directory_up(tmp_path: Path) -> N
     elsewhere = tmp_path.parent / f"{tmp_path.name}-empty"
     elsewhere.mkdir()
     assert find_hlocal_file(elsewhere, tmp_path) == tmp_path / "hlocal.yaml"
+
+
+def test_init_writes_a_gitignore_for_the_stack_state_but_never_touches_one_that_exists(tmp_path: Path) -> None:
+    (tmp_path / "go.mod").write_text("module example.com/p\n")
+    written = init_project(tmp_path).written
+    assert tmp_path / ".gitignore" in written
+    assert (tmp_path / ".gitignore").read_text().splitlines()[1:] == [".hlocal/", "main.wasm"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "go.mod").write_text("module example.com/q\n")
+    (other / ".gitignore").write_text("*.log\n")
+    result = init_project(other)
+    assert (other / ".gitignore").read_text() == "*.log\n"
+    assert any(".hlocal/" in note for note in result.notes)
