@@ -24,7 +24,6 @@ from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from .files import GatewayFiles
 from .orphans import COMPONENT_MARKER, STACK_MARKER, component_of, find_marked, stack_marker, stop_marked
 from .services import native_argv
-from ..inspect.wiring import collector_argv
 from . import stage as staging
 
 COMPONENTS = ("backend", "gateway")
@@ -92,6 +91,8 @@ class NativeRuntime(Runtime):
             self._start_services(project, state)
             self._start_gateway(project, state, plan, envoy)
             if plan.layout.inspect_dir:  # gateway.inspect: the collector turns Envoy's taps into records
+                from ..inspect.wiring import collector_argv
+
                 self._launch(project, state, "inspector",
                              collector_argv(project.state_dir, state, token_file(project.state_dir, state)), {})
             ready = staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_alive(state))

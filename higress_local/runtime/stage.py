@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..classify import LogWatch, classify_exit
 from ..config import Plugin, Project
 from ..errors import ConfigError, CorruptState
-from ..inspect.wiring import layout_inspect_dir, prepare as prepare_inspector
+from ..inspect.view import taps_dir
 from ..readiness import ReadyTarget, wait_until_ready
 from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_configuration_json,
                             plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
@@ -195,7 +195,7 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
 
             cert = ensure_certificate(project, state_dir / "tls")
         return Layout(
-            inspect_dir=layout_inspect_dir(state_dir, project.gateway.inspect),
+            inspect_dir=str(taps_dir(state_dir)) if project.gateway.inspect else None,
             tls_port=tls_port, tls_cert=str(cert.cert) if cert else None, tls_key=str(cert.key) if cert else None,
             services={name: [p.address, p.port] for name, p in service_plans.items()},
             flavor=flavor, listen_address="127.0.0.1", listen_port=gateway_port,
@@ -209,6 +209,9 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
 
     checks, layout, files = stage_files(project, flavor, layout_for)
     if layout.inspect_dir:
+        # Imported on use (the inspector pulls in an HTTP client a one-shot reload does without).
+        from ..inspect.wiring import prepare as prepare_inspector
+
         prepare_inspector(state_dir)  # before Envoy starts: a tap whose folder is missing writes nothing
     state = StackState(
         name=project.name, runtime="native", flavor=flavor, config_file=str(project.file),
