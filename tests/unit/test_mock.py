@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 from higress_local.mock import MockClient, MockClientError, MockServer, StubConfigError, load_config
 
@@ -303,10 +304,7 @@ def test_stop_ends_a_pending_delay():
 
     worker = threading.Thread(target=slow_request)
     worker.start()
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not server.journal() and time.monotonic() < deadline:
-        time.sleep(0.01)  # polling a condition under a deadline, not sleeping as a guess
-    assert server.journal(), "the delayed request never arrived"
+    wait_for(server.journal, DEADLINE_SECONDS, "the delayed request to reach the journal")
     server.stop()
     worker.join(DEADLINE_SECONDS)
     assert not worker.is_alive() and outcome, "the delayed request outlived stop()"
