@@ -11,13 +11,13 @@ DEMO := examples/transformer
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
 # The demo needs hlocal itself and the package the transformer plugin comes from, nothing else.
 $(VENV)/.demo-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e . gpustack-higress-plugins
+	$(PY) -m pip install -q -e . gpustack-higress-plugins --config-settings editable_mode=compat
 	touch $@
 
 install: $(VENV)/.installed

@@ -4,6 +4,8 @@ One stack (the `headers` test plugin, config `response_headers: {x-version: "1"}
 loopback load (tests/load.py: 4 client threads, each on its own keep-alive connection) while, in turn:
 
   (a) config      hlocal.yaml x-version changes, then `hlocal reload`;    new = response x-version
+                  (served by the stack's warm reload agent, which `up` starts: entry.py, agent.py)
+  (a') config, agent off   the same with HLOCAL_NO_AGENT=1: the whole CLI starts for it
   raw config      the same kind of change by hand: a new ECDS file (new configuration and
                   version_info) renamed over the old one, no hlocal;       new = response x-version
   raw module      the module swap by hand: the adapted module copied into the stack's modules
@@ -14,7 +16,8 @@ loopback load (tests/load.py: 4 client threads, each on its own keep-alive conne
 
 The raw swaps are the physical floor: what Envoy itself needs once the files are there. hlocal adds
 to it its process start, config load, module inspection and adaptation, staging and the wait on the
-admin stats.
+admin stats. With the agent, the process start is a bare interpreter sending one message; the agent
+has everything else imported.
 
 Each is measured from t0, taken just before the trigger (the `hlocal` subprocess is started, or
 the first file is written), to the start of the first request after which every request answered
@@ -172,8 +175,14 @@ class Stack:
     def down(self) -> None:
         run([*self.hlocal, "down"], check=False, timeout=120)
 
-    def reload(self) -> float | None:
-        out = run([*self.hlocal, "reload"]).stdout
+    def reload(self, env: dict[str, str] | None = None) -> float | None:
+        global CHILD_ENV
+        saved = CHILD_ENV
+        CHILD_ENV = {**(CHILD_ENV or os.environ), **(env or {})}
+        try:
+            out = run([*self.hlocal, "reload"]).stdout
+        finally:
+            CHILD_ENV = saved
         found = re.findall(r"live in ([0-9.]+) s", out)
         if not found:
             raise BenchError(f"hlocal reload changed nothing:\n{out}")
@@ -262,6 +271,22 @@ def measure(stack: Stack, marker: str, is_new: Callable[[str | None], bool],
                        baseline_p50=percentile(before, 0.5), baseline_p99=percentile(before, 0.99))
 
 
+def wait_for_agent(stack: Stack, timeout: float = 60.0) -> None:
+    """Until the agent `up` started answers: a reload before that is the CLI's."""
+    from higress_local.agentctl import ping
+
+    end = time.monotonic() + timeout
+    while ping(stack.state_dir) is None:
+        if time.monotonic() > end:
+            raise BenchError(f"no reload agent answered within {timeout:.0f} s (see {stack.state_dir}/logs/agent.log)")
+        time.sleep(0.05)
+
+
+def agent_served(stack: Stack) -> int:
+    log = stack.state_dir / "logs" / "agent.log"
+    return log.read_text().count("reload served") if log.exists() else 0
+
+
 def prepare_raw_swap(stack: Stack, version: str, module: bytes | None = None, x_version: str | None = None,
                      timeout: float = 60.0) -> Callable[[], None]:
     """The change without hlocal: a new module file and/or config, a new ECDS file renamed over the old one.
@@ -301,6 +326,7 @@ def prepare_raw_swap(stack: Stack, version: str, module: bytes | None = None, x_
 
 SCENARIOS = {  # key: label in the table
     "config": "(a) config-only reload",
+    "config_cli": "(a') config-only, agent off",
     "raw_config": "raw config swap (no hlocal)",
     "code": "(b) code reload",
     "raw_code": "raw module swap (no hlocal)",
@@ -318,6 +344,7 @@ def bench(stack: Stack, runs: int, tail: int, restart_runs: int) -> tuple[dict[s
     stack.write_wasm(modules.fresh(tag))
     stack.up()
     run([*stack.hlocal, "reload"])  # warms the bytecode cache of the reload path
+    wait_for_agent(stack)
 
     def record(name: str, m: Measurement) -> None:
         results[name].append(m)
@@ -334,11 +361,18 @@ def bench(stack: Stack, runs: int, tail: int, restart_runs: int) -> tuple[dict[s
     for index in range(runs):
         print(f"run {index + 1}/{runs}", flush=True)
         hlocal_first = index % 2 == 0  # alternate, so that neither side always follows the other
-        for name in ("config", "raw_config") if hlocal_first else ("raw_config", "config"):
+        for name in ("config", "config_cli", "raw_config") if hlocal_first else ("raw_config", "config_cli", "config"):
             version += 1
             if name == "config":
                 stack.write_config(str(version))
+                served = agent_served(stack)
                 record(name, measure(stack, "x-version", is_value(str(version)), stack.reload, tail))
+                if agent_served(stack) != served + 1:
+                    raise BenchError(f"the reload agent did not serve the reload (see {stack.state_dir}/logs/agent.log)")
+            elif name == "config_cli":
+                stack.write_config(str(version))
+                record(name, measure(stack, "x-version", is_value(str(version)),
+                                     lambda: stack.reload({"HLOCAL_NO_AGENT": "1"}), tail))
             else:
                 swap = prepare_raw_swap(stack, f"raw-config-{index + 1}", x_version=str(version))
                 record(name, measure(stack, "x-version", is_value(str(version)), swap, tail))
@@ -412,7 +446,7 @@ def report(results: dict[str, list[Measurement]], noop: float, runs: int, restar
           "(\"live in X s\" of `hlocal reload`, \"up in X s\" of `hlocal up`).")
     print(f"`hlocal reload` with nothing changed (process start, config, module check): {noop:.3f} s median")
 
-    config, raw_config = med("config"), med("raw_config")
+    config, raw_config, config_cli = med("config"), med("raw_config"), med("config_cli")
     code, raw_code, restart = med("code"), med("raw_code"), med("restart")
     print()
     if code is not None and raw_code:
@@ -425,6 +459,8 @@ def report(results: dict[str, list[Measurement]], noop: float, runs: int, restar
     print(f"config-only reload             {fmt(config):>8}   (target <= {CONFIG_TARGET_S} s after the command "
           f"starts: {verdict(config is not None and config <= CONFIG_TARGET_S)}; the raw config swap: "
           f"{fmt(raw_config)}; hlocal's own figure {fmt(own)}: {verdict(own is not None and own <= CONFIG_TARGET_S)})")
+    if config is not None and config_cli:
+        print(f"config-only reload, agent on / off {config / config_cli:5.2f} x   ({fmt(config)} vs {fmt(config_cli)})")
     if restart is not None and code:
         print(f"restart / code reload            {restart / code:6.2f} x")
     pre = {name: med_of([m.envoy_began for m in results[name]]) for name in ("config", "raw_config", "code", "raw_code")}

@@ -1,5 +1,5 @@
-"""`python -m higress_local` runs the hlocal command line."""
+"""`python -m higress_local` runs the hlocal command line (through the entry point: see entry.py)."""
 
-from .cli import main
+from .entry import main
 
-main(prog_name="hlocal")
+main()

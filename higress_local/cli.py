@@ -106,6 +106,7 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
         with Progress(f"starting {project.name} ({rt.name})", detail=lambda: _up_detail(project)):
             result = rt.up(project, recreate=recreate, timeout=timeout)
     print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.get("name")))
+    _start_agent(project)
     _startup_warnings(project, strict)
     if foreground:
         _foreground(project, rt)
@@ -222,6 +223,17 @@ def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: b
         click.echo("nothing changed")
     for line in result.lines:
         click.echo(line)
+    _start_agent(project)
+
+
+def _start_agent(project) -> None:
+    """The stack's reload agent (agent.py): the next `hlocal reload` is served warm. Best effort."""
+    from .agentctl import ensure_agent
+
+    try:
+        ensure_agent(project.state_dir)
+    except HlocalError as exc:  # the stack runs; only the next reload is slower
+        click.echo(f"note: the reload agent did not start ({exc.message}); reloads run without it", err=True)
 
 
 @main.command()

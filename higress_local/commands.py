@@ -15,6 +15,7 @@ from .models import Gateway
 CONTAINER_MOCK_MODULE = "hlocal_mock"
 NATIVE_MOCK_MODULE = "higress_local.mock"
 SUPERVISOR_MODULE = "higress_local.supervise"
+AGENT_MODULE = "higress_local.agent"
 
 
 def envoy_args(bootstrap: str, gateway: Gateway) -> list[str]:
@@ -63,3 +64,8 @@ def redis_args(port: int, bind: str) -> list[str]:
 def supervised(status_file: str, argv: list[str]) -> list[str]:
     """`argv` under hlocal's supervisor, which records its exit status in `status_file`."""
     return [sys.executable, "-m", SUPERVISOR_MODULE, status_file, "--", *argv]
+
+
+def agent_args(state_dir: str) -> list[str]:
+    """The stack's reload agent (agent.py), started by `up` and by a reload that finds none."""
+    return [sys.executable, "-m", AGENT_MODULE, state_dir]

@@ -8,6 +8,7 @@ act without a readable state (`down`, `status`) find the stack's processes throu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -180,12 +181,17 @@ _CORRUPT_HINT = ("`hlocal down` stops whatever of the stack still runs and remov
                  "`hlocal up --recreate` starts afresh")
 
 
+@functools.cache
+def _shape(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    """A state dataclass's field types and fields (resolving the hints is most of a load's time)."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def _build(cls: type, doc: Any, where: str) -> Any:
     """Construct dataclass `cls` from a JSON object, checking each field's type; CorruptState otherwise."""
     if not isinstance(doc, dict):
         raise CorruptState(f"{where}: expected an object, found {type(doc).__name__}", _CORRUPT_HINT)
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints, fields = _shape(cls)
     unknown = sorted(set(doc) - set(fields))
     if unknown:
         raise CorruptState(f"{where}: unknown field {unknown[0]!r}", _CORRUPT_HINT)

@@ -46,6 +46,12 @@ def install_interrupt_flag() -> None:
             signal.signal(signum, handler)
 
 
+def clear_interrupt() -> None:
+    """Forget a stop signal that has been handled (the reload agent goes on serving after one)."""
+    INTERRUPTED.clear()
+    _RECEIVED.clear()
+
+
 def raise_if_interrupted() -> None:
     if INTERRUPTED.is_set():
         raise _stop_exception(_RECEIVED[-1] if _RECEIVED else signal.SIGINT)

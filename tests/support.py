@@ -158,3 +158,33 @@ class LineReader:
         if line is None:
             raise AssertionError(f"the output ended while waiting for {what}")
         return line
+
+
+def reload_stopped_by_sigterm(project: "Project", plugin: str, env: dict | None = None) -> tuple[int, str, str]:
+    """Run `hlocal reload`, SIGTERM it once it has swapped the plugin's ECDS file; (exit code, stderr,
+    the ECDS file's text before)."""
+    ecds = project.state_dir / "ecds" / f"{plugin}.json"
+    before = ecds.read_text()
+    proc = subprocess.Popen([*HLOCAL, "-f", str(project.path), "reload"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    wait_for(lambda: ecds.read_text() != before, 60, "the reload to swap the plugin's ECDS file")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr, before
+
+
+def wait_until_serving_the_recorded_version(project: "Project", plugin: str, timeout: float = 90) -> None:
+    """Until Envoy's admin stats report the plugin version state.json records."""
+    from higress_local.readiness import ecds_stats
+
+    state = project.state()
+    recorded = next(p["version"] for p in state["plugins"] if p["name"] == plugin)
+    admin = f"http://127.0.0.1:{state['admin_port']}"
+
+    def serving() -> str | None:
+        try:  # the admin API does not answer while Envoy compiles a module
+            return ecds_stats(admin).get(f"hlocal.plugin.{plugin}", {}).get("version_text")
+        except OSError:
+            return None
+
+    wait_for(lambda: serving() == recorded, timeout, "Envoy to serve the version the state records")

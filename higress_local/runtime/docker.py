@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from ..agentctl import stop_agent
 from .. import images as imagelib
 from .. import ports as portlib
 from .. import safefs
@@ -259,6 +260,7 @@ class DockerRuntime(Runtime):
     # -- down / status / logs ------------------------------------------------
     def down(self, project: Project) -> list[str]:
         GatewayFiles(project.state_dir).guard()
+        stop_agent(project.state_dir)  # first: no reload may be in flight while the gateway stops
         state = StackState.load_or_none(project.state_dir)  # unreadable: compose finds the containers by label
         try:
             client = docker_client(timeout=5.0)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ..agentctl import stop_agent
 from ..commands import MockLine, envoy_args, supervised
 from .. import envoys
 from ..config import Project
@@ -179,6 +180,7 @@ class NativeRuntime(Runtime):
 
     def down(self, project: Project) -> list[str]:
         GatewayFiles(project.state_dir).guard()
+        stop_agent(project.state_dir)  # first: no reload may be in flight while the gateway stops
         try:
             state = StackState.load(project.state_dir)
         except CorruptState:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from support import HLOCAL, Project, Result, processes_mentioning, wait_for
+from support import (HLOCAL, Project, Result, processes_mentioning, reload_stopped_by_sigterm, wait_for,
+                     wait_until_serving_the_recorded_version)
 
 pytestmark = pytest.mark.slow
 
@@ -219,34 +220,21 @@ def test_render_works_while_the_stack_runs(logger, tmp_path) -> None:
 
 
 def test_a_signal_during_reload_leaves_the_state_true_to_what_envoy_serves(make_project, transformer_wasm) -> None:
-    from higress_local.readiness import ecds_stats
+    """The reload run by the CLI itself (test_agent.py has the same through the reload agent)."""
     from higress_local.wasm import add_custom_section
 
     config = {"reqRules": [{"operate": "remove", "headers": [{"key": "X-remove"}]}]}
     project = make_project({"gateway": {"port": 0}, "plugins": [{"name": "t", "wasm": "t.wasm", "config": config}]},
                            files={"t.wasm": transformer_wasm}, name="sigreload", runtime="native")
-    assert project.hlocal("up").returncode == 0
-    ecds = project.state_dir / "ecds" / "t.json"
-    before = ecds.read_text()
+    no_agent = {"HLOCAL_NO_AGENT": "1"}
+    assert project.hlocal("up", env=no_agent).returncode == 0
     # A new build: same code, one more custom section; Envoy compiles 6 MB again (seconds).
     (project.path / "t.wasm").write_bytes(add_custom_section(transformer_wasm.read_bytes(), "hlocal-test", b"2"))
-    proc = subprocess.Popen([*HLOCAL, "-f", str(project.path), "reload"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: ecds.read_text() != before, 60, "the reload to swap the plugin's ECDS file")
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and "Traceback" not in stderr, stderr
-    state = project.state()
-    admin = f"http://127.0.0.1:{state['admin_port']}"
-    recorded = state["plugins"][0]["version"]
-    def serving() -> str | None:
-        try:  # the admin API does not answer while Envoy compiles a module
-            return ecds_stats(admin).get("hlocal.plugin.t", {}).get("version_text")
-        except OSError:
-            return None
-
-    wait_for(lambda: serving() == recorded, 90, "Envoy to serve the version the state records")
-    assert ecds.read_text() == before
+    code, stderr, before = reload_stopped_by_sigterm(project, "t", env=no_agent)
+    assert code == 143 and "Traceback" not in stderr, stderr
+    wait_until_serving_the_recorded_version(project, "t")
+    assert (project.state_dir / "ecds" / "t.json").read_text() == before
+    assert not (project.state_dir / "logs" / "agent.log").exists()
 
 
 def test_a_watched_file_deleted_by_hand_is_restored_by_reload(make_project, plugin_wasm) -> None:
