@@ -3,7 +3,7 @@
 `hlocal up` starts it (`python -m higress_local.agent STATE_DIR`); `down` stops it. It imports the
 config, render and reload code once, then listens on .hlocal/<name>/run/agent.sock for requests from
 entry.py. A request is served only when the agent would do exactly what the CLI does: same hlocal
-(package folder and unchanged source files), same HLOCAL_* settings, this stack, nothing to build,
+(package folder and unchanged source files), same HLOCAL_*/DOCKER_* settings, this stack, nothing to build,
 nothing that needs a restart. Otherwise it answers "fallback" before touching anything and the CLI
 runs. It reads hlocal.yaml with the caller's environment (${VAR}) from the caller's folder, takes
 the stack lock like any command, and a signal the caller gets (Ctrl-C, SIGTERM) is forwarded here,
@@ -39,12 +39,14 @@ log = logging.getLogger("hlocal.agent")
 
 IDLE_CHECK_S = 2.0  # how often an idle agent checks that its stack still exists
 REQUEST_READ_TIMEOUT_S = 5.0
-# Settings that change what a reload does; the markers only tell processes apart.
+# Settings that change what a reload does: hlocal's own, and which Docker engine the docker runtime
+# asks (DOCKER_HOST, DOCKER_CONTEXT, ...). The markers only tell processes apart.
+_SETTING_PREFIXES = ("HLOCAL_", "DOCKER_")
 _IGNORED_SETTINGS = {AGENT_MARKER, "HLOCAL_STACK", "HLOCAL_COMPONENT", agentwire.NO_AGENT_ENV}
 
 
 def _settings(environ: dict) -> dict:
-    return {k: v for k, v in environ.items() if k.startswith("HLOCAL_") and k not in _IGNORED_SETTINGS}
+    return {k: v for k, v in environ.items() if k.startswith(_SETTING_PREFIXES) and k not in _IGNORED_SETTINGS}
 
 
 # -- the agent process -------------------------------------------------------------------------
@@ -202,7 +204,7 @@ class Agent:
             self.stopping = True
             return "hlocal's source files changed since the agent started"
         if _settings(request.get("env") or {}) != self.settings:
-            return "other HLOCAL_* settings than the agent's"
+            return "other HLOCAL_*/DOCKER_* settings than the agent's"
         return None
 
     def _read_signals(self, conn: socket.socket) -> None:

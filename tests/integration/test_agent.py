@@ -84,7 +84,7 @@ def test_what_needs_a_restart_or_other_settings_goes_to_the_cli(stack: Project, 
     _set(stack, "3")
     other = stack.hlocal("reload", env={"HLOCAL_CACHE_DIR": str(stack.path / "cache")})
     assert other.returncode == 0 and "config changed" in other.stdout, other
-    assert "other HLOCAL_* settings" in _served(stack)[served]
+    assert "other HLOCAL_*/DOCKER_* settings" in _served(stack)[served]
     # A second plugin changes the chain: only a restart can do that; the CLI's error and hint.
     (stack.path / "two.wasm").write_bytes(plugin_wasm("headers").read_bytes())
     stack.config["plugins"].append({"name": "two", "wasm": "two.wasm", "config": _config("x")})
