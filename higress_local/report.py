@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from .logs import short_plugin_line
+
 
 def _json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, default=str))
@@ -171,7 +173,8 @@ def effects_lines(exchange) -> list[str]:
         for call in calls:
             out.append(f"service {service} received: {call['method']} {call['path']} -> {call.get('status')}")
     for line in effects.plugin_lines[-10:]:
-        out.append(f"plugin log: {line.split('wasm log ', 1)[-1]}")
+        # As `hlocal logs` shows it: `plugin-name: message`, without Envoy's prefix and the repeated name.
+        out.append(f"plugin log: {short_plugin_line(line) or line.split('wasm log ', 1)[-1]}")
     for note in effects.notes:
         out.append(f"note: {note}")
     return out + [""] if out else out

@@ -27,15 +27,24 @@ def _config(version: str) -> dict:
     return {"response_headers": {"x-version": version}}
 
 
-@pytest.fixture
-def stack(make_project, plugin_wasm) -> Project:
+def _up(make_project, plugin_wasm, runtime: str) -> Project:
     project = make_project({"gateway": {"port": 0},
                             "plugins": [{"name": "headers", "wasm": "headers.wasm", "config": _config("1")}]},
-                           files={"headers.wasm": plugin_wasm("headers")}, name="agent", runtime="native")
+                           files={"headers.wasm": plugin_wasm("headers")}, name="agent", runtime=runtime)
     up = project.hlocal("up")
     assert up.returncode == 0, up
     wait_for(lambda: ping(project.state_dir), 60, "the reload agent started by `up` to answer")
     return project
+
+
+@pytest.fixture
+def stack(make_project, plugin_wasm) -> Project:
+    return _up(make_project, plugin_wasm, "native")
+
+
+@pytest.fixture
+def stack_on_each_runtime(make_project, plugin_wasm, runtime) -> Project:
+    return _up(make_project, plugin_wasm, runtime)
 
 
 def _served(project: Project) -> list[str]:
@@ -54,7 +63,8 @@ def _set(project: Project, version: str) -> None:
     project.write()
 
 
-def test_the_agent_serves_a_config_reload_from_a_subfolder_with_the_cli_s_output(stack: Project) -> None:
+def test_the_agent_serves_a_config_reload_from_a_subfolder_with_the_cli_s_output(stack_on_each_runtime: Project) -> None:
+    stack = stack_on_each_runtime
     (stack.path / "tests").mkdir()
     _set(stack, "2")
     done = subprocess.run([*HLOCAL, "reload"], cwd=stack.path / "tests", capture_output=True, text=True, timeout=120)

@@ -81,3 +81,15 @@ def test_follow_files_merges_tails_and_follows(tmp_path):
 
     followed = list(follow_files(files, plugin_only=False, follow=True, tail=0, prefix=False, poll=0, stop=stop))
     assert followed == ["2026-12-02T08:00:04.000 b4"]  # the tail of 0 showed nothing old; then the new line
+
+
+def test_request_shows_plugin_lines_as_logs_does():
+    from types import SimpleNamespace
+
+    from higress_local.report import effects_lines
+
+    raw = ("[2026-12-02 08:48:20.113][1][info][wasm] [source/extensions/common/wasm/context.cc:1151] "
+           "wasm log my-plugin my-plugin my-plugin: [my-plugin] [nil] [3002fe61] added x-my-plugin to /hello")
+    effects = SimpleNamespace(service_calls={}, plugin_lines=[raw], notes=[])
+    assert effects_lines(SimpleNamespace(effects=effects)) == [
+        "plugin log: my-plugin: [nil] [3002fe61] added x-my-plugin to /hello", ""]
