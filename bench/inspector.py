@@ -1,8 +1,8 @@
 """Benchmark: gateway throughput and p99 latency with the request inspector's capture on vs off.
 
 One project (the `headers` test plugin adding a request and a response header), started natively
-twice per round, once as is and once with capture (Envoy's two tap filters writing a file per stream,
-plus the collector turning them into records). Each start takes the same loopback load for
+twice per round, once as is and once with `gateway.inspect: true` (Envoy's two tap filters writing a
+file per stream, plus the collector the runtime starts, turning them into records). Each start takes the same loopback load for
 `--seconds` (tests/load.py: `--threads` client threads, each on its own keep-alive connection);
 rounds alternate which goes first. After each capture run the bench waits (with a deadline) until
 the collector has drained the tap files, and reports the ring's size on disk and the collector's
@@ -23,6 +23,7 @@ import sys
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -39,34 +40,15 @@ from plugin_build import DEFAULT_CACHE_DIR, build_plugin  # noqa: E402
 
 
 def up(project_dir: Path, capture: bool) -> None:
-    """`hlocal up`; with capture the layout gets the taps' folder (what runtime/stage.py does for
-    gateway.inspect) — in-process, so the bench works before that wiring lands."""
-    from click.testing import CliRunner
-
-    from higress_local.cli import main
-    from higress_local.inspect.wiring import layout_inspect_dir, prepare
-    from higress_local.runtime import stage
-
-    original = stage.Layout
-
-    def layout(**fields):
-        if capture:
-            state_dir = Path(fields["access_log"]).parents[1]
-            prepare(state_dir)
-            fields["inspect_dir"] = layout_inspect_dir(state_dir, True)
-            shm = os.environ.get("HLOCAL_BENCH_TAPS_DIR")  # e.g. a tmpfs: where the taps write
-            if shm:
-                Path(shm).mkdir(parents=True, exist_ok=True)
-                fields["inspect_dir"] = shm
-        return original(**fields)
-
-    stage.Layout = layout
-    try:
-        result = CliRunner().invoke(main, ["-f", str(project_dir), "up"])
-    finally:
-        stage.Layout = original
-    if result.exit_code != 0:
-        raise SystemExit(f"hlocal up failed:\n{result.output}")
+    """`hlocal up` with `gateway.inspect` on or off: with it, the runtime adds the taps and starts the collector."""
+    config_file = project_dir / "hlocal.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["gateway"]["inspect"] = capture
+    config_file.write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "higress_local", "-f", str(project_dir), "up"],
+                          capture_output=True, text=True, timeout=180)
+    if done.returncode != 0:
+        raise SystemExit(f"hlocal up failed:\n{done.stdout}{done.stderr}")
 
 
 def down(project_dir: Path) -> None:
@@ -90,19 +72,15 @@ def measure(project_dir: Path, capture: bool, seconds: float, threads: int) -> d
     from higress_local.config import load_project
     from higress_local.inspect.store import Store
     from higress_local.inspect.view import store_dir, taps_dir
-    from higress_local.inspect.wiring import collector_argv
     from higress_local.runtime import require_running
-    from higress_local.runtime.native import token_file
 
     up(project_dir, capture)
     project = load_project(project_dir / "hlocal.yaml")
     state = require_running(project)
     collector = None
+    if capture:  # started by the runtime under its supervisor, whose status file names the program's pid
+        collector = json.loads(Path(state.components["inspector"].status_file).read_text())["pid"]
     try:
-        if capture and os.environ.get("HLOCAL_BENCH_NO_COLLECTOR") != "1":
-            argv = collector_argv(project.state_dir, state, token_file(project.state_dir, state))
-            collector = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                         start_new_session=True)
         with LoadLoop(state.gateway_port, path="/bench", threads=threads, max_seconds=5) as warm:
             warm.wait_for_requests(200)
         loop = LoadLoop(state.gateway_port, path="/bench", threads=threads, max_seconds=seconds + 30)
@@ -124,8 +102,7 @@ def measure(project_dir: Path, capture: bool, seconds: float, threads: int) -> d
             store = Store(store_dir(project.state_dir))
             row.update(drain_s=round(time.monotonic() - started - elapsed, 1), left_in_taps=len(list(taps.iterdir())),
                        records=len(store.ids()), ring_mb=round(store.disk_bytes() / 1e6, 2),
-                       collector_rss_mb=round(rss_mb(collector.pid), 1) if collector else None,
-                       collector_cpu_s=round(cpu_seconds(collector.pid), 1) if collector else None)
+                       collector_rss_mb=round(rss_mb(collector), 1), collector_cpu_s=round(cpu_seconds(collector), 1))
         return row
     finally:
         keep = os.environ.get("HLOCAL_BENCH_KEEP_TAPS")
@@ -134,9 +111,6 @@ def measure(project_dir: Path, capture: bool, seconds: float, threads: int) -> d
 
             shutil.copytree(project.state_dir / "inspect" / "taps", Path(keep) / "taps", dirs_exist_ok=True)
             shutil.copytree(project.state_dir / "logs", Path(keep) / "logs", dirs_exist_ok=True)
-        if collector is not None:
-            collector.terminate()
-            collector.wait(timeout=10)
         down(project_dir)
 
 
