@@ -51,6 +51,15 @@ def short_plugin_line(line: str) -> str | None:
     return f"{name}: {message}"
 
 
+def timed_plugin_line(line: str) -> str:
+    """`HH:MM:SS.mmm plugin-name: message` for a plugin's line (as `hlocal logs -t` reads); else the line."""
+    short = short_plugin_line(line)
+    if short is None:
+        return line
+    match = _ENVOY_TIME.match(line)
+    return f"{match.group(1)[11:23]} {short}" if match else short
+
+
 def line_time(line: str) -> float | None:
     """The time a log line carries at its start (epoch seconds), if any."""
     match = _ENVOY_TIME.match(line)

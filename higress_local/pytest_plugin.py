@@ -225,7 +225,9 @@ def _report_sections(record: RecordedTest) -> list[tuple[str, str]]:
                 sections.append(("hlocal: inspector diff of the last request", "\n".join(format_record(captured))))
     logged = record.stack.plugin_logs_since(record.marker)
     if logged:
-        shown = logged[-REPORT_LOG_LINES:]
+        from .logs import timed_plugin_line
+
+        shown = [timed_plugin_line(line) for line in logged[-REPORT_LOG_LINES:]]
         more = f"({len(logged) - len(shown)} earlier lines not shown)\n" if len(logged) > len(shown) else ""
         sections.append(("hlocal: plugin logs during the test", more + "\n".join(shown)))
     return sections

@@ -132,7 +132,7 @@ def test_a_failure_shows_client_response_and_backend_request_and_teardown_runs(s
         "  x-in: 1",
         "  x-hlocal: added",
         "*hlocal: plugin logs during the test*",
-        "*logger: GET /api/x",
+        "??:??:??.??? logger: logger: GET /api/x",  # time, plugin name, its message; no Envoy prefix
     ])
     result.stdout.fnmatch_lines(["*RuntimeError: the user's fixture broke after the stack started"])
     assert_nothing_left(smoke)

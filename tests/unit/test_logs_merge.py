@@ -93,3 +93,12 @@ def test_request_shows_plugin_lines_as_logs_does():
     effects = SimpleNamespace(service_calls={}, plugin_lines=[raw], notes=[])
     assert effects_lines(SimpleNamespace(effects=effects)) == [
         "plugin log: my-plugin: [nil] [3002fe61] added x-my-plugin to /hello", ""]
+
+
+def test_plugin_lines_in_a_test_report_keep_their_time():
+    from higress_local.logs import timed_plugin_line
+
+    raw = ("[2026-12-02 08:48:20.113][1][info][wasm] [source/extensions/common/wasm/context.cc:1151] "
+           "wasm log logger logger logger: [logger] GET /api/x")
+    assert timed_plugin_line(raw) == "08:48:20.113 logger: GET /api/x"
+    assert timed_plugin_line("not a plugin line") == "not a plugin line"
