@@ -273,7 +273,7 @@ def measure(stack: Stack, marker: str, is_new: Callable[[str | None], bool],
 
 def wait_for_agent(stack: Stack, timeout: float = 60.0) -> None:
     """Until the agent `up` started answers: a reload before that is the CLI's."""
-    from higress_local.agentctl import ping
+    from higress_local.runtime.agentctl import ping
 
     end = time.monotonic() + timeout
     while ping(stack.state_dir) is None:

@@ -26,12 +26,11 @@ import time
 from pathlib import Path
 
 from . import agentwire
-from .agentctl import unlink_quietly
-from .agentwire import AGENT_MARKER
 from .build import needs_build
 from .config import load_project
 from .errors import HlocalError, Stopped
 from .reload import reload_stack, restart_reasons
+from .runtime.orphans import AGENT_MARKER, COMPONENT_MARKER, STACK_MARKER
 from .state import StackState
 from .wait import clear_interrupt, install_interrupt_flag
 
@@ -42,7 +41,7 @@ REQUEST_READ_TIMEOUT_S = 5.0
 # Settings that change what a reload does: hlocal's own, and which Docker engine the docker runtime
 # asks (DOCKER_HOST, DOCKER_CONTEXT, ...). The markers only tell processes apart.
 _SETTING_PREFIXES = ("HLOCAL_", "DOCKER_")
-_IGNORED_SETTINGS = {AGENT_MARKER, "HLOCAL_STACK", "HLOCAL_COMPONENT", agentwire.NO_AGENT_ENV}
+_IGNORED_SETTINGS = {AGENT_MARKER, STACK_MARKER, COMPONENT_MARKER, agentwire.NO_AGENT_ENV}
 
 
 def _settings(environ: dict) -> dict:
@@ -102,11 +101,11 @@ class Agent:
     def serve(self) -> None:
         path = agentwire.socket_path(str(self.state_dir))
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        temporary = f"{path}.{os.getpid()}"
-        unlink_quietly(temporary)
+        temporary = Path(f"{path}.{os.getpid()}")
+        temporary.unlink(missing_ok=True)
         old_mask = os.umask(0o177)  # the socket file: 0600
         try:
-            agentwire.bind(sock, temporary)
+            agentwire.bind(sock, str(temporary))
         finally:
             os.umask(old_mask)
         sock.listen(8)

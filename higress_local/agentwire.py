@@ -17,7 +17,6 @@ SOCKET_NAME = "agent.sock"
 RUN_DIR = "run"
 MAX_MESSAGE = 4 << 20  # a request carries the caller's environment; 4 MiB is far above any real one
 NO_AGENT_ENV = "HLOCAL_NO_AGENT"  # set (to anything but "" or "0"): never start or use the agent
-AGENT_MARKER = "HLOCAL_AGENT"  # in the agent's environment: the state folder it serves
 # AF_UNIX paths are limited to 108 bytes (Linux); a longer one is reached through /proc/self/fd.
 _SUN_PATH_MAX = 107
 

@@ -228,7 +228,7 @@ def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: b
 
 def _start_agent(project) -> None:
     """The stack's reload agent (agent.py): the next `hlocal reload` is served warm. Best effort."""
-    from .agentctl import ensure_agent
+    from .runtime.agentctl import ensure_agent
 
     try:
         ensure_agent(project.state_dir)

@@ -124,7 +124,11 @@ class ProjectFactory:
         path = self.tmp.mktemp(name)
         for target, source in (files or {}).items():
             shutil.copyfile(source, path / target)
-        config = {"name": config.get("name", f"t-{path.name}".lower().replace("_", "-")), **config}
+        # Under pytest-xdist every worker has its own temp root with the same folder names: the worker id
+        # keeps stack names (and so docker containers and networks) apart.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        default_name = f"t-{path.name}{'-' + worker if worker else ''}".lower().replace("_", "-")
+        config = {"name": config.get("name", default_name), **config}
         if runtime is not None:
             config["runtime"] = runtime
             if runtime == "docker":

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from ..agentctl import stop_agent
+from .agentctl import stop_agent
 from .. import images as imagelib
 from .. import ports as portlib
 from .. import safefs

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from ..agentctl import stop_agent
+from .agentctl import stop_agent
 from ..commands import MockLine, envoy_args, supervised
 from .. import envoys
 from ..config import Project

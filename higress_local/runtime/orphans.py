@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 STACK_MARKER = "HLOCAL_STACK"
 COMPONENT_MARKER = "HLOCAL_COMPONENT"  # gateway, backend, svc-<name>: inherited by the supervised program
+AGENT_MARKER = "HLOCAL_AGENT"  # the reload agent's own (agent.py): not a component of the stack, `ls` skips it
 STOP_GRACE_S = 5.0
 
 
@@ -25,8 +26,8 @@ def stack_marker(state_dir: Path) -> str:
     return str(Path(os.path.abspath(state_dir)))
 
 
-def find_marked(state_dir: Path) -> list[psutil.Process]:
-    """Live processes of this user whose environment names this stack (never this process)."""
+def find_marked(state_dir: Path, marker: str = STACK_MARKER) -> list[psutil.Process]:
+    """Live processes of this user whose environment names this stack under `marker` (never this process)."""
     import psutil  # only when looking for processes (it costs a one-shot command ~30 ms to import)
 
     wanted = stack_marker(state_dir)
@@ -36,7 +37,7 @@ def find_marked(state_dir: Path) -> list[psutil.Process]:
         if proc.pid == me:
             continue
         try:
-            if proc.environ().get(STACK_MARKER) == wanted and proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.environ().get(marker) == wanted and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
@@ -52,11 +53,11 @@ def component_of(proc: psutil.Process) -> str:
         return "?"
 
 
-def stop_marked(state_dir: Path, grace: float = STOP_GRACE_S) -> list[str]:
+def stop_marked(state_dir: Path, grace: float = STOP_GRACE_S, marker: str = STACK_MARKER) -> list[str]:
     """Terminate every marked process (politely, then SIGKILL); return what was stopped."""
     import psutil
 
-    procs = find_marked(state_dir)
+    procs = find_marked(state_dir, marker)
     if not procs:
         return []
     names = []

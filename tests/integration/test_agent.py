@@ -18,7 +18,8 @@ import pytest
 from support import (HLOCAL, Project, processes_mentioning, reload_stopped_by_sigterm, wait_for,
                      wait_until_serving_the_recorded_version)
 
-from higress_local.agentctl import agent_pids, ping
+from higress_local.runtime.agentctl import ping
+from higress_local.runtime.orphans import AGENT_MARKER, find_marked
 
 pytestmark = pytest.mark.slow
 
@@ -125,10 +126,10 @@ def test_a_signal_forwarded_to_the_agent_rolls_the_swap_back(stack: Project, tra
 
 def test_down_stops_the_agent_and_a_stale_socket_is_not_followed(stack: Project) -> None:
     pid = ping(stack.state_dir)
-    assert agent_pids(stack.state_dir) == [pid]
+    assert [p.pid for p in find_marked(stack.state_dir, AGENT_MARKER)] == [pid]
     down = stack.hlocal("down")
     assert down.returncode == 0, down
-    assert agent_pids(stack.state_dir) == [] and not processes_mentioning(str(stack.state_dir))
+    assert find_marked(stack.state_dir, AGENT_MARKER) == [] and not processes_mentioning(str(stack.state_dir))
     assert not (stack.state_dir / "run" / "agent.sock").exists()
     # Nothing answers now: reload is the CLI's, and says the stack is not running.
     reloaded = stack.hlocal("reload")
