@@ -103,6 +103,25 @@ def sdk_plugin_wasm() -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
+def higress_plugin_wasm() -> Callable[[str], Path]:
+    """Build one of Higress's own plugins from its source (e.g. ``extensions/transformer``,
+    ``mcp-servers/amap-tools``) offline; skip without the source tarball or the module proxy."""
+    from higress_build import build_higress_plugin, higress_src_unavailable
+
+    why = higress_src_unavailable()
+    if why:
+        pytest.skip(f"official Higress plugin tests skipped: {why}")
+    built: dict[str, Path] = {}
+
+    def get(path: str) -> Path:
+        if path not in built:
+            built[path] = build_higress_plugin(path)
+        return built[path]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def transformer_wasm() -> Path:
     """The official Higress transformer plugin from the gpustack-higress-plugins wheel."""
     try:

@@ -16,8 +16,13 @@
 ;;   4104 u32  header value pointer, 4108 u32 header value size (proxy_get_header_map_value out)
 ;;   4112      "get_log_level"          4128 ":status"
 ;;   4160      header pairs of the relay's init call    4416  header pairs of the relay's command call
-;;   5120      body of the init call (3072 bytes)
-;;   8192      512 outstanding relay calls: u32 token, u32 kind (0 free, 1 command, 2 init)
+;;   4512      inject_encoded_data emulation (96 bytes)
+;;   4608      buffer-limit emulation: names and small state (512 bytes)
+;;   5120      body of the init call (2048 bytes)
+;;   7168      buffer-limit emulation: per-context table (1024 bytes)
+;;   8192      256 outstanding relay calls: u32 token, u32 kind (0 free, 1 command, 2 init)
+;;   10240     upstream-hosts emulation (2048 bytes)
+;; Each emulation keeps to its own range: a change of this map changes every emulation's tests.
 ;;
 ;; Semantics follow Higress: higress-group/proxy-wasm-cpp-host src/exports.cc (redis_init,
 ;; redis_call), higress-group/envoy source/common/redis/async_client_impl.h (op timeout, auth,
@@ -89,7 +94,7 @@
     (local.set $slot (i32.const 8192))
     (block $none
       (loop $next
-        (br_if $none (i32.ge_u (local.get $slot) (i32.const 12288)))
+        (br_if $none (i32.ge_u (local.get $slot) (i32.const 10240)))
         (if (i32.and (i32.ne (i32.load offset=4 (local.get $slot)) (i32.const 0))
                      (i32.eq (i32.load (local.get $slot)) (local.get $token)))
           (then (return (local.get $slot))))
@@ -103,7 +108,7 @@
     (local.set $slot (i32.const 8192))
     (block $none
       (loop $next
-        (br_if $none (i32.ge_u (local.get $slot) (i32.const 12288)))
+        (br_if $none (i32.ge_u (local.get $slot) (i32.const 10240)))
         (if (i32.eqz (i32.load offset=4 (local.get $slot))) (then (return (local.get $slot))))
         (local.set $slot (i32.add (local.get $slot) (i32.const 8)))
         (br $next)))
@@ -117,8 +122,8 @@
     (local $slot i32) (local $body_len i32) (local $at i32) (local $status i32)
     (local.set $body_len (i32.add (i32.const 12)
       (i32.add (local.get $cluster_len) (i32.add (local.get $user_len) (local.get $password_len)))))
-    ;; Credentials and options beyond 3 KB do not fit the init body: BadArgument.
-    (if (i32.gt_u (local.get $body_len) (i32.const 3072)) (then (return (i32.const 2))))
+    ;; Credentials and options beyond 2 KB do not fit the init body: BadArgument.
+    (if (i32.gt_u (local.get $body_len) (i32.const 2048)) (then (return (i32.const 2))))
     (local.set $slot (call $free_slot))
     (if (i32.eqz (local.get $slot)) (then (return (i32.const 10))))
     (i32.store (i32.const 5120) (local.get $user_len))
