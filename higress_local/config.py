@@ -14,7 +14,7 @@ from .models import (  # noqa: F401 - re-exported: callers import the models fro
     PHASES, SERVICE_KINDS, Backend, Build, Expect, Gateway, Plugin, Probe, ProbeRequest, Project, Route, Rule,
     Service, UpstreamExpect,
 )
-from .schema import Node, load_yaml
+from .schema import Node, describe, load_yaml
 from .validate import check_header, check_path, check_regex
 
 CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
@@ -123,7 +123,7 @@ def sanitise_name(raw: str) -> str:
 
 def _gateway(node: Node) -> Gateway:
     node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level", "image", "tls", "tls_port",
-                  "higress", "envoy", "inspect"])
+                  "higress", "envoy", "inspect", "access_log_format"])
     flavor = node.child("flavor")
     return Gateway(
         flavor=None if flavor.value is None else flavor.choice(FLAVORS),
@@ -138,7 +138,23 @@ def _gateway(node: Node) -> Gateway:
         image=node.child("image").optional_string(),
         tls=node.child("tls").boolean(False),
         tls_port=node.child("tls_port").port(0),
+        access_log_format=_access_log_format(node.child("access_log_format")),
     )
+
+
+def _access_log_format(node: Node) -> str | None:
+    """gateway.access_log_format: text, as Higress's accessLogFormat; its %COMMAND%s are checked by
+    Envoy itself when the stack is staged (runtime/logformat.py)."""
+    if node.value is None:
+        return None
+    if not isinstance(node.value, str):
+        raise node.error(f"expected text, got {describe(node.value)}",
+                         "quote the format; a JSON-looking format is one string: '{\"path\":\"%REQ(:PATH)%\"}'")
+    if not node.value.strip():
+        raise node.error("is empty", "remove the key for Higress's format, or give one with %COMMAND%s")
+    if "\0" in node.value:
+        raise node.error("contains a NUL character", "remove it")
+    return node.value
 
 
 def _higress_release(node: Node) -> str | None:

