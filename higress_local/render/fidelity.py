@@ -65,7 +65,8 @@ def access_log_formatters(log_format: str) -> list[dict[str, Any]]:
 # Higress's bootstrap stats tags, in its order: higress-group/istio
 # tools/packaging/common/higress_envoy_bootstrap.json (read at commit 70196f6;
 # `use_all_default_tags: false`): Higress's Wasm and AI tags, then Istio's. Istio renders its
-# `extraStatTags` between the two groups; Higress's mesh config sets none, so none appear. The same
+# `extraStatTags` between the two groups, taken only from the proxy config and a pod annotation
+# (higress-group/istio pkg/bootstrap/config.go getStatsOptions); Higress sets none. The same
 # list shows in higress-group/higress issue 1919 (2025-04, a 2.1 gateway). The lite bootstrap
 # (LITE_METRICS=on, higress_envoy_bootstrap_lite.json) has no tags; hlocal renders the full one.
 # Each regex is matched against the whole stat name; group 1 is cut from it, group 2 is the value.
@@ -88,7 +89,8 @@ STATS_TAGS: tuple[dict[str, str], ...] = (
 
 
 def higress_stats_config() -> dict[str, Any]:
-    """The bootstrap's stats_config tags as Higress's (its stats_matcher is left out: see stats_tags)."""
+    """The bootstrap's stats_config tags as Higress's. Its stats_matcher is left out: it drops the RDS
+    stats (^http.*\\.rds\\.) that hlocal reload reads to see a routes file go live."""
     return {"use_all_default_tags": False, "stats_tags": [dict(tag) for tag in STATS_TAGS]}
 
 
