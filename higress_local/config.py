@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from . import releases
 from .errors import ConfigError
 from .fileguard import CONFIG_CAP, WASM_CAP, check_regular_file, read_regular_file, safe_absolute, size_text
 from .models import (  # noqa: F401 - re-exported: callers import the models from here
-    PHASES, SERVICE_KINDS, Backend, Build, Expect, Gateway, Plugin, Probe, ProbeRequest, Project, Route, Rule,
+    PHASES, SERVICE_KINDS, Backend, Build, Endpoint, Expect, Gateway, Plugin, Probe, ProbeRequest, Project, Route, Rule,
     Service, UpstreamExpect,
 )
 from .schema import Node, describe, load_yaml
@@ -239,15 +241,16 @@ def _phase(node: Node) -> str:
 # Which keys each service kind takes besides name/kind/host/port and the upstream choice.
 _KIND_KEYS = {"fqdn": (), "static": (), "dns": ("domain",), "k8s": ("namespace", "version"),
               "consul": ("datacenter",), "nacos": ("namespace", "group", "version"), "redis": ()}
-_UPSTREAM_KEYS = ("mock", "url", "image", "container_port", "timeout_ms")
+_UPSTREAM_KEYS = ("mock", "url", "urls", "image", "container_port", "timeout_ms")
+URL_PATTERN = r"https?://[^/\s:]+(:\d+)?/?"
 
 
 def _service(node: Node) -> Service:
     kind = node.mapping(optional=False).child("kind").choice(SERVICE_KINDS)
     node.mapping(["name", "kind", "host", "port", *_KIND_KEYS[kind], *_UPSTREAM_KEYS])
-    given = [k for k in ("mock", "url", "image") if node.child(k).value is not None]
+    given = [k for k in ("mock", "url", "urls", "image") if node.child(k).value is not None]
     if len(given) > 1:
-        raise node.error(f"give one of mock, url or image, not {' and '.join(given)}")
+        raise node.error(f"give one of mock, url, urls or image, not {' and '.join(given)}")
     if kind == "consul" and not node.child("datacenter").value:
         raise node.child("datacenter").error("is required for kind consul (the cluster is SVC.DC.consul)")
     if kind == "nacos" and not node.child("namespace").value:
@@ -262,7 +265,7 @@ def _service(node: Node) -> Service:
         except StubConfigError as exc:
             raise ConfigError(f"{node.source}: {mock.path}.{exc}", "see backend.stubs in README.md") from exc
     url = node.child("url").optional_string()
-    if url is not None and not re.fullmatch(r"https?://[^/\s:]+(:\d+)?/?", url):
+    if url is not None and not re.fullmatch(URL_PATTERN, url):
         raise node.child("url").error(f"{url!r} is not like http://HOST:PORT", "the service's cluster points at HOST:PORT")
     return Service(
         name=node.child("name").string(pattern=NAME_PATTERN, what="a valid service name"),
@@ -272,11 +275,33 @@ def _service(node: Node) -> Service:
         namespace=node.child("namespace").string(""), version=node.child("version").string(""),
         datacenter=node.child("datacenter").string(""), group=node.child("group").string(""),
         domain=node.child("domain").string(""),
-        stubs=tuple(stubs), url=url, image=node.child("image").optional_string(),
+        stubs=tuple(stubs), url=url, urls=_endpoints(node.child("urls")), image=node.child("image").optional_string(),
         container_port=None if node.child("container_port").value is None
         else node.child("container_port").integer(low=1, high=65535),
         timeout_ms=None if node.child("timeout_ms").value is None else node.child("timeout_ms").integer(low=1),
     )
+
+
+def _endpoints(node: Node) -> tuple[Endpoint, ...]:
+    """`urls`: each item a URL, or {url, metrics}; hosts are IP literals (the addresses the plugin pins)."""
+    endpoints, given = [], node.value is not None
+    for item in node.list().items():
+        fields = item.mapping(["url", "metrics"], optional=False) if isinstance(item.value, dict) else None
+        url_node = fields.child("url") if fields else item
+        url = url_node.string()
+        parts = urlsplit(url)
+        try:
+            ipaddress.ip_address(parts.hostname or "")
+        except ValueError:
+            raise url_node.error(f"{url!r} is not like http://IP:PORT",
+                                 "give each endpoint as an IP address and port (the host the plugin pins)") from None
+        if not re.fullmatch(URL_PATTERN, url.replace(f"[{parts.hostname}]", "h")):
+            raise url_node.error(f"{url!r} is not like http://IP:PORT", "no path, query or user part")
+        metrics = fields.child("metrics").string("") if fields else ""
+        endpoints.append(Endpoint(address=parts.hostname or "", port=parts.port or 80, metrics=metrics))
+    if given and not endpoints:
+        raise node.error("is empty", "list at least one http://IP:PORT")
+    return tuple(endpoints)
 
 
 def _check_services(root: Node, services: tuple[Service, ...], routes: tuple[Route, ...]) -> None:

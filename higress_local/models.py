@@ -98,6 +98,19 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """One of a service's `urls`: where it listens and the metrics its host entry carries."""
+
+    address: str  # an IP literal: the host address Envoy and the plugin see
+    port: int
+    metrics: str = ""  # Prometheus text (e.g. vLLM's), given to the plugin with the host
+
+    @property
+    def host(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
 class Service:
     """An upstream a plugin can call (or a route can target), named the way wasm-go names its cluster."""
 
@@ -112,13 +125,14 @@ class Service:
     domain: str = ""  # dns: the domain it resolves (HostName)
     stubs: tuple[dict[str, Any], ...] = ()  # mock: canned responses (else echo)
     url: str | None = None  # an existing server instead of a mock
+    urls: tuple[Endpoint, ...] = ()  # several existing servers: one cluster, one host each
     image: str | None = None  # docker: a container instead of a mock
     container_port: int | None = None  # with image: the port it listens on (default: port)
     timeout_ms: int | None = None  # for routes to it, and named when a call to it times out
 
     @property
     def is_mock(self) -> bool:
-        return self.url is None and self.image is None and self.kind != "redis"
+        return self.url is None and not self.urls and self.image is None and self.kind != "redis"
 
     def cluster_name(self) -> str:
         """The Envoy cluster wasm-go computes for this service (pkg/wrapper cluster types)."""

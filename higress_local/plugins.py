@@ -195,14 +195,17 @@ def _flavor_name(flavor: str) -> str:
 DEFAULT_WASM_LOG_LEVEL = "debug"  # gateway.wasm_log_level's default (config.py)
 
 
-def prepare(check: PluginCheck, flavor: str, wasm_log_level: str | None = None) -> PluginCheck:
+def prepare(check: PluginCheck, flavor: str, wasm_log_level: str | None = None,
+            upstream_hosts: bytes = b"") -> PluginCheck:
     """Produce the bytes the gateway loads: on stock Envoy an adapted copy (ABI rename, emulated
-    Higress-only functions; `wasm_log_level` is what get_log_level answers), else the file as is."""
+    Higress-only functions; `wasm_log_level` is what get_log_level answers, `upstream_hosts` what
+    proxy_get_upstream_hosts lists: adapt/upstream.py), else the file as is."""
     data = read_regular_file(check.plugin.wasm, WASM_CAP, "wasm file",
                              hint=f"point plugin {check.plugin.name!r}'s wasm at the built .wasm file")
     if flavor == "envoy":
         check.served = adapt_module(data, wasm_log_level=wasm_log_level or DEFAULT_WASM_LOG_LEVEL,
-                                    name=f"plugin {check.plugin.name!r} ({check.plugin.wasm})")
+                                    name=f"plugin {check.plugin.name!r} ({check.plugin.wasm})",
+                                    upstream_hosts=upstream_hosts)
     else:
         check.served = data
     return check

@@ -172,11 +172,12 @@ def _write_plugin_swaps(project: Project, state: StackState, files: GatewayFiles
                 pending.append((plugin, None, before))
             continue
         # Imported on use: a config-only reload (the common, latency-sensitive case) never inspects a module.
+        from .adapt.upstream import upstream_table
         from .plugins import CheckReport, check_plugin, prepare, require_runnable
 
         check = check_plugin(plugin, state.flavor, project.gateway)
         require_runnable(CheckReport(flavor=state.flavor, plugins=[check]))
-        prepare(check, state.flavor, project.gateway.wasm_log_level)
+        prepare(check, state.flavor, project.gateway.wasm_log_level, upstream_table(project.services))
         if ecds_version(check) != before.version:
             pending.append((plugin, check, before))
     stats = _admin(lambda: ecds_stats(state.admin_url), timeout) if pending else {}

@@ -46,20 +46,27 @@ def _check_scratch(m: Module) -> None:
                              f"range [{low}, {high}) hlocal's emulation needs (not a Go wasip1 build?)")
 
 
-def cache_key(sha256_hex: str, wasm_log_level: str) -> str:
+def cache_key(sha256_hex: str, wasm_log_level: str, upstream_hosts: bytes = b"") -> str:
     """Input content + shim + adapter version + parameters: equal keys, equal output."""
     digest = hashlib.sha256()
     digest.update(bytes.fromhex(sha256_hex))
     digest.update(hashlib.sha256(shim_bytes()).digest())
     digest.update(json.dumps({"version": ADAPTER_VERSION, "wasm_log_level": wasm_log_level}).encode())
+    if upstream_hosts:  # only then: every other module keeps its cached copy
+        digest.update(hashlib.sha256(upstream_hosts).digest())
     return digest.hexdigest()
 
 
-def adapt_module(data: bytes, *, wasm_log_level: str = "info", name: str = "module") -> bytes:
-    """The copy stock Envoy loads: raises PluginError naming what cannot be emulated and why."""
+def adapt_module(data: bytes, *, wasm_log_level: str = "info", name: str = "module",
+                 upstream_hosts: bytes = b"") -> bytes:
+    """The copy stock Envoy loads: raises PluginError naming what cannot be emulated and why.
+
+    `upstream_hosts`: the table adapt/upstream.py makes (written in only if the module lists hosts)."""
     data = bytes(data)
     info = inspect_bytes(data, name)
-    plan = plan_for(info, wasm_log_level)
+    plan = plan_for(info, wasm_log_level, upstream_hosts)
+    if "upstream_hosts" not in plan.emulations:
+        upstream_hosts = b""
     if plan.problems:
         raise PluginError(f"{name} cannot run on stock Envoy: {'; '.join(plan.problems)}",
                           "run it on the Higress gateway: `--runtime docker` with gateway.flavor: higress")
@@ -77,4 +84,4 @@ def adapt_module(data: bytes, *, wasm_log_level: str = "info", name: str = "modu
             raise PluginError(f"{name}: hlocal cannot emulate {', '.join(plan.emulations)} in this module: {exc}",
                               "run it on the Higress gateway: `--runtime docker` with gateway.flavor: higress") from None
 
-    return cached(cache_key(info.sha256, wasm_log_level), produce)
+    return cached(cache_key(info.sha256, wasm_log_level, upstream_hosts), produce)

@@ -57,11 +57,18 @@ UPSTREAM_HOSTS = Emulation(
              "and endpoint metrics, and proxy_set_upstream_override_host pins the host: "
              "ai-load-balancer picks the least-loaded healthy endpoint (or a prefix-cache / "
              "least-request choice kept in Redis) and pins it"),
-    hlocal="",
-    differs=("refused: stock Envoy's override-host load-balancing policy could take the chosen host, "
-             "but no stock host function gives a plugin the cluster's host list or their metrics, so "
-             "the plugin's choice (the point of the plugin) cannot be reproduced"),
-    refused=True,
+    hlocal=("in a copy of the module both imports call functions hlocal adds: the host list is a table "
+            "hlocal writes into the module when it adapts it (every service with urls: each endpoint's "
+            "address, health_status Healthy and the metrics hlocal.yaml gives it), looked up by the "
+            "request's cluster_name; the pinned host goes into the request header "
+            "x-hlocal-upstream-host, which the cluster's stock override-host load-balancing policy "
+            "(Envoy >= 1.35) reads"),
+    differs=("hosts and metrics are fixed when the module is adapted (up, or a reload that rebuilds it), "
+             "not read live from the endpoints; every endpoint is Healthy (no health checks); only "
+             "services with urls list hosts (other clusters answer NotFound, so the plugin keeps "
+             "Envoy's own balancing); the upstream receives the x-hlocal-upstream-host header; the "
+             "table holds at most about 2 KB; the older names proxy_get_upstream_metrics and "
+             "proxy_override_upstream_host are refused"),
 )
 
 HOST_FUNCTION_EMULATIONS: list[Emulation] = [REDIS, GET_LOG_LEVEL, INJECT_DATA, UPSTREAM_HOSTS]

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .catalog import BY_HOST_FUNCTION, GET_LOG_LEVEL, REDIS
+from .catalog import BY_HOST_FUNCTION, GET_LOG_LEVEL, REDIS, UPSTREAM_HOSTS
+from .upstream import TABLE_ADDRESS, table_room
 
 if TYPE_CHECKING:
     from ..wasm import ModuleInfo
@@ -20,6 +21,8 @@ LOG_LEVEL_ADDRESS = 4096
 # gateway.wasm_log_level -> Envoy's level number, as Higress's get_log_level answers it.
 LOG_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warning": 3, "warn": 3, "error": 4, "critical": 5, "off": 6}
 REDIS_RESPONSE_EXPORTS = ("proxy_on_http_call_response", "proxy_on_redis_call_response")
+UPSTREAM_IMPORTS = ("proxy_get_upstream_hosts", "proxy_set_upstream_override_host")
+UPSTREAM_OLDER = ("proxy_get_upstream_metrics", "proxy_override_upstream_host")  # earlier names: not emulated
 
 
 @dataclass
@@ -54,7 +57,7 @@ def _not_go(what: str) -> str:
             f"(flavor higress)")
 
 
-def plan_for(info: "ModuleInfo", wasm_log_level: str = "info") -> AdaptPlan:
+def plan_for(info: "ModuleInfo", wasm_log_level: str = "info", upstream_hosts: bytes = b"") -> AdaptPlan:
     """What the copy served to stock Envoy gets; problems say precisely why a module cannot run."""
     plan = AdaptPlan()
     env = set(info.host_functions)
@@ -84,6 +87,8 @@ def plan_for(info: "ModuleInfo", wasm_log_level: str = "info") -> AdaptPlan:
             if "proxy_get_buffer_bytes" in env:
                 plan.merge.redirects.append("proxy_get_buffer_bytes")
             plan.merge.exports.append("proxy_on_http_call_response")
+    if env & set(UPSTREAM_IMPORTS + UPSTREAM_OLDER):
+        _plan_upstream_hosts(plan, env, is_go, upstream_hosts)
     if "get_log_level" in info.foreign_candidates and "proxy_call_foreign_function" in env and is_go:
         level = LOG_LEVELS.get(wasm_log_level, LOG_LEVELS["info"])
         plan.emulations.append(GET_LOG_LEVEL.key)
@@ -92,3 +97,28 @@ def plan_for(info: "ModuleInfo", wasm_log_level: str = "info") -> AdaptPlan:
         plan.merge.redirects.append("proxy_call_foreign_function")
         plan.merge.data.append((LOG_LEVEL_ADDRESS, level.to_bytes(4, "little")))
     return plan
+
+
+def _plan_upstream_hosts(plan: AdaptPlan, env: set[str], is_go: bool, table: bytes) -> None:
+    """The host list from a table written into the module; the pinned host through a request header."""
+    used = [n for n in UPSTREAM_IMPORTS if n in env]
+    older = [n for n in UPSTREAM_OLDER if n in env]
+    if older:
+        plan.problems.append(f"imports {', '.join(f'env.{n}' for n in older)}, which exists only in the Higress "
+                             f"gateway and hlocal cannot emulate on stock Envoy (it emulates "
+                             f"{' and '.join(UPSTREAM_IMPORTS)}); run it with the docker runtime (flavor higress)")
+        return
+    if not is_go:
+        plan.problems.append(_not_go(", ".join(f"env.{n}" for n in used) + " (upstream hosts)"))
+        return
+    if len(table) > table_room():
+        plan.problems.append(f"imports env.proxy_get_upstream_hosts; the hosts of the services with urls take "
+                             f"{len(table)} bytes, more than the {table_room()} hlocal's emulation holds: "
+                             f"list fewer endpoints or shorter metrics")
+        return
+    plan.emulations.append(UPSTREAM_HOSTS.key)
+    plan.adaptations.append("upstream hosts (" + ", ".join(used) + "): the hosts of services with urls, written "
+                            "into the module; the pinned host goes to the cluster's override-host policy")
+    plan.merge.redirects += used
+    plan.merge.retire += used
+    plan.merge.data.append((TABLE_ADDRESS, table or bytes(4)))

@@ -41,6 +41,10 @@
     (func $sdk_http_response (param i32 i32 i32 i32 i32)))
   (import "hlocal" "proxy_on_redis_call_response"
     (func $sdk_redis_response (param i32 i32 i32 i32)))
+  ;; upstream-hosts emulation
+  (import "env" "proxy_get_property" (func $get_property (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_replace_header_map_value"
+    (func $replace_header (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "memory" (memory 1))
 
   ;; Timeout of command calls: the last proxy_redis_init's (Higress's default op timeout is 1 s).
@@ -215,4 +219,50 @@
             (return (i32.const 0))))))
     (call $call_foreign (local.get $name) (local.get $name_len) (local.get $args) (local.get $args_len)
       (local.get $result_ptr) (local.get $result_size_ptr)))
+
+  ;; ---- upstream hosts: scratch [10240, 12288) ----
+  ;; Higress's Envoy answers proxy_get_upstream_hosts with the route cluster's hosts (a proxy-wasm
+  ;; pair list: address, JSON with health_status and metrics) and pins the host a plugin names with
+  ;; proxy_set_upstream_override_host (higress-group/proxy-wasm-go-sdk proxywasm/hostcall.go
+  ;; GetUpstreamHosts, SetUpstreamOverrideHost). Stock Envoy has neither, so:
+  ;;   10240 u32 value pointer, 10244 u32 value size (proxy_get_property out)
+  ;;   10248 "cluster_name"   10260 "x-hlocal-upstream-host" (render/endpoints.py reads that header)
+  ;;   10288 a table hlocal writes when it adapts the module (adapt/upstream.py): u32 count, then per
+  ;;         cluster u32 name pointer, name size, pair-list pointer, pair-list size; then the bytes.
+  (data (i32.const 10248) "cluster_name")
+  (data (i32.const 10260) "x-hlocal-upstream-host")
+
+  ;; proxy_get_upstream_hosts: the table's pair list of the request's cluster (property cluster_name,
+  ;; which hlocal's bridge filter keeps); NotFound (1) for a cluster hlocal has no hosts of. The SDK
+  ;; reads the list in place, as it reads get_log_level's answer.
+  (func $get_upstream_hosts (export "redirect:proxy_get_upstream_hosts")
+    (param $ptr_ptr i32) (param $size_ptr i32) (result i32)
+    (local $name i32) (local $len i32) (local $entry i32) (local $end i32)
+    (if (call $get_property (i32.const 10248) (i32.const 12) (i32.const 10240) (i32.const 10244))
+      (then (return (i32.const 1))))
+    (local.set $name (i32.load (i32.const 10240)))
+    (local.set $len (i32.load (i32.const 10244)))
+    (local.set $entry (i32.const 10292))
+    (local.set $end (i32.add (i32.const 10292) (i32.shl (i32.load (i32.const 10288)) (i32.const 4))))
+    (block $none
+      (loop $next
+        (br_if $none (i32.ge_u (local.get $entry) (local.get $end)))
+        (if (i32.eq (i32.load offset=4 (local.get $entry)) (local.get $len))
+          (then
+            (if (call $equal (i32.load (local.get $entry)) (local.get $name) (local.get $len))
+              (then
+                (i32.store (local.get $ptr_ptr) (i32.load offset=8 (local.get $entry)))
+                (i32.store (local.get $size_ptr) (i32.load offset=12 (local.get $entry)))
+                (return (i32.const 0))))))
+        (local.set $entry (i32.add (local.get $entry) (i32.const 16)))
+        (br $next)))
+    (i32.const 1))
+
+  ;; proxy_set_upstream_override_host: the address goes into the request header the cluster's
+  ;; override-host policy reads (stock Envoy picks the host when the router forwards).
+  (func $set_upstream_override_host (export "redirect:proxy_set_upstream_override_host")
+    (param $address i32) (param $address_len i32) (result i32)
+    (call $replace_header (i32.const 0) (i32.const 10260) (i32.const 22)
+      (local.get $address) (local.get $address_len)))
+  ;; ---- end upstream hosts ----
 )

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import Plugin, Project, Route
 from ..configorder import higress_json
+from .endpoints import render_endpoints_cluster
 from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, STOCK_DECODER_BUFFER_LIMIT, XFF_NUM_TRUSTED_HOPS,
                        access_log_formatters, access_log_text, higress_listener_options, higress_stats_config)
 
@@ -284,6 +285,9 @@ def render_clusters(project: Project, layout: Layout) -> list[dict[str, Any]]:
     """The backend and every service, each under the cluster name wasm-go computes for it."""
     clusters = [render_cluster(BACKEND_CLUSTER, layout.backend_address, layout.backend_port)]
     for service in project.services:
+        if service.urls:
+            clusters.append(render_endpoints_cluster(service))
+            continue
         address, port = layout.services[service.name]
         clusters.append(render_cluster(service.cluster_name(), address, int(port)))
     return [{"@type": CLUSTER_TYPE, **cluster} for cluster in clusters]

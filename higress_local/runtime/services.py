@@ -30,10 +30,12 @@ ServicePlan = ServiceState
 def how(service: Service) -> str:
     if service.kind == "redis":
         return "redis"
-    return "url" if service.url else "image" if service.image else "mock"
+    return "url" if service.url or service.urls else "image" if service.image else "mock"
 
 
 def _url_endpoint(service: Service) -> tuple[str, int]:
+    if service.urls:  # the cluster gets every endpoint (render/endpoints.py); the plan names the first
+        return service.urls[0].address, service.urls[0].port
     parts = urlsplit(service.url or "")
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 

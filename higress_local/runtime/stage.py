@@ -68,11 +68,13 @@ def checked_plugins(project: Project, flavor: str) -> list[PluginCheck]:
     """Inspect every module and refuse, before anything starts, what the gateway cannot run."""
     # Imported on use: module inspection and adaptation are not needed by a config-only `hlocal reload`,
     # a short-lived process whose time is mostly imports.
+    from ..adapt.upstream import upstream_table
     from ..plugins import check_project, prepare, require_runnable
 
     report = check_project(project, flavor)
     require_runnable(report)
-    return [prepare(check, flavor, project.gateway.wasm_log_level) for check in report.plugins]
+    hosts = upstream_table(project.services)
+    return [prepare(check, flavor, project.gateway.wasm_log_level, hosts) for check in report.plugins]
 
 
 def ecds_version(check: PluginCheck) -> str:

@@ -239,8 +239,8 @@ def test_redis_without_the_callback_export_is_refused_with_the_reason():
     assert "does not export proxy_on_http_call_response, proxy_on_redis_call_response" in problem
 
 
-@pytest.mark.parametrize("name", ["proxy_inject_encoded_data_to_filter_chain", "proxy_get_upstream_hosts",
-                                  "proxy_set_upstream_override_host"])
+@pytest.mark.parametrize("name", ["proxy_inject_encoded_data_to_filter_chain", "proxy_get_upstream_metrics",
+                                  "proxy_override_upstream_host"])
 def test_functions_without_a_faithful_emulation_stay_refused(name):
     data = wasm.add_custom_section(plugin(imports=(("env", "proxy_log"), ("env", name))), "go:buildid", b"x")
     result = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
@@ -434,3 +434,11 @@ def test_real_transformer_plugin():
     adapted = wasm.adapt_for_stock_envoy(data)
     assert wasm.inspect_bytes(adapted).abi_version == "0.2.1"
     assert validates(adapted)
+
+
+def test_the_upstream_host_functions_are_emulated_in_go_builds():
+    names = (("env", "proxy_log"), ("env", "proxy_get_upstream_hosts"), ("env", "proxy_set_upstream_override_host"))
+    data = wasm.add_custom_section(plugin(imports=names), "go:buildid", b"x")
+    result = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
+    assert result.runnable and result.emulations == ["upstream_hosts"]
+    assert any("override-host policy" in a for a in result.adaptations)

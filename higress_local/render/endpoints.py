@@ -1,0 +1,42 @@
+"""A service with several `urls`: one cluster with a host per endpoint, and the plugin's pinned host.
+
+Higress's Envoy lets a plugin pin the upstream host (proxy_set_upstream_override_host). Stock Envoy
+(>= 1.35) has the override-host load-balancing policy, which reads the host from a request header;
+hlocal's adapted module writes the chosen address into that header (adapt/shim.wat), and without it
+the cluster balances round robin, as Higress's default service balancing does.
+Envoy: api/envoy/extensions/load_balancing_policies/override_host/v3/override_host.proto.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import Service
+
+OVERRIDE_HOST_HEADER = "x-hlocal-upstream-host"  # keep in sync with shim.wat (upstream-hosts block)
+OVERRIDE_HOST_POLICY = "envoy.load_balancing_policies.override_host"
+OVERRIDE_HOST_TYPE = "type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost"
+ROUND_ROBIN_TYPE = "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"
+
+
+def _policy(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    return {"policies": [{"typed_extension_config": {"name": name, "typed_config": config}}]}
+
+
+def render_endpoints_cluster(service: Service, *, connect_timeout: str = "2s") -> dict[str, Any]:
+    """The service's cluster: every endpoint a host; a host named in the override header wins."""
+    name = service.cluster_name()
+    hosts = [{"endpoint": {"address": {"socket_address": {"address": e.address, "port_value": e.port}}}}
+             for e in service.urls]
+    fallback = _policy("envoy.load_balancing_policies.round_robin", {"@type": ROUND_ROBIN_TYPE})
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": connect_timeout,
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": hosts}]},
+        "load_balancing_policy": _policy(OVERRIDE_HOST_POLICY, {
+            "@type": OVERRIDE_HOST_TYPE,
+            "override_host_sources": [{"header": OVERRIDE_HOST_HEADER}],
+            "fallback_policy": fallback,
+        }),
+    }
