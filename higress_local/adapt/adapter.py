@@ -25,7 +25,7 @@ from .merge import merge
 from .plan import SCRATCH, plan_for
 
 # Bump when the output for the same input and parameters changes (shim.wasm changes are hashed in).
-ADAPTER_VERSION = "1"
+ADAPTER_VERSION = "2"
 
 
 @lru_cache(maxsize=1)

@@ -37,15 +37,21 @@ GET_LOG_LEVEL = Emulation(
 INJECT_DATA = Emulation(
     key="inject_encoded_data",
     higress=("proxy_inject_encoded_data_to_filter_chain (and the foreign function "
-             "inject_encoded_data_to_filter_chain_on_header) push bytes into the response stream from "
-             "an asynchronous callback: ai-security-guard resumes a paused streaming response with "
-             "checked chunks, wasm-go's MCP server (pkg/mcp/server sse_proxy.go) writes JSON-RPC "
-             "replies into an open SSE stream"),
-    hlocal="",
-    differs=("refused: stock Envoy has no host function that adds data to a stream outside that "
-             "stream's own body callback (proxy_set_buffer_bytes only edits the chunk being processed), "
-             "so chunks injected after an HTTP callout cannot reach the client as on Higress"),
-    refused=True,
+             "inject_encoded_data_to_filter_chain_on_header) push bytes into the response stream, also "
+             "from an asynchronous callback: ai-security-guard resumes a paused streaming response with "
+             "checked chunks, wasm-go's MCP framework (pkg/mcp/server sse_proxy.go) writes JSON-RPC "
+             "replies into a proxied SSE stream"),
+    hlocal=("in a copy of the module the import calls a function hlocal adds: inside the plugin's "
+            "response-body callback the injected bytes replace (then extend) the chunk, which goes on; "
+            "a chunk the plugin keeps (StopIterationNoBuffer) is emptied and held in Envoy's buffer, and "
+            "an injection from a callback appends to that buffer and resumes the response"),
+    differs=("injection from a callback reaches the client only while the plugin holds the response: a "
+             "second injection before more upstream data arrives gets BadArgument; once the upstream has "
+             "ended, injected chunks wait for the plugin's last injection (end_stream) and then go out "
+             "together; after an injection with end_stream the response still ends when the upstream "
+             "ends (later upstream data is dropped); at most 12 held responses per worker; the foreign "
+             "function inject_encoded_data_to_filter_chain_on_header answers NotFound, so wasm-go's MCP "
+             "framework falls back to SendHttpResponse (same bytes to the client)"),
 )
 
 # Users read in alibaba/higress plugins/wasm-go/extensions/ai-load-balancer: endpoint_metrics,

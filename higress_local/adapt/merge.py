@@ -18,6 +18,9 @@ from .instructions import FUNC, GLOBAL, TYPE, references
 from .plan import MergePlan
 
 CALL_OPCODES = (0x10, 0x12, 0xD2)  # call, return_call, ref.func
+# Engines refuse a module with more data segments (V8 kV8MaxWasmDataSegments, wasmtime alike); Go's
+# linker fills a large module (a 20 MB MCP server) up to exactly this many.
+MAX_DATA_SEGMENTS = 100_000
 DEAD_IMPORT = ("env", "proxy_log", (b"\x7f\x7f\x7f", b"\x7f"))  # stock in every ABI: keeps a slot linkable
 
 
@@ -80,6 +83,37 @@ def _shim_data(shim: Module) -> list[tuple[int, bytes]]:
         segments.append((address, data[pos:pos + size]))
         pos += size
     return segments
+
+
+def _segment(address: int, payload: bytes) -> bytes:
+    return b"\x00\x41" + sleb_bytes(address) + b"\x0b" + uleb_bytes(len(payload)) + payload
+
+
+def _data_section(m: Module, extra: list[tuple[int, bytes]]) -> tuple[bytes, int]:
+    """The module's data section with the shim's bytes as one more segment, and the new count; at the
+    engines' segment limit the bytes are folded into the module's first segment instead."""
+    s = m.section(11)
+    assert s is not None
+    data = m.data
+    count, rest = uleb(data, s.offset)
+    if not extra:
+        return data[s.start:s.end], count
+    start = min(address for address, _ in extra)
+    blob = bytearray(max(address + len(payload) for address, payload in extra) - start)
+    for address, payload in extra:
+        blob[address - start:address - start + len(payload)] = payload
+    if count < MAX_DATA_SEGMENTS:
+        return section_bytes(11, uleb_bytes(count + 1) + data[rest:s.end] + _segment(start, bytes(blob))), count + 1
+    flags, pos = uleb(data, rest)
+    if flags != 0 or data[pos] != 0x41:
+        raise AdaptError("the module's first data segment is not active at a constant address")
+    address, pos = sleb(data, pos + 1)
+    size, pos = uleb(data, pos + 1)  # + 1: the expression's `end`
+    if address < start + len(blob):
+        raise AdaptError(f"the module has {count} data segments (the engines' limit) and its first one, at "
+                         f"{address}, leaves no room for hlocal's emulation data")
+    folded = bytes(blob) + bytes(address - start - len(blob)) + data[pos:pos + size]
+    return section_bytes(11, uleb_bytes(count) + _segment(start, folded) + data[pos + size:s.end]), count
 
 
 class _Merge:
@@ -242,8 +276,7 @@ def merge(m: Module, shim: Module, plan: MergePlan) -> bytes:
     func_types, func_bodies = job.shim_functions()
     rewritten = job.redirect_call_sites(retired)
     exports = {name: job.funcs[job.roots[("export", name)]] for name in plan.exports}
-    segments = [b"\x00\x41" + sleb_bytes(address) + b"\x0b" + uleb_bytes(len(payload)) + payload
-                for address, payload in _shim_data(shim) + list(plan.data)]
+    data_section, data_count = _data_section(m, _shim_data(shim) + list(plan.data))
 
     data, out = m.data, [m.data[:8]]
     for s in m.sections:
@@ -265,9 +298,9 @@ def merge(m: Module, shim: Module, plan: MergePlan) -> bytes:
         elif s.id == 10:
             out.append(job.code_section(rewritten, func_bodies))
         elif s.id == 11:
-            out.append(section_bytes(11, uleb_bytes(count + len(segments)) + data[rest:s.end] + b"".join(segments)))
+            out.append(data_section)
         elif s.id == 12:  # data count must match the data section
-            out.append(section_bytes(12, uleb_bytes(count + len(segments))))
+            out.append(section_bytes(12, uleb_bytes(data_count)))
         else:
             out.append(data[s.start:s.end])
     return b"".join(out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .catalog import BY_HOST_FUNCTION, GET_LOG_LEVEL, REDIS, UPSTREAM_HOSTS
+from .catalog import BY_HOST_FUNCTION, GET_LOG_LEVEL, INJECT_DATA, REDIS, UPSTREAM_HOSTS
 from .upstream import TABLE_ADDRESS, table_room
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ LOG_LEVEL_ADDRESS = 4096
 # gateway.wasm_log_level -> Envoy's level number, as Higress's get_log_level answers it.
 LOG_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warning": 3, "warn": 3, "error": 4, "critical": 5, "off": 6}
 REDIS_RESPONSE_EXPORTS = ("proxy_on_http_call_response", "proxy_on_redis_call_response")
+INJECT_IMPORT = "proxy_inject_encoded_data_to_filter_chain"
 UPSTREAM_IMPORTS = ("proxy_get_upstream_hosts", "proxy_set_upstream_override_host")
 UPSTREAM_OLDER = ("proxy_get_upstream_metrics", "proxy_override_upstream_host")  # earlier names: not emulated
 
@@ -89,6 +90,8 @@ def plan_for(info: "ModuleInfo", wasm_log_level: str = "info", upstream_hosts: b
             plan.merge.exports.append("proxy_on_http_call_response")
     if env & set(UPSTREAM_IMPORTS + UPSTREAM_OLDER):
         _plan_upstream_hosts(plan, env, is_go, upstream_hosts)
+    if INJECT_IMPORT in env:
+        _plan_inject(plan, info, env, is_go)
     if "get_log_level" in info.foreign_candidates and "proxy_call_foreign_function" in env and is_go:
         level = LOG_LEVELS.get(wasm_log_level, LOG_LEVELS["info"])
         plan.emulations.append(GET_LOG_LEVEL.key)
@@ -122,3 +125,23 @@ def _plan_upstream_hosts(plan: AdaptPlan, env: set[str], is_go: bool, table: byt
     plan.merge.redirects += used
     plan.merge.retire += used
     plan.merge.data.append((TABLE_ADDRESS, table or bytes(4)))
+
+
+def _plan_inject(plan: AdaptPlan, info: "ModuleInfo", env: set[str], is_go: bool) -> None:
+    """proxy_inject_encoded_data_to_filter_chain: the shim edits the response body Envoy holds."""
+    if not is_go:
+        plan.problems.append(_not_go(f"env.{INJECT_IMPORT} (inject data)"))
+        return
+    if not info.exports_kind("proxy_on_response_body", "func"):
+        plan.problems.append(f"imports env.{INJECT_IMPORT} (Higress only) but does not export "
+                             f"proxy_on_response_body, through which hlocal's emulation injects; run it "
+                             f"with the docker runtime (flavor higress)")
+        return
+    plan.emulations.append(INJECT_DATA.key)
+    plan.adaptations.append(f"{INJECT_IMPORT}: injected bytes replace or extend the response body Envoy "
+                            f"holds for the plugin, then the response resumes")
+    plan.merge.redirects.append(INJECT_IMPORT)
+    plan.merge.retire.append(INJECT_IMPORT)
+    if "proxy_set_effective_context" in env:
+        plan.merge.redirects.append("proxy_set_effective_context")
+    plan.merge.exports.append("proxy_on_response_body")

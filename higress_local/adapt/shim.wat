@@ -41,6 +41,13 @@
     (func $sdk_http_response (param i32 i32 i32 i32 i32)))
   (import "hlocal" "proxy_on_redis_call_response"
     (func $sdk_redis_response (param i32 i32 i32 i32)))
+  ;; inject_encoded_data emulation
+  (import "env" "proxy_set_buffer_bytes"
+    (func $set_buffer_bytes (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_stream" (func $continue_stream (param i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $set_effective_context (param i32) (result i32)))
+  (import "hlocal" "proxy_on_response_body"
+    (func $sdk_response_body (param i32 i32 i32) (result i32)))
   ;; upstream-hosts emulation
   (import "env" "proxy_get_property" (func $get_property (param i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_replace_header_map_value"
@@ -265,4 +272,142 @@
     (call $replace_header (i32.const 0) (i32.const 10260) (i32.const 22)
       (local.get $address) (local.get $address_len)))
   ;; ---- end upstream hosts ----
+
+  ;; ---- inject_encoded_data: proxy_inject_encoded_data_to_filter_chain on stock Envoy ----
+  ;; Higress's Envoy (higress-group/envoy source/extensions/common/wasm/context.cc) hands the bytes to
+  ;; Envoy's encoder_callbacks_->injectEncodedDataToFilterChain: they go to the filters after the
+  ;; plugin and on to the client, from a body callback or from an HTTP-call callback while the
+  ;; plugin holds the response (wasm-go returns StopIterationNoBuffer while a streaming response is
+  ;; paused). Stock Envoy can only edit the response body it holds for the filter, so the copy:
+  ;; - inside the plugin's proxy_on_response_body: the first injection replaces the chunk, later ones
+  ;;   append, and the chunk goes on (Continue);
+  ;; - a chunk the plugin keeps (StopIterationNoBuffer) is emptied and held in Envoy's buffer
+  ;;   (StopIterationAndBuffer), so that a later injection from a callback appends to that buffer and
+  ;;   resumes the stream (proxy_continue_stream); once the upstream has ended, injections without
+  ;;   end_stream stay held until the one with end_stream;
+  ;; - after an injection with end_stream, later upstream data is dropped.
+  ;; Streams are tracked at [4512, 4608): 12 entries of (context id, flags: 1 held, 2 ended by the
+  ;; plugin, 4 upstream ended); a full table reuses the oldest entry.
+  (global $effective (mut i32) (i32.const 0))   ;; the context host calls act on
+  (global $in_body (mut i32) (i32.const 0))     ;; 1 while the plugin's proxy_on_response_body runs
+  (global $injected (mut i32) (i32.const 0))    ;; bytes were injected during that call
+  (global $inject_cursor (mut i32) (i32.const 4512))
+
+  (func $inject_entry (param $context i32) (result i32)
+    (local $at i32)
+    (local.set $at (i32.const 4512))
+    (block $none
+      (loop $next
+        (br_if $none (i32.ge_u (local.get $at) (i32.const 4608)))
+        (if (i32.and (i32.eq (i32.load (local.get $at)) (local.get $context))
+                     (i32.ne (i32.load offset=4 (local.get $at)) (i32.const 0)))
+          (then (return (local.get $at))))
+        (local.set $at (i32.add (local.get $at) (i32.const 8)))
+        (br $next)))
+    (i32.const 0))
+
+  (func $inject_flags (param $context i32) (result i32)
+    (local $at i32)
+    (local.set $at (call $inject_entry (local.get $context)))
+    (if (result i32) (local.get $at)
+      (then (i32.load offset=4 (local.get $at)))
+      (else (i32.const 0))))
+
+  ;; Set a stream's flags; 0 frees its entry.
+  (func $inject_set (param $context i32) (param $flags i32)
+    (local $at i32)
+    (local.set $at (call $inject_entry (local.get $context)))
+    (if (i32.eqz (local.get $at))
+      (then
+        (if (i32.eqz (local.get $flags)) (then (return)))
+        (local.set $at (call $inject_entry (i32.const 0)))
+        (if (i32.eqz (local.get $at))
+          (then
+            (local.set $at (i32.const 4512))
+            (block $found
+              (loop $next
+                (br_if $found (i32.ge_u (local.get $at) (i32.const 4608)))
+                (br_if $found (i32.eqz (i32.load offset=4 (local.get $at))))
+                (local.set $at (i32.add (local.get $at) (i32.const 8)))
+                (br $next)))
+            (if (i32.ge_u (local.get $at) (i32.const 4608))
+              (then
+                (local.set $at (global.get $inject_cursor))
+                (global.set $inject_cursor
+                  (select (i32.const 4512) (i32.add (local.get $at) (i32.const 8))
+                          (i32.ge_u (i32.add (local.get $at) (i32.const 8)) (i32.const 4608))))))))))
+    (i32.store (local.get $at) (local.get $context))
+    (i32.store offset=4 (local.get $at) (local.get $flags)))
+
+  (func $set_effective_context_w (export "redirect:proxy_set_effective_context")
+    (param $context i32) (result i32)
+    (global.set $effective (local.get $context))
+    (call $set_effective_context (local.get $context)))
+
+  ;; Replace the response body Envoy holds for the plugin with nothing.
+  (func $empty_response_body
+    (drop (call $set_buffer_bytes (i32.const 1) (i32.const 0) (i32.const 0x7fffffff) (i32.const 0) (i32.const 0))))
+
+  (func $on_response_body (export "export:proxy_on_response_body")
+    (param $context i32) (param $size i32) (param $end i32) (result i32)
+    (local $action i32) (local $flags i32)
+    (local.set $flags (call $inject_flags (local.get $context)))
+    (if (local.get $end) (then (local.set $flags (i32.or (local.get $flags) (i32.const 4)))))
+    ;; The plugin ended the response with injected data: what the upstream still sends is dropped.
+    (if (i32.and (local.get $flags) (i32.const 2))
+      (then
+        (call $empty_response_body)
+        (call $inject_set (local.get $context) (select (i32.const 0) (local.get $flags) (local.get $end)))
+        (return (i32.const 0))))
+    (global.set $effective (local.get $context))
+    (global.set $in_body (i32.const 1))
+    (global.set $injected (i32.const 0))
+    (local.set $action (call $sdk_response_body (local.get $context) (local.get $size) (local.get $end)))
+    (global.set $in_body (i32.const 0))
+    (local.set $flags (call $inject_flags (local.get $context)))
+    (if (local.get $end) (then (local.set $flags (i32.or (local.get $flags) (i32.const 4)))))
+    (if (global.get $injected)
+      (then
+        (call $inject_set (local.get $context)
+          (select (i32.const 0) (i32.and (local.get $flags) (i32.const 6)) (local.get $end)))
+        (return (i32.const 0))))
+    (if (i32.ge_u (local.get $action) (i32.const 3))
+      (then
+        (call $empty_response_body)
+        (call $inject_set (local.get $context) (i32.or (local.get $flags) (i32.const 1)))
+        (return (i32.const 1))))
+    (if (local.get $end) (then (call $inject_set (local.get $context) (i32.const 0))))
+    (local.get $action))
+
+  (func $inject (export "redirect:proxy_inject_encoded_data_to_filter_chain")
+    (param $data i32) (param $size i32) (param $end_stream i32) (result i32)
+    (local $context i32) (local $flags i32) (local $status i32)
+    (local.set $context (global.get $effective))
+    (local.set $flags (call $inject_flags (local.get $context)))
+    (if (global.get $in_body)
+      (then
+        (local.set $status (call $set_buffer_bytes (i32.const 1)
+          (select (i32.const 0x7fffffff) (i32.const 0) (global.get $injected))
+          (select (i32.const 0) (i32.const 0x7fffffff) (global.get $injected))
+          (local.get $data) (local.get $size)))
+        (if (local.get $status) (then (return (local.get $status))))
+        (global.set $injected (i32.const 1))
+        (if (local.get $end_stream)
+          (then (call $inject_set (local.get $context) (i32.or (local.get $flags) (i32.const 2)))))
+        (return (i32.const 0))))
+    ;; From a callback: only into a response the plugin holds (BadArgument otherwise, as Higress
+    ;; answers outside a stream).
+    (if (i32.eqz (i32.and (local.get $flags) (i32.const 1))) (then (return (i32.const 2))))
+    (local.set $status (call $set_buffer_bytes (i32.const 1) (i32.const 0x7fffffff) (i32.const 0)
+      (local.get $data) (local.get $size)))
+    (if (local.get $status) (then (return (local.get $status))))
+    (if (local.get $end_stream) (then (local.set $flags (i32.or (local.get $flags) (i32.const 2)))))
+    ;; The upstream has ended and the plugin has more to say: keep holding until its last injection.
+    (if (i32.and (i32.and (local.get $flags) (i32.const 4)) (i32.eqz (local.get $end_stream)))
+      (then (return (i32.const 0))))
+    (call $inject_set (local.get $context)
+      (select (i32.const 0) (i32.and (local.get $flags) (i32.const 2)) (i32.and (local.get $flags) (i32.const 4))))
+    (drop (call $continue_stream (i32.const 1)))
+    (i32.const 0))
+  ;; ---- end inject_encoded_data ----
 )
