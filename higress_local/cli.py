@@ -422,11 +422,13 @@ for _command in PROJECT_COMMANDS:
     main.add_command(_command)
 
 from .cli_inspect import inspect_command, ui_command  # noqa: E402  (commands of their own modules)
+from .cli_mcp import mcp_group  # noqa: E402
 from .cli_push import push_command  # noqa: E402
 
 main.add_command(push_command, "push")
 main.add_command(inspect_command, "inspect")
 main.add_command(ui_command, "ui")
+main.add_command(mcp_group, "mcp")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -110,13 +110,15 @@ def init_command(ctx: click.Context, wasm: str | None, force: bool) -> None:
 @click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Create the project folder NAME inside this directory.")
 @click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
-def new_command(name: str, parent: str, force: bool) -> None:
+@click.option("--template", type=click.Choice(["plugin", "mcp"]), default="plugin", show_default=True,
+              help="plugin: a request-header plugin; mcp: an MCP server on wasm-go's pkg/mcp with one tool.")
+def new_command(name: str, parent: str, force: bool, template: str) -> None:
     """Create a wasm-go SDK plugin project: go.mod, main.go, hlocal.yaml, a smoke test, README."""
     from pathlib import Path
 
     from .newplugin import new_project
 
-    result = new_project(Path(parent), name, force=force)
+    result = new_project(Path(parent), name, force=force, template=template)
     for path in result.written:
         click.echo(f"wrote {path}")
     for note in result.notes:

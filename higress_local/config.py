@@ -16,6 +16,8 @@ from .models import (  # noqa: F401 - re-exported: callers import the models fro
     PHASES, SERVICE_KINDS, Backend, Build, Endpoint, Expect, Gateway, Plugin, Probe, ProbeRequest, Project, Route, Rule,
     Service, UpstreamExpect,
 )
+from .mcpconfig import MCP_ONLY_EXPECT_KEYS, parse_mcp_call, parse_mcp_expect
+from .mcpconfig import check_expect_keys as check_mcp_expect_keys
 from .schema import Node, describe, load_yaml
 from .validate import check_header, check_path, check_regex
 
@@ -376,7 +378,9 @@ def _backend(node: Node) -> Backend:
 
 
 def _probe(node: Node) -> Probe:
-    node.mapping(["name", "request", "expect"], optional=False)
+    node.mapping(["name", "request", "mcp", "expect"], optional=False)
+    is_mcp = node.child("mcp").value is not None
+    check_mcp_expect_keys(node, is_mcp)
     req = node.child("request").mapping(["method", "path", "headers", "body", "json"])
     if req.child("body").value is not None and req.child("json").value is not None:
         raise req.error("give body or json, not both")
@@ -393,7 +397,8 @@ def _probe(node: Node) -> Probe:
     )
     check_path(request.path, _where(req.child("path")))
     exp = node.child("expect").mapping(["status", "headers", "headers_absent", "body_contains", "json", "upstream",
-                                        "services"])
+                                        "services", *MCP_ONLY_EXPECT_KEYS])
+    text_contains, is_error = parse_mcp_expect(exp)
     upstream = None if exp.child("upstream").value is None else _upstream_expect(exp.child("upstream"))
     services_node = exp.child("services").mapping()
     services = {str(name): _upstream_expect(services_node.child(name)) for name in (services_node.value or {})}
@@ -409,7 +414,10 @@ def _probe(node: Node) -> Probe:
             json=exp.child("json").value,
             upstream=upstream,
             services=services,
+            text_contains=text_contains,
+            is_error=is_error,
         ),
+        mcp=parse_mcp_call(node.child("mcp")) if is_mcp else None,
     )
 
 

@@ -83,6 +83,12 @@ class ProbeFailed(HlocalError):
     exit_code = EXIT_PROBE_FAILED
 
 
+class McpCallFailed(HlocalError):
+    """`hlocal mcp`: the MCP server answered with an error (a JSON-RPC error, or a tool result with isError)."""
+
+    exit_code = EXIT_PROBE_FAILED
+
+
 class Unhealthy(HlocalError):
     """`status`: the stack is degraded or not running (the report was already printed)."""
 

