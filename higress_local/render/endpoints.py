@@ -17,6 +17,9 @@ OVERRIDE_HOST_HEADER = "x-hlocal-upstream-host"  # keep in sync with shim.wat (u
 OVERRIDE_HOST_POLICY = "envoy.load_balancing_policies.override_host"
 OVERRIDE_HOST_TYPE = "type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost"
 ROUND_ROBIN_TYPE = "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"
+HEADER_MUTATION_TYPE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+UPSTREAM_CODEC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
+HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
 def _policy(name: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -39,4 +42,34 @@ def render_endpoints_cluster(service: Service, *, connect_timeout: str = "2s") -
             "override_host_sources": [{"header": OVERRIDE_HOST_HEADER}],
             "fallback_policy": fallback,
         }),
+        "typed_extension_protocol_options": _upstream_filters(),
     }
+
+
+EARLY_MUTATION = "envoy.http.early_header_mutation.header_mutation"
+EARLY_MUTATION_TYPE = ("type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3."
+                       "HeaderMutation")
+
+
+def uses_override_host(services: tuple[Service, ...]) -> bool:
+    return any(s.urls for s in services)
+
+
+def override_header_guards(services: tuple[Service, ...]) -> dict[str, Any]:
+    """Connection-manager keys that keep the header hlocal's own: a client's copy is removed before
+    any filter runs, so only the plugin can pin a host. Nothing when no service has urls."""
+    if not uses_override_host(services):
+        return {}
+    return {"early_header_mutation_extensions": [{"name": EARLY_MUTATION, "typed_config": {
+        "@type": EARLY_MUTATION_TYPE, "mutations": [{"remove": OVERRIDE_HOST_HEADER}]}}]}
+
+
+def _upstream_filters() -> dict[str, Any]:
+    """The cluster's upstream filters drop the header once the host is chosen (a route's
+    request_headers_to_remove runs before the load balancer reads it), so the endpoint never sees it."""
+    remove = {"name": "envoy.filters.http.header_mutation", "typed_config": {
+        "@type": HEADER_MUTATION_TYPE, "mutations": {"request_mutations": [{"remove": OVERRIDE_HOST_HEADER}]}}}
+    codec = {"name": "envoy.filters.http.upstream_codec", "typed_config": {"@type": UPSTREAM_CODEC_TYPE}}
+    return {HTTP_OPTIONS: {"@type": f"type.googleapis.com/{HTTP_OPTIONS}",
+                           "explicit_http_config": {"http_protocol_options": {}},
+                           "http_filters": [remove, codec]}}

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..config import Plugin, Project, Route
 from ..configorder import higress_json
-from .endpoints import render_endpoints_cluster
+from .endpoints import override_header_guards, render_endpoints_cluster
 from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, STOCK_DECODER_BUFFER_LIMIT, XFF_NUM_TRUSTED_HOPS,
                        access_log_formatters, access_log_text, higress_listener_options, higress_stats_config)
 
@@ -327,6 +327,7 @@ def render_connection_manager(project: Project, layout: Layout) -> dict[str, Any
                 "config_source": _file_source(f"{layout.xds_dir}/{ROUTES_FILE}", layout.xds_dir)},
         "http_filters": render_http_filters(project, layout),
         "access_log": render_access_log(project, layout),
+        **override_header_guards(project.services),
     }
 
 

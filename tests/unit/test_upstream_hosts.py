@@ -16,7 +16,7 @@ from higress_local.adapt.upstream import TABLE_ADDRESS, upstream_table
 from higress_local.config import parse_project
 from higress_local.errors import ConfigError
 from higress_local.models import Endpoint, Service
-from higress_local.render.endpoints import OVERRIDE_HOST_HEADER, render_endpoints_cluster
+from higress_local.render.endpoints import OVERRIDE_HOST_HEADER, override_header_guards, render_endpoints_cluster
 
 from .test_adapt import header_pairs
 
@@ -135,6 +135,17 @@ def test_the_cluster_takes_the_header_and_balances_round_robin_without_it():
     assert config["typed_config"]["override_host_sources"] == [{"header": OVERRIDE_HOST_HEADER}]
     [fallback] = config["typed_config"]["fallback_policy"]["policies"]
     assert fallback["typed_extension_config"]["name"] == "envoy.load_balancing_policies.round_robin"
+    # The endpoint never sees the header: an upstream filter drops it once the host is chosen.
+    [options] = cluster["typed_extension_protocol_options"].values()
+    remove, codec = options["http_filters"]
+    assert remove["typed_config"]["mutations"] == {"request_mutations": [{"remove": OVERRIDE_HOST_HEADER}]}
+    assert codec["name"] == "envoy.filters.http.upstream_codec"
+
+
+def test_a_clients_own_override_header_is_removed_before_any_filter_only_with_urls():
+    assert override_header_guards(()) == {} and override_header_guards((Service("a", "fqdn", "a", 80),)) == {}
+    [early] = override_header_guards((LLM,))["early_header_mutation_extensions"]
+    assert early["typed_config"]["mutations"] == [{"remove": OVERRIDE_HOST_HEADER}]
 
 
 def _project(urls) -> object:
