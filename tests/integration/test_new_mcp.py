@@ -57,6 +57,16 @@ def test_new_mcp_server_lists_calls_probes_and_tests_green_as_generated(tmp_path
         assert probed.returncode == 0, probed
         assert "PASS  weather of a city" in probed.stdout and "2 passed, 0 failed" in probed.stdout
 
+        config = project / "hlocal.yaml"  # a probe that must fail: probes are read when `probe` runs
+        config.write_text(config.read_text() + "  - name: wrong forecast\n"
+                          "    mcp: {tool: get_weather, arguments: {city: Hangzhou}}\n"
+                          "    expect: {text_contains: rain, is_error: true}\n")
+        wrong = hlocal(project, "probe", "wrong forecast", env=env)
+        assert wrong.returncode == 1, wrong
+        assert "FAIL  wrong forecast" in wrong.stdout
+        assert "tool isError: expected True, got False" in wrong.stdout
+        assert "tool text: expected \"contains 'rain'\", got 'Hangzhou: sunny, 21 °C'" in wrong.stdout
+
         tested = hlocal(project, "test", env=env)
         assert tested.returncode == 0, tested
         assert "4 passed" in tested.stdout
