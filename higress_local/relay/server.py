@@ -32,6 +32,7 @@ READY_PATH = "/__hlocal/health"  # where hlocal's readiness check looks (as for 
 ERROR_HEADER = "x-hlocal-redis-error"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_TIMEOUT_MS = 1000  # Higress's default operation timeout
+BODY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,19 @@ class _Connection:
             raise RedisUnavailable(f"redis did not answer within {self.auth.timeout_ms} ms") from exc
         except (OSError, EOFError) as exc:
             raise RedisUnavailable(f"connection to redis failed: {exc}") from exc
+        except RespError as exc:  # Higress's client drops such a connection too: a failed call
+            raise RedisUnavailable(f"redis answered malformed RESP: {exc}") from exc
+
+    def drained(self) -> bool:
+        """Nothing unread after the reply: otherwise the next command on it would get a stale answer."""
+        try:
+            self.sock.setblocking(False)
+            try:
+                return not self.stream.peek(1)
+            finally:
+                self.sock.settimeout(self.auth.timeout_ms / 1000)
+        except (OSError, ValueError):
+            return False
 
     def close(self) -> None:
         for thing in (self.stream, self.sock):
@@ -147,6 +161,10 @@ class Relay:
         except RedisUnavailable:
             conn.close()
             raise
+        if not conn.drained():
+            log.warning("relay: redis sent bytes after its reply; dropping that connection")
+            conn.close()
+            return reply
         with self._lock:
             if conn.generation == self._generation:
                 self._idle.append(conn)
@@ -180,30 +198,46 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
     def _reply(self, status: int, body: bytes = b"", error: str = "") -> None:
-        self.send_response(status)
-        self.send_header("content-type", "application/octet-stream")
-        self.send_header("content-length", str(len(body)))
         if error:
-            self.send_header(ERROR_HEADER, error.replace("\r", " ").replace("\n", " ")[:500])
             log.warning("relay: %s", error)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("content-length", str(len(body)))
+            if error:
+                self.send_header(ERROR_HEADER, error.replace("\r", " ").replace("\n", " ")[:500])
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError as exc:  # the caller hung up: nobody is left to answer
+            log.debug("relay: cannot answer %s: %s", self.address_string(), exc)
+            self.close_connection = True
 
     def _body(self) -> bytes | None:
         length = self.headers.get("content-length")
+        # Unless the body is read whole, the connection cannot carry another request.
+        keep, self.close_connection = self.close_connection, True
         if length is None:
             self._reply(411, error="request without content-length")
             return None
-        try:
-            size = int(length)
-        except ValueError:
-            self._reply(400, error=f"bad content-length {length!r}")
+        if not (length.strip().isascii() and length.strip().isdigit()):
+            self._reply(400, error=f"bad content-length {length[:40]!r}")
             return None
-        if size < 0 or size > self.server.max_body:
-            self.close_connection = True  # the body is not read: the connection cannot be reused
+        size = int(length)
+        if size > self.server.max_body:
             self._reply(413, error=f"request of {size} bytes exceeds the relay's limit of {self.server.max_body}")
             return None
-        return self.rfile.read(size)
+        self.connection.settimeout(BODY_TIMEOUT_S)  # Envoy sends a body at once; a stalled one is refused
+        try:
+            body = self.rfile.read(size)
+        except TimeoutError:
+            self._reply(408, error=f"request body not received within {BODY_TIMEOUT_S:.0f} s")
+            return None
+        self.connection.settimeout(None)
+        if len(body) < size:
+            self._reply(400, error=f"request body ended after {len(body)} of {size} bytes")
+            return None
+        self.close_connection = keep
+        return body
 
     def do_GET(self) -> None:
         if self.path == HEALTH_PATH:
