@@ -19,6 +19,9 @@ SECTION_NAMES = {
     7: "export", 8: "start", 9: "element", 10: "code", 11: "data", 12: "datacount", 13: "tag",
 }
 KIND_NAMES = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+# Where each non-custom section may stand (WebAssembly core spec, "Modules": each at most once, in
+# this order; tag and datacount sit between their neighbours by id).
+SECTION_ORDER = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
 IMPORT_SECTION, EXPORT_SECTION, DATA_SECTION = 2, 7, 11
 
 HIGRESS_ABI_EXPORT = hostcalls.ABI_EXPORTS["0.2.100"]
@@ -163,7 +166,7 @@ def read_sections(data: bytes, module: str = "module") -> tuple[Section, ...]:
     data = bytes(data)
     _check_header(data, module)
     reader = _Reader(data, 8, len(data), module, "the file")
-    sections = []
+    sections, last = [], 0
     while reader.pos < len(data):
         start = reader.pos
         section_id = reader.byte("section id")
@@ -174,6 +177,10 @@ def read_sections(data: bytes, module: str = "module") -> tuple[Section, ...]:
                 BUILD_HINT,
             )
         label = _section_label(section_id)
+        if section_id and SECTION_ORDER[section_id] <= last:
+            raise InvalidWasm(f"{module} is corrupted: {label} at offset {start} is repeated or out of "
+                              f"order (each section appears at most once, in the standard order)", BUILD_HINT)
+        last = SECTION_ORDER.get(section_id, last)
         size = reader.uleb(f"size of {label}")
         if size > len(data) - reader.pos:
             raise reader.fail(

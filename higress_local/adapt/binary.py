@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..wasm import Section, encode_name, read_sections, uleb_encode
+from ..errors import InvalidWasm
+from ..wasm import BUILD_HINT, Section, encode_name, read_sections, uleb_encode
 
 
 class AdaptError(Exception):
@@ -248,7 +249,23 @@ def parse_module(data: bytes, name: str = "module") -> Module:
             _parse_elements(m, s)
         elif s.id == 10:
             _parse_code(m, s)
+    _check_indices(m, name)
     return m
+
+
+def _check_indices(m: Module, name: str) -> None:
+    """The indices the merge follows point inside their tables (a corrupted file's may not)."""
+    problem = ""
+    for imp in m.func_imports:
+        if (imp.type_index or 0) >= len(m.types):
+            problem = f"import {imp.module}.{imp.name} names type {imp.type_index} of {len(m.types)}"
+    for index, type_index in enumerate(m.functions):
+        if type_index >= len(m.types):
+            problem = f"function {index} names type {type_index} of {len(m.types)}"
+    if len(m.bodies) != len(m.functions):
+        problem = f"{len(m.functions)} functions are declared but the code section has {len(m.bodies)} bodies"
+    if problem:
+        raise InvalidWasm(f"{name} is malformed: {problem}", BUILD_HINT)
 
 
 def data_segment_ranges(m: Module) -> list[tuple[int, int]]:
