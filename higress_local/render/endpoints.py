@@ -26,17 +26,24 @@ def _policy(name: str, config: dict[str, Any]) -> dict[str, Any]:
     return {"policies": [{"typed_extension_config": {"name": name, "typed_config": config}}]}
 
 
-def render_endpoints_cluster(service: Service, *, connect_timeout: str = "2s") -> dict[str, Any]:
-    """The service's cluster: every endpoint a host; a host named in the override header wins."""
+def render_endpoints_cluster(service: Service, *, stock_envoy: bool = True,
+                             connect_timeout: str = "2s") -> dict[str, Any]:
+    """The service's cluster: every endpoint a host; on stock Envoy a host named in the override
+    header wins (Higress's own Envoy pins the plugin's host itself: there the cluster stays plain)."""
     name = service.cluster_name()
     hosts = [{"endpoint": {"address": {"socket_address": {"address": e.address, "port_value": e.port}}}}
              for e in service.urls]
-    fallback = _policy("envoy.load_balancing_policies.round_robin", {"@type": ROUND_ROBIN_TYPE})
-    return {
+    cluster = {
         "name": name,
         "type": "STATIC",
         "connect_timeout": connect_timeout,
         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": hosts}]},
+    }
+    if not stock_envoy:
+        return cluster
+    fallback = _policy("envoy.load_balancing_policies.round_robin", {"@type": ROUND_ROBIN_TYPE})
+    return {
+        **cluster,
         "load_balancing_policy": _policy(OVERRIDE_HOST_POLICY, {
             "@type": OVERRIDE_HOST_TYPE,
             "override_host_sources": [{"header": OVERRIDE_HOST_HEADER}],

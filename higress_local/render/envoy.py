@@ -286,7 +286,7 @@ def render_clusters(project: Project, layout: Layout) -> list[dict[str, Any]]:
     clusters = [render_cluster(BACKEND_CLUSTER, layout.backend_address, layout.backend_port)]
     for service in project.services:
         if service.urls:
-            clusters.append(render_endpoints_cluster(service))
+            clusters.append(render_endpoints_cluster(service, stock_envoy=layout.stock_envoy))
             continue
         address, port = layout.services[service.name]
         clusters.append(render_cluster(service.cluster_name(), address, int(port)))
@@ -327,7 +327,7 @@ def render_connection_manager(project: Project, layout: Layout) -> dict[str, Any
                 "config_source": _file_source(f"{layout.xds_dir}/{ROUTES_FILE}", layout.xds_dir)},
         "http_filters": render_http_filters(project, layout),
         "access_log": render_access_log(project, layout),
-        **override_header_guards(project.services),
+        **(override_header_guards(project.services) if layout.stock_envoy else {}),
     }
 
 

@@ -142,6 +142,12 @@ def test_the_cluster_takes_the_header_and_balances_round_robin_without_it():
     assert codec["name"] == "envoy.filters.http.upstream_codec"
 
 
+def test_on_higress_the_cluster_stays_plain_and_the_gateway_pins_the_host_itself():
+    cluster = render_endpoints_cluster(LLM, stock_envoy=False)
+    assert "load_balancing_policy" not in cluster and "typed_extension_protocol_options" not in cluster
+    assert len(cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]) == 2
+
+
 def test_a_clients_own_override_header_is_removed_before_any_filter_only_with_urls():
     assert override_header_guards(()) == {} and override_header_guards((Service("a", "fqdn", "a", 80),)) == {}
     [early] = override_header_guards((LLM,))["early_header_mutation_extensions"]
