@@ -83,18 +83,21 @@ class McpClient:
 
     def call(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run the coroutine function `func(*args)` (e.g. `client.session.list_prompts`) on the session's loop."""
+        return self._run(getattr(func, "__name__", "the call"), func, *args)
+
+    def _run(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
         if self._portal is None:
             raise EnvironmentProblem("the MCP session is closed", "use McpClient as a context manager")
-        return self._translated(lambda: self._portal.call(_within, self.timeout, func, *args), func.__name__)
+        return self._translated(lambda: self._portal.call(_within, self.timeout, func, *args), what)
 
     def list_tools(self) -> list[Any]:
         """Every tool the server lists (the SDK's `Tool` objects), following pagination."""
+        from mcp.types import PaginatedRequestParams
+
         tools, cursor = [], None
         while True:
-            from mcp.types import PaginatedRequestParams
-
             params = PaginatedRequestParams(cursor=cursor) if cursor else None
-            page = self.call(lambda: self.session.list_tools(params=params))
+            page = self._run("tools/list", lambda: self.session.list_tools(params=params))
             tools.extend(page.tools)
             cursor = page.next_cursor
             if not cursor:
@@ -102,7 +105,7 @@ class McpClient:
 
     def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> ToolResult:
         """Call one tool; a tool error (`isError`) is returned as such, a JSON-RPC error raises McpCallFailed."""
-        result = self.call(lambda: self.session.call_tool(name, arguments or {}))
+        result = self._run(f"tools/call {name}", lambda: self.session.call_tool(name, arguments or {}))
         return ToolResult(tool=name, arguments=dict(arguments or {}), is_error=bool(result.is_error),
                           text=result_text(result), result=result.model_dump(by_alias=True, exclude_unset=True,
                                                                              mode="json"))

@@ -84,3 +84,12 @@ def test_nothing_listening_is_an_environment_problem() -> None:
     with pytest.raises(EnvironmentProblem) as caught:
         McpClient(url, timeout=5).__enter__()
     assert caught.value.message.startswith(f"cannot reach the MCP server at {url}")
+
+
+def test_a_jsonrpc_error_names_the_call_and_the_session_stays_usable(server_url: str) -> None:
+    with McpClient(server_url) as client:
+        with pytest.raises(McpCallFailed) as caught:
+            client.call(client.session.read_resource, "x://nope")
+        assert caught.value.message == (f"the MCP server at {server_url} answered read_resource with an error: "
+                                        f"Unknown resource: x://nope (JSON-RPC code -32602)")
+        assert client.call_tool("weather", {"city": "Suzhou"}).text == "Suzhou: sunny for 1 day(s)"
