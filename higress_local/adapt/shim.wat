@@ -403,7 +403,7 @@
     (if (local.get $status) (then (return (local.get $status))))
     (if (local.get $end_stream) (then (local.set $flags (i32.or (local.get $flags) (i32.const 2)))))
     ;; The upstream has ended and the plugin has more to say: keep holding until its last injection.
-    (if (i32.and (i32.and (local.get $flags) (i32.const 4)) (i32.eqz (local.get $end_stream)))
+    (if (i32.and (i32.ne (i32.and (local.get $flags) (i32.const 4)) (i32.const 0)) (i32.eqz (local.get $end_stream)))
       (then (return (i32.const 0))))
     (call $inject_set (local.get $context)
       (select (i32.const 0) (i32.and (local.get $flags) (i32.const 2)) (i32.and (local.get $flags) (i32.const 4))))
