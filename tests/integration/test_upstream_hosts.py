@@ -164,3 +164,37 @@ def test_check_says_how_the_upstream_hosts_are_provided(metrics_stack: Project) 
     assert plugin["runnable"] and any("override-host policy" in a for a in plugin["adaptations"])
     [emulation] = [e for e in plugin["emulations"] if e["key"] == "upstream_hosts"]
     assert not emulation["refused"] and "x-hlocal-upstream-host" in emulation["hlocal"] and emulation["differs"]
+
+
+def _chat(project: Project, messages: list[dict]) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", project.state()["gateway_port"], timeout=30)
+    try:
+        conn.request("POST", "/v1/chat/completions", body=json.dumps({"model": "qwen", "messages": messages}),
+                     headers={"content-type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def test_prefix_cache_keeps_a_conversation_on_one_endpoint(adapted_cache, module_projects, higress_plugin_wasm,
+                                                          endpoints) -> None:
+    project = module_projects(
+        {"gateway": {"port": 0},
+         "plugins": [{"name": "lb", "wasm": "lb.wasm",
+                      "config": {"lb_type": "endpoint", "lb_policy": "prefix_cache",
+                                 "lb_config": {"serviceFQDN": REDIS["host"], "servicePort": REDIS["port"],
+                                               "username": "default", "password": ""}}}],
+         "routes": [{"name": "chat", "prefix": "/", "service": "llm"}],
+         "services": [_service(endpoints, [0, 0, 0]), {"name": "cache", "kind": "redis", **REDIS}]},
+        files={"lb.wasm": higress_plugin_wasm(PLUGIN)}, name="lbprefix", runtime="native")
+    assert (up := project.hlocal("up")).returncode == 0, up
+    _clear(endpoints)
+    conversation = [{"role": "user", "content": "hi"}]
+    for turn in ("tell me a story", "shorter", "in French", "again", "thanks"):
+        assert _chat(project, conversation) == 200
+        conversation += [{"role": "assistant", "content": "..."}, {"role": "user", "content": turn}]
+    # Each longer turn starts with the earlier one: the prefix kept in Redis pins the same endpoint
+    # (Envoy's round robin would have spread the five).
+    assert sorted(_counts(endpoints)) == [0, 0, 5]
