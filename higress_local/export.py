@@ -304,7 +304,9 @@ def _add_registry(target: Service, service: Service, where: str, registries: lis
 def _direct_registry(target: Service, service: Service, where: str, result: ExportResult) -> dict[str, Any]:
     """A static or dns registry: host NAME.TYPE, cluster port = the registry's port (registry/direct/watcher.go)."""
     if target.kind == "static":
-        endpoint = _ip_endpoint(service.url)
+        # Several urls: registry/direct/watcher.go splits a static domain on "," into IP:PORT endpoints.
+        found = [_ip_endpoint(f"http://{e.host}") for e in service.urls] or [_ip_endpoint(service.url)]
+        endpoint = ",".join(found) if all(found) else None  # type: ignore[arg-type]
         if endpoint is None:
             endpoint = ENDPOINT_PLACEHOLDER
             result.warnings.append(f"{where}: set the static registry's domain to the backend's IP:PORT list "

@@ -613,3 +613,12 @@ def test_cli_export_uses_the_pushed_digest_and_refuses_a_corrupt_record(tmp_path
     (parsed.state_dir / PUSHED_FILE).write_text("{not json")
     bad = CliRunner().invoke(main, ["-f", str(tmp_path), "export", "higress"])
     assert bad.exit_code == 3 and "is not a record of hlocal push" in bad.output
+
+
+def test_a_static_service_with_urls_exports_every_endpoint_as_the_registry_domain():
+    urls = ["http://10.0.0.7:8080", {"url": "http://10.0.0.8:8080", "metrics": "m 1\n"}]
+    parsed = project(services=[{"name": "llm", "kind": "static", "host": "llm", "port": 80, "urls": urls}])
+    [bridge] = docs(export_higress(parsed), "McpBridge")
+    [static] = bridge["spec"]["registries"]
+    assert static["domain"] == "10.0.0.7:8080,10.0.0.8:8080"
+    assert higress_cluster(static) == parsed.services[0].cluster_name()
