@@ -399,7 +399,7 @@ def main() -> int:
         parser.error("keep the load bounded: connections 1-2000, seconds <= 300, rounds <= 10")
 
     from higress_local.ports import free_port
-    from higress_local.runtime.native import find_envoy
+    from higress_local.envoys import find_envoy
 
     envoy_bin = find_envoy()
     procs: list[subprocess.Popen] = []

@@ -107,7 +107,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from higress_local.ports import free_port
-    from higress_local.runtime.native import find_envoy
+    from higress_local.envoys import find_envoy
 
     envoy = find_envoy()
     with tempfile.TemporaryDirectory(prefix="hlocal-bench-") as tmp:

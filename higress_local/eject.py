@@ -12,7 +12,8 @@ from .config import Project
 from .errors import ConfigError
 from .runtime import choose_runtime_name
 from .runtime.docker import plan_docker
-from .runtime.native import find_envoy, token_file
+from .envoys import find_envoy
+from .runtime.native import token_file
 from .runtime.services import native_argv
 from .runtime.stage import plan_native
 from .state import StackState

