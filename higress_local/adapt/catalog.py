@@ -16,7 +16,8 @@ REDIS = Emulation(
             "said and passes the command to the real redis-server; proxy_on_http_call_response hands "
             "relay replies to the SDK's proxy_on_redis_call_response, and buffer type 9 reads the reply"),
     differs=("one extra loopback hop per command (the relay); buffer_flush_timeout and "
-             "max_buffer_size_before_flush are accepted but commands are not batched; with several "
+             "max_buffer_size_before_flush are accepted but commands are not batched (none waits up to "
+             "buffer_flush_timeout, 3 ms by default, before it leaves); with several "
              "Redis clusters in one plugin every command uses the timeout of the last Init; at most 256 "
              "Redis calls in flight per worker (the next one fails with InternalFailure)"),
 )
