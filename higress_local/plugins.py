@@ -8,7 +8,7 @@ from typing import Any
 
 from .adapt.adapter import adapt_module
 from .adapt.catalog import BY_HOST_FUNCTION, HOST_FUNCTION_EMULATIONS
-from .adapt.plan import plan_for
+from .adapt.plan import DEFAULT_REQUEST_BUFFER_LIMIT, plan_for
 from . import envoys, releases
 from .config import Gateway, Plugin, Project
 from .emulation import Emulation
@@ -196,7 +196,7 @@ DEFAULT_WASM_LOG_LEVEL = "debug"  # gateway.wasm_log_level's default (config.py)
 
 
 def prepare(check: PluginCheck, flavor: str, wasm_log_level: str | None = None,
-            upstream_hosts: bytes = b"") -> PluginCheck:
+            upstream_hosts: bytes = b"", request_buffer_limit: int = DEFAULT_REQUEST_BUFFER_LIMIT) -> PluginCheck:
     """Produce the bytes the gateway loads: on stock Envoy an adapted copy (ABI rename, emulated
     Higress-only functions; `wasm_log_level` is what get_log_level answers, `upstream_hosts` what
     proxy_get_upstream_hosts lists: adapt/upstream.py), else the file as is."""
@@ -205,7 +205,7 @@ def prepare(check: PluginCheck, flavor: str, wasm_log_level: str | None = None,
     if flavor == "envoy":
         check.served = adapt_module(data, wasm_log_level=wasm_log_level or DEFAULT_WASM_LOG_LEVEL,
                                     name=f"plugin {check.plugin.name!r} ({check.plugin.wasm})",
-                                    upstream_hosts=upstream_hosts)
+                                    upstream_hosts=upstream_hosts, request_buffer_limit=request_buffer_limit)
     else:
         check.served = data
     return check

@@ -177,7 +177,8 @@ def _write_plugin_swaps(project: Project, state: StackState, files: GatewayFiles
 
         check = check_plugin(plugin, state.flavor, project.gateway)
         require_runnable(CheckReport(flavor=state.flavor, plugins=[check]))
-        prepare(check, state.flavor, project.gateway.wasm_log_level, upstream_table(project.services))
+        prepare(check, state.flavor, project.gateway.wasm_log_level, upstream_table(project.services),
+                project.gateway.connection_buffer_limits)
         if ecds_version(check) != before.version:
             pending.append((plugin, check, before))
     stats = _admin(lambda: ecds_stats(state.admin_url), timeout) if pending else {}

@@ -22,7 +22,7 @@ from ..wasm import HIGRESS_ABI_EXPORT, STOCK_ABI_EXPORT, adapt_for_stock_envoy, 
 from .binary import AdaptError, Module, data_segment_ranges, parse_module
 from .cache import cached
 from .merge import merge
-from .plan import SCRATCH, plan_for
+from .plan import DEFAULT_REQUEST_BUFFER_LIMIT, SCRATCH, plan_for
 
 # Bump when the output for the same input and parameters changes (shim.wasm changes are hashed in).
 ADAPTER_VERSION = "2"
@@ -46,25 +46,27 @@ def _check_scratch(m: Module) -> None:
                              f"range [{low}, {high}) hlocal's emulation needs (not a Go wasip1 build?)")
 
 
-def cache_key(sha256_hex: str, wasm_log_level: str, upstream_hosts: bytes = b"") -> str:
+def cache_key(sha256_hex: str, wasm_log_level: str, upstream_hosts: bytes = b"",
+              request_buffer_limit: int = DEFAULT_REQUEST_BUFFER_LIMIT) -> str:
     """Input content + shim + adapter version + parameters: equal keys, equal output."""
     digest = hashlib.sha256()
     digest.update(bytes.fromhex(sha256_hex))
     digest.update(hashlib.sha256(shim_bytes()).digest())
-    digest.update(json.dumps({"version": ADAPTER_VERSION, "wasm_log_level": wasm_log_level}).encode())
+    digest.update(json.dumps({"version": ADAPTER_VERSION, "wasm_log_level": wasm_log_level,
+                              "request_buffer_limit": request_buffer_limit}).encode())
     if upstream_hosts:  # only then: every other module keeps its cached copy
         digest.update(hashlib.sha256(upstream_hosts).digest())
     return digest.hexdigest()
 
 
 def adapt_module(data: bytes, *, wasm_log_level: str = "info", name: str = "module",
-                 upstream_hosts: bytes = b"") -> bytes:
+                 upstream_hosts: bytes = b"", request_buffer_limit: int = DEFAULT_REQUEST_BUFFER_LIMIT) -> bytes:
     """The copy stock Envoy loads: raises PluginError naming what cannot be emulated and why.
 
     `upstream_hosts`: the table adapt/upstream.py makes (written in only if the module lists hosts)."""
     data = bytes(data)
     info = inspect_bytes(data, name)
-    plan = plan_for(info, wasm_log_level, upstream_hosts)
+    plan = plan_for(info, wasm_log_level, upstream_hosts, request_buffer_limit)
     if "upstream_hosts" not in plan.emulations:
         upstream_hosts = b""
     if plan.problems:
@@ -84,4 +86,4 @@ def adapt_module(data: bytes, *, wasm_log_level: str = "info", name: str = "modu
             raise PluginError(f"{name}: hlocal cannot emulate {', '.join(plan.emulations)} in this module: {exc}",
                               "run it on the Higress gateway: `--runtime docker` with gateway.flavor: higress") from None
 
-    return cached(cache_key(info.sha256, wasm_log_level, upstream_hosts), produce)
+    return cached(cache_key(info.sha256, wasm_log_level, upstream_hosts, request_buffer_limit), produce)

@@ -132,6 +132,7 @@ class _Merge:
         # Shim function index -> module function index (its own functions go after the module's).
         self.funcs = {index: m.function_count + n for n, index in enumerate(self.included)}
         self.globals: dict[int, int] = {}
+        self.reused: dict[int, int] = {}  # duplicate import slot now holding a shim import -> its first copy
 
     def type_index(self, t: FuncType) -> int:
         if t not in self.types:
@@ -162,6 +163,19 @@ class _Merge:
             slots.append(index)
         return slots
 
+    def duplicate_slots(self) -> list[tuple[int, int]]:
+        """(slot, first slot) of imports the module makes twice (Go's wasip1 runtime imports fd_write and
+        random_get twice): a later copy's calls can go to the first, freeing its slot for a host function
+        the emulation needs and the module lacks (no index moves)."""
+        m, first, slots = self.m, {}, []
+        referenced = set(m.element_functions) | {m.start_function} | {e.index for e in m.exports if e.kind == 0}
+        for slot, imp in enumerate(m.func_imports):
+            key = (imp.module, imp.name, m.func_type(slot))
+            if key in first and slot not in referenced:
+                slots.append((slot, first[key]))
+            first.setdefault(key, slot)
+        return slots
+
     def _point(self, slot: int, module: str, name: str, t: FuncType) -> None:
         index = self.type_index(t)
         imp = self.func_imports[slot]
@@ -177,6 +191,7 @@ class _Merge:
             needed |= {i for space, i, _, _ in references(shim.data, start, end)
                        if space == FUNC and i < n_shim_imports}
         free = list(retired)
+        spare = self.duplicate_slots()
         for index in sorted(needed):
             imp = shim.func_imports[index]
             if imp.module == "hlocal":
@@ -193,6 +208,11 @@ class _Merge:
                 self.funcs[index] = existing
             elif free:
                 slot = free.pop(0)
+                self._point(slot, imp.module, imp.name, wanted)
+                self.funcs[index] = slot
+            elif spare:
+                slot, original = spare.pop(0)
+                self.reused[slot] = original
                 self._point(slot, imp.module, imp.name, wanted)
                 self.funcs[index] = slot
             else:
@@ -231,6 +251,7 @@ class _Merge:
             if index is None:
                 raise AdaptError(f"the module does not import {name}")
             redirect[index] = self.funcs[self.roots[("redirect", name)]]
+        redirect.update(self.reused)  # calls of a reused duplicate import go to its first copy
         code = m.section(10)
         assert code is not None
         starts = [b[0] for b in m.bodies]

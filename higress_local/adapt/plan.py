@@ -22,6 +22,13 @@ LOG_LEVEL_ADDRESS = 4096
 LOG_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warning": 3, "warn": 3, "error": 4, "critical": 5, "off": 6}
 REDIS_RESPONSE_EXPORTS = ("proxy_on_http_call_response", "proxy_on_redis_call_response")
 INJECT_IMPORT = "proxy_inject_encoded_data_to_filter_chain"
+# The request buffer limit the copy enforces (shim.wat, decoder buffer limit block): Higress's
+# downstream.connectionBufferLimits default, or gateway.downstream.connection_buffer_limits.
+DEFAULT_REQUEST_BUFFER_LIMIT = 32768
+REQUEST_BUFFER_LIMIT_ADDRESS = 4608
+REQUEST_BODY_EXPORT = "proxy_on_request_body"
+DECODER_BUFFER_LIMIT = "decoder_buffer_limit"  # the render/fidelity.py entry that describes it
+BUFFER_LIMIT_HOST_FUNCTIONS = ("proxy_get_property", "proxy_send_local_response")  # what that block calls
 UPSTREAM_IMPORTS = ("proxy_get_upstream_hosts", "proxy_set_upstream_override_host")
 UPSTREAM_OLDER = ("proxy_get_upstream_metrics", "proxy_override_upstream_host")  # earlier names: not emulated
 
@@ -58,7 +65,8 @@ def _not_go(what: str) -> str:
             f"(flavor higress)")
 
 
-def plan_for(info: "ModuleInfo", wasm_log_level: str = "info", upstream_hosts: bytes = b"") -> AdaptPlan:
+def plan_for(info: "ModuleInfo", wasm_log_level: str = "info", upstream_hosts: bytes = b"",
+             request_buffer_limit: int = DEFAULT_REQUEST_BUFFER_LIMIT) -> AdaptPlan:
     """What the copy served to stock Envoy gets; problems say precisely why a module cannot run."""
     plan = AdaptPlan()
     env = set(info.host_functions)
@@ -99,7 +107,31 @@ def plan_for(info: "ModuleInfo", wasm_log_level: str = "info", upstream_hosts: b
                                 "(Higress answers Envoy's wasm log level)")
         plan.merge.redirects.append("proxy_call_foreign_function")
         plan.merge.data.append((LOG_LEVEL_ADDRESS, level.to_bytes(4, "little")))
+    if is_go and info.exports_kind(REQUEST_BODY_EXPORT, "func"):
+        _plan_request_buffer_limit(plan, info, request_buffer_limit)
     return plan
+
+
+def _spare_import_slots(info: "ModuleInfo") -> int:
+    """Function imports the module makes twice (merge.py reuses the second copy's slot)."""
+    keys = [(i.module, i.name, i.type_index) for i in info.imports if i.kind == "func"]
+    return len(keys) - len(set(keys))
+
+
+def _plan_request_buffer_limit(plan: AdaptPlan, info: "ModuleInfo", limit: int) -> None:
+    """Higress's 413 for a request body a plugin buffers beyond the stream's limit (shim.wat)."""
+    missing = sorted(set(BUFFER_LIMIT_HOST_FUNCTIONS) - set(info.host_functions))
+    if len(missing) > _spare_import_slots(info) + len(plan.merge.retire):
+        plan.adaptations.append(f"request buffer limit NOT enforced: the module lacks {', '.join(missing)} and has "
+                                f"no spare import slot for them; a body it buffers passes here up to 100 MiB, "
+                                f"where Higress answers 413 above gateway.downstream.connection_buffer_limits")
+        return
+    plan.emulations.append(DECODER_BUFFER_LIMIT)
+    plan.adaptations.append("request buffer limit as on Higress: a body the plugin buffers beyond "
+                            "gateway.downstream.connection_buffer_limits (32768 bytes by default) gets 413, "
+                            "unless the request raised its limit (SetRequestBodyBufferLimit)")
+    plan.merge.exports.append(REQUEST_BODY_EXPORT)
+    plan.merge.data.append((REQUEST_BUFFER_LIMIT_ADDRESS, limit.to_bytes(4, "little")))
 
 
 def _plan_upstream_hosts(plan: AdaptPlan, env: set[str], is_go: bool, table: bytes) -> None:

@@ -19,7 +19,7 @@
 ;;   4512      inject_encoded_data emulation (96 bytes)
 ;;   4608      buffer-limit emulation: names and small state (512 bytes)
 ;;   5120      body of the init call (2048 bytes)
-;;   7168      buffer-limit emulation: per-context table (1024 bytes)
+;;   7168      buffer-limit emulation: reserved (1024 bytes; unused, Envoy reports the buffered total)
 ;;   8192      256 outstanding relay calls: u32 token, u32 kind (0 free, 1 command, 2 init)
 ;;   10240     upstream-hosts emulation (2048 bytes)
 ;; Each emulation keeps to its own range: a change of this map changes every emulation's tests.
@@ -52,6 +52,10 @@
   (import "env" "proxy_get_property" (func $get_property (param i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_replace_header_map_value"
     (func $replace_header (param i32 i32 i32 i32 i32) (result i32)))
+  ;; decoder buffer-limit emulation
+  (import "env" "proxy_send_local_response"
+    (func $send_local_response (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "hlocal" "proxy_on_request_body" (func $sdk_request_body (param i32 i32 i32) (result i32)))
   (import "env" "memory" (memory 1))
 
   ;; Timeout of command calls: the last proxy_redis_init's (Higress's default op timeout is 1 s).
@@ -410,4 +414,61 @@
     (drop (call $continue_stream (i32.const 1)))
     (i32.const 0))
   ;; ---- end inject_encoded_data ----
+
+  ;; ---- decoder buffer limit: scratch [4608, 5120) ----
+  ;; Higress's gateway buffers at most the listener's connection buffer limit (32 KiB by default) of
+  ;; a request body a plugin holds: Envoy answers 413 "Payload Too Large" (details
+  ;; request_payload_too_large) once a filter's StopIterationAndBuffer leaves more than that buffered
+  ;; (envoyproxy/envoy source/common/http/filter_manager.cc, requestDataTooLarge). A plugin raises the
+  ;; stream's limit by setting property set_decoder_buffer_limit (wasm-go SetRequestBodyBufferLimit),
+  ;; which only Higress's Envoy applies (higress-group/envoy source/extensions/common/wasm/context.cc,
+  ;; HIGRESS). Stock Envoy cannot raise a limit from Wasm, so hlocal's listener starts high and the
+  ;; copy enforces the request's limit itself: when the plugin buffers and the body Envoy reports
+  ;; (the whole buffered body: measured on Envoy 1.40) exceeds the stream's limit (the last
+  ;; set_decoder_buffer_limit, a filter-state property any plugin of the chain may have set, else
+  ;; hlocal's default), it answers what Envoy answers (measured with a 32 KiB listener).
+  ;;   4608 u32 default limit (gateway.downstream.connection_buffer_limits; a data segment the merge writes)
+  ;;   4612 u32 property value pointer, 4616 u32 size (proxy_get_property out)
+  ;;   4620 "set_decoder_buffer_limit"   4644 "Payload Too Large"   4664 "request_payload_too_large"
+  ;;   4692 an empty header map (u32 count 0)
+  (data (i32.const 4608) "\00\80\00\00")
+  (data (i32.const 4620) "set_decoder_buffer_limit")
+  (data (i32.const 4644) "Payload Too Large")
+  (data (i32.const 4664) "request_payload_too_large")
+
+  ;; The stream's limit: set_decoder_buffer_limit as decimal digits (the last value any plugin of the
+  ;; chain set, as Envoy's setDecoderBufferLimit keeps the last call's), else the default.
+  (func $request_limit (result i32)
+    (local $at i32) (local $end i32) (local $digit i32) (local $value i64)
+    (if (call $get_property (i32.const 4620) (i32.const 24) (i32.const 4612) (i32.const 4616))
+      (then (return (i32.load (i32.const 4608)))))
+    (local.set $at (i32.load (i32.const 4612)))
+    (local.set $end (i32.add (local.get $at) (i32.load (i32.const 4616))))
+    (if (i32.ge_u (local.get $at) (local.get $end)) (then (return (i32.load (i32.const 4608)))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
+        (local.set $digit (i32.sub (i32.load8_u (local.get $at)) (i32.const 48)))
+        ;; not a number: Higress's Envoy ignores it, so the default stays
+        (if (i32.gt_u (local.get $digit) (i32.const 9)) (then (return (i32.load (i32.const 4608)))))
+        (local.set $value (i64.add (i64.mul (local.get $value) (i64.const 10)) (i64.extend_i32_u (local.get $digit))))
+        (if (i64.gt_u (local.get $value) (i64.const 0xffffffff)) (then (return (i32.const -1))))
+        (local.set $at (i32.add (local.get $at) (i32.const 1)))
+        (br $next)))
+    ;; 0 sets no limit: Envoy's watermark buffers ignore a zero high watermark
+    ;; (envoyproxy/envoy source/common/buffer/watermark_buffer.cc)
+    (if (i64.eqz (local.get $value)) (then (return (i32.const -1))))
+    (i32.wrap_i64 (local.get $value)))
+
+  ;; proxy_on_request_body: the plugin's callback, then Envoy's 413 if what it buffers is too much.
+  (func $on_request_body (export "export:proxy_on_request_body")
+    (param $context i32) (param $size i32) (param $end i32) (result i32)
+    (local $action i32)
+    (local.set $action (call $sdk_request_body (local.get $context) (local.get $size) (local.get $end)))
+    (if (i32.ne (local.get $action) (i32.const 1)) (then (return (local.get $action))))
+    (if (i32.le_u (local.get $size) (call $request_limit)) (then (return (local.get $action))))
+    (drop (call $send_local_response (i32.const 413) (i32.const 4664) (i32.const 25) (i32.const 4644)
+      (i32.const 17) (i32.const 4692) (i32.const 4) (i32.const -1)))
+    (i32.const 3))
+  ;; ---- end decoder buffer limit ----
 )

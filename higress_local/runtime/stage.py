@@ -74,7 +74,8 @@ def checked_plugins(project: Project, flavor: str) -> list[PluginCheck]:
     report = check_project(project, flavor)
     require_runnable(report)
     hosts = upstream_table(project.services)
-    return [prepare(check, flavor, project.gateway.wasm_log_level, hosts) for check in report.plugins]
+    return [prepare(check, flavor, project.gateway.wasm_log_level, hosts, project.gateway.connection_buffer_limits)
+            for check in report.plugins]
 
 
 def ecds_version(check: PluginCheck) -> str:
