@@ -113,6 +113,7 @@ def listener_buffer_limit(connection_buffer_limits: int, stock_envoy: bool) -> i
     Envoy at least STOCK_DECODER_BUFFER_LIMIT, the adapted modules enforcing the configured one."""
     return max(connection_buffer_limits, STOCK_DECODER_BUFFER_LIMIT) if stock_envoy else connection_buffer_limits
 
+
 # The Wasm property the bridge pins a route with; route twins match its filter state.
 PIN_FILTER_STATE = "wasm.hlocal_pin"
 
@@ -157,13 +158,21 @@ BEHAVIOUR_EMULATIONS: list[Emulation] = [
     ),
     Emulation(
         key="decoder_buffer_limit",
-        higress="the request buffer limit is the listener's 32 KiB (downstream.connectionBufferLimits), raised per "
-                "request when a plugin sets property set_decoder_buffer_limit (ai-proxy asks for 100 MiB)",
-        hlocal="the listener buffer limit is 100 MiB for every request (the most an official plugin asks for)",
-        differs="the limit is raised for all requests, not per request: a plugin that buffers a body above 32 KiB "
-                "without SetRequestBodyBufferLimit() gets 413 on Higress but passes here, and a limit a plugin "
-                "asks for is not enforced below 100 MiB. Stock Envoy has no Wasm call to raise it, and a plugin "
-                "that pauses at the request headers buffers before any filter after it runs",
+        higress="a request may buffer the listener's connection buffer limit (downstream.connectionBufferLimits, "
+                "32 KiB): a plugin that buffers more gets Envoy's 413 (Payload Too Large, request_payload_too_large) "
+                "unless the request raised its limit with property set_decoder_buffer_limit "
+                "(SetRequestBodyBufferLimit; ai-proxy asks for 100 MiB); clusters buffer 10 MiB",
+        hlocal="the listener buffers up to 100 MiB (stock Envoy cannot raise a limit from Wasm) and each adapted "
+               "Go module enforces the request's limit: when its body callback buffers more than "
+               "gateway.downstream.connection_buffer_limits (32768 by default), or than the last "
+               "set_decoder_buffer_limit any plugin of the chain set, it answers the same 413 itself; clusters "
+               "buffer 10 MiB as on Higress",
+        differs="only bodies a plugin's proxy_on_request_body buffers are limited: a plugin that pauses with "
+                "StopAllIterationAndBuffer at the request headers, a module that is not a Go build or lacks a host "
+                "function the check needs (hlocal check says \"NOT enforced\"), and response bodies "
+                "(set_encoder_buffer_limit) are not limited below 100 MiB, where Higress fails them above 32 KiB "
+                "(413 for a request, 500 for a response); a body a plugin shrinks while it buffers is judged by "
+                "the size Envoy reported",
     ),
     Emulation(
         key="client_address",
