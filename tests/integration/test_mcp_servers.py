@@ -171,3 +171,44 @@ def test_rest_to_mcp_server_lists_and_calls_templated_tools(openweather: Project
                       "city": ""}
     call = [e for e in _journal(openweather) if e["path"] == "/data/2.5/weather"][-1]
     assert call["query"]["city"] == ["Suzhou"] and call["headers"]["x-api-key"] == ["ow-key"]
+
+
+def test_hlocal_mcp_lists_and_calls_the_official_server(amap: Project) -> None:
+    listed = amap.hlocal("mcp", "tools", "--json")
+    assert listed.returncode == 0, listed
+    assert {tool["name"] for tool in listed.json()} == AMAP_TOOLS
+    # city is a string in the tool's schema: the digits stay text (an adcode), as the Go server wants
+    called = amap.hlocal("mcp", "call", "maps_weather", "city=330100", "--json")
+    assert called.returncode == 0, called
+    assert json.loads(called.json()["content"][0]["text"]) == WEATHER
+    failed = amap.hlocal("mcp", "call", "maps_geo", "address=West Lake")
+    assert failed.returncode == 1 and "500" in failed.stderr
+
+
+SMOKE_TEST = '''
+import json
+
+
+def test_weather_through_the_fixture(mcp_session, upstream):
+    result = mcp_session.call_tool("maps_weather", {"city": "Hangzhou"})
+    assert not result.is_error, result.text
+    assert json.loads(result.text)["forecasts"][0]["city"] == "Hangzhou"
+    assert upstream.last().path == "/v3/weather/weatherInfo"
+
+
+def test_every_tool_through_the_fixture(mcp_session):
+    assert len(mcp_session.list_tools()) == 12
+'''
+
+
+def test_the_pytest_fixture_drives_the_official_server(amap: Project) -> None:
+    import subprocess
+    import sys
+
+    tests = amap.path / "smoke"
+    tests.mkdir(exist_ok=True)
+    (tests / "test_amap_smoke.py").write_text(SMOKE_TEST, encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+                          cwd=amap.path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
