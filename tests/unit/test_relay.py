@@ -237,3 +237,56 @@ def test_native_redis_service_is_the_relay_running_redis_server(tmp_path):
     assert argv[1:split] == ["-m", "higress_local.relay", "--port", str(plan.port),
                              "--redis", f"127.0.0.1:{plan.host_port}"]
     assert argv[split + 1].endswith("redis-server") and argv[split + 2:split + 4] == ["--port", str(plan.host_port)]
+
+
+@pytest.fixture
+def scripted_redis():
+    """A socket server answering the Nth command it gets (on any connection) with replies[N]."""
+    replies: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    lock = threading.Lock()
+
+    def serve(conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as stream:
+            while True:
+                try:
+                    resp.read_value(stream)
+                except (OSError, EOFError, resp.RespError):
+                    return
+                with lock:
+                    reply = replies.pop(0)
+                try:
+                    conn.sendall(reply)
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    relay = RelayServer(0, ("127.0.0.1", server.getsockname()[1]))
+    thread = threading.Thread(target=relay.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield relay, replies
+    finally:
+        relay.shutdown()
+        relay.server_close()
+        server.close()
+        thread.join(10)
+
+
+def test_a_malformed_reply_fails_the_call_and_stray_bytes_never_answer_the_next_command(scripted_redis):
+    relay, replies = scripted_redis
+    replies += [b"+first\r\n:99\r\n", b"?what\r\n", b"*1\r\n" * 70 + b":1\r\n", b"+fourth\r\n"]
+    assert call(relay, "PING") == (200, b"+first\r\n", None)
+    status, body, error = call(relay, "PING")  # not the stray :99 of the first connection
+    assert (status, body) == (502, b"") and "malformed RESP" in error and "?what" in error
+    status, body, error = call(relay, "PING")
+    assert (status, body) == (502, b"") and "nested too deeply" in error
+    assert call(relay, "PING") == (200, b"+fourth\r\n", None)
