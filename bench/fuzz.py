@@ -1,7 +1,7 @@
 """Fuzz the module inspector/adapter and the Redis relay by the ten thousand (fixed seed, reproducible).
 
     python bench/fuzz.py [--count 10000] [--seed 20261207] [--modules redisecho,replay-protection]
-                         [--only modules|relay] [--budget 20]
+                         [--only modules|relay] [--budget 20] [--jobs 1]
 
 Modules: `--count` mutations (bit flips, truncations, swapped/duplicated sections, lying sizes,
 splices) spread over real plugins: the `redisecho` SDK plugin (needs HLOCAL_TEST_GOPROXY) and the
@@ -47,7 +47,7 @@ def _module(name: str) -> Path:
     return build_higress_plugin(ref)
 
 
-def fuzz_modules(names: list[str], seed: int, count: int, budget: float) -> int:
+def fuzz_modules(names: list[str], seed: int, count: int, budget: float, jobs: int) -> int:
     bugs = 0
     for n, name in enumerate(names):
         base = Base(f"{name}.wasm", _module(name).read_bytes())
@@ -56,8 +56,9 @@ def fuzz_modules(names: list[str], seed: int, count: int, budget: float) -> int:
         report = Report()
         step = max(1, share // 10)
         for first in range(0, share, step):  # in slices, to print progress
-            fuzz(base, seed, min(step, share - first), budget, report, first=first)
-            print(f"  {name}: {report.cases}/{share} cases, {time.monotonic() - started:.0f} s", flush=True)
+            fuzz(base, seed, min(step, share - first), budget, report, first=first, jobs=jobs)
+            print(f"  {name}: {report.cases}/{share} cases, {time.monotonic() - started:.0f} s: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())), flush=True)
         print(f"modules: {name} ({len(base.data) / 1e6:.1f} MB): {report.cases} cases in "
               f"{time.monotonic() - started:.0f} s: " + ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())))
         for kind in sorted({k for k, _ in report.by_kind}):
@@ -91,6 +92,7 @@ def main() -> int:
                         help=f"comma-separated, of: {', '.join(PLUGINS)}")
     parser.add_argument("--only", choices=("modules", "relay"))
     parser.add_argument("--budget", type=float, default=20.0, help="seconds one module case may take")
+    parser.add_argument("--jobs", type=int, default=1, help="module cases run in this many worker processes")
     args = parser.parse_args()
     names = [n for n in args.modules.split(",") if n]
     unknown = [n for n in names if n not in PLUGINS]
@@ -100,7 +102,7 @@ def main() -> int:
     if args.only != "modules":
         bugs += fuzz_the_relay(args.seed, args.count)
     if args.only != "relay":
-        bugs += fuzz_modules(names, args.seed, args.count, args.budget)
+        bugs += fuzz_modules(names, args.seed, args.count, args.budget, args.jobs)
     print(f"seed {args.seed}: {'no crash, hang or wrong answer' if not bugs else f'{bugs} problem(s)'}")
     return 1 if bugs else 0
 

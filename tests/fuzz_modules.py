@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import threading
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -188,21 +189,32 @@ class _Worker:
             self.process.join()
 
 
-def fuzz(base: Base, seed: int, count: int, budget_s: float = 20.0, report: Report | None = None,
-         first: int = 0) -> Report:
-    """Run cases first..first+count-1 of `seed` on `base`; each past `budget_s` seconds is a hang."""
-    report = report or Report()
+def _drive(base: Base, seed: int, indices: range, budget_s: float, report: Report, lock: threading.Lock) -> None:
     worker = _Worker(base, seed)
     try:
-        for index in range(first, first + count):
+        for index in indices:
             result = worker.run(index, budget_s)
             if result is None or not worker.process.is_alive():
                 worker.stop(kill=True)
                 kind = mutate(base, seed, index)[0]
-                report.add(index, kind, *(result[1:] if result else ("hang", f"over {budget_s:.0f} s")))
+                result = (kind, *(result[1:] if result else ("hang", f"over {budget_s:.0f} s")))
                 worker = _Worker(base, seed)
-            else:
+            with lock:
                 report.add(index, *result)
     finally:
         worker.stop()
+
+
+def fuzz(base: Base, seed: int, count: int, budget_s: float = 20.0, report: Report | None = None,
+         first: int = 0, jobs: int = 1) -> Report:
+    """Run cases first..first+count-1 of `seed` on `base` in `jobs` worker processes; each case past
+    `budget_s` seconds is a hang."""
+    report = report or Report()
+    lock = threading.Lock()
+    threads = [threading.Thread(target=_drive, args=(base, seed, range(first + j, first + count, jobs), budget_s,
+                                                     report, lock)) for j in range(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return report
