@@ -12,7 +12,6 @@ relay's stderr, and the relay is alive at the end.
 
 from __future__ import annotations
 
-import io
 import random
 import socket
 import struct
