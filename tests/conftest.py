@@ -84,22 +84,27 @@ def plugin_wasm() -> Callable[[str], Path]:
     return get
 
 
+def _builder(unavailable: Callable[[], str | None], build: Callable[[str], Path], what: str) -> Callable[[str], Path]:
+    """A memoised `build`, or a skip naming why `what` cannot be built here."""
+    why = unavailable()
+    if why:
+        pytest.skip(f"{what} tests skipped: {why}")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = build(name)
+        return built[name]
+
+    return get
+
+
 @pytest.fixture(scope="session")
 def sdk_plugin_wasm() -> Callable[[str], Path]:
     """Build one of tests/sdk_plugins/<name> with the real wasm-go SDK (offline module proxy); skip without it."""
     from sdk_build import build_sdk_plugin, goproxy_unavailable
 
-    why = goproxy_unavailable()
-    if why:
-        pytest.skip(f"SDK plugin tests skipped: {why}")
-    built: dict[str, Path] = {}
-
-    def get(name: str) -> Path:
-        if name not in built:
-            built[name] = build_sdk_plugin(name)
-        return built[name]
-
-    return get
+    return _builder(goproxy_unavailable, build_sdk_plugin, "SDK plugin")
 
 
 @pytest.fixture(scope="session")
@@ -108,17 +113,7 @@ def higress_plugin_wasm() -> Callable[[str], Path]:
     ``mcp-servers/amap-tools``) offline; skip without the source tarball or the module proxy."""
     from higress_build import build_higress_plugin, higress_src_unavailable
 
-    why = higress_src_unavailable()
-    if why:
-        pytest.skip(f"official Higress plugin tests skipped: {why}")
-    built: dict[str, Path] = {}
-
-    def get(path: str) -> Path:
-        if path not in built:
-            built[path] = build_higress_plugin(path)
-        return built[path]
-
-    return get
+    return _builder(higress_src_unavailable, build_higress_plugin, "official Higress plugin")
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,10 @@ import fcntl
 import hashlib
 import os
 import subprocess
-import tarfile
 from pathlib import Path
 
 from plugin_build import PluginBuildError, _go_version, find_go
-from sdk_build import CACHE, goproxy_unavailable, sdk_build_env
+from sdk_build import CACHE, goproxy_unavailable, sdk_build_env, unpack_once
 
 HIGRESS_SRC_ENV = "HLOCAL_TEST_HIGRESS_SRC"
 BUILD_TIMEOUT_S = 900.0  # a 20 MB MCP server compiles for tens of seconds cold on 2 cores
@@ -36,29 +35,11 @@ def higress_src_unavailable() -> str | None:
 
 
 def higress_src_dir() -> Path:
-    """``plugins/wasm-go`` of the unpacked source, unpacked once under a lock."""
+    """``plugins/wasm-go`` of the unpacked source."""
     why = higress_src_unavailable()
     if why:
         raise PluginBuildError(why)
-    tarball = Path(os.environ[HIGRESS_SRC_ENV])
-    stamp_text = f"{tarball.resolve()} {tarball.stat().st_size} {tarball.stat().st_mtime_ns}"
-    target = CACHE / "higress-src"
-    stamp = target / ".unpacked"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".higress-src.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (stamp.is_file() and stamp.read_text() == stamp_text):
-            tmp = CACHE / f".higress-src.{os.getpid()}"
-            tmp.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(tarball) as tar:
-                tar.extractall(tmp, filter="data")
-            if not (tmp / "plugins" / "wasm-go").is_dir():
-                raise PluginBuildError(f"{tarball} has no plugins/wasm-go/ folder")
-            if target.exists():
-                subprocess.run(["rm", "-rf", str(target)], check=True)
-            os.replace(tmp, target)
-            stamp.write_text(stamp_text)
-    return target / "plugins" / "wasm-go"
+    return unpack_once(Path(os.environ[HIGRESS_SRC_ENV]), "higress-src", "plugins/wasm-go") / "plugins" / "wasm-go"
 
 
 def _source_files(root: Path, folder: Path) -> list[Path]:

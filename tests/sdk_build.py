@@ -1,7 +1,7 @@
 """Build test plugins written with the real Higress wasm-go SDK, offline, from a file-based Go module proxy.
 
 The proxy is a tarball named by ``HLOCAL_TEST_GOPROXY`` (``.ci/run`` points it at the shared one).
-It is unpacked once into ``tests/.cache/goproxy``; builds share ``GOCACHE``/``GOMODCACHE`` under
+It is unpacked once into ``tests/.cache/goproxy-tree``; builds share ``GOCACHE``/``GOMODCACHE`` under
 ``tests/.cache`` and land in ``tests/.cache/sdk-plugins`` as ``<name>-<key>.wasm`` (the key hashes
 the toolchain version and every file of the plugin's folder), so a second session reuses them.
 
@@ -41,32 +41,35 @@ def goproxy_unavailable() -> str | None:
     return None
 
 
-def goproxy_dir() -> Path:
-    """The unpacked proxy (``file://`` GOPROXY root), unpacked once under a lock."""
-    why = goproxy_unavailable()
-    if why:
-        raise PluginBuildError(why)
-    tarball = Path(os.environ[GOPROXY_ENV])
+def unpack_once(tarball: Path, name: str, inner: str) -> Path:
+    """``tests/.cache/<name>``: the tarball unpacked once (again when it changes), under a lock; it must
+    hold the folder ``inner``."""
     stamp_text = f"{tarball.resolve()} {tarball.stat().st_size} {tarball.stat().st_mtime_ns}"
-    target = CACHE / "goproxy"
+    target = CACHE / name
     stamp = target / ".unpacked"
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".goproxy.lock", "w") as lock:
+    with open(CACHE / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (stamp.is_file() and stamp.read_text() == stamp_text):
-            tmp = CACHE / f".goproxy.{os.getpid()}"
+            tmp = CACHE / f".{name}.{os.getpid()}"
             tmp.mkdir(parents=True, exist_ok=True)
             with tarfile.open(tarball) as tar:
                 tar.extractall(tmp, filter="data")
-            inner = tmp / "goproxy"
-            if not inner.is_dir():
-                raise PluginBuildError(f"{tarball} has no goproxy/ folder")
+            if not (tmp / inner).is_dir():
+                raise PluginBuildError(f"{tarball} has no {inner}/ folder")
             if target.exists():
                 subprocess.run(["rm", "-rf", str(target)], check=True)
-            os.replace(inner, target)
-            subprocess.run(["rm", "-rf", str(tmp)], check=True)
+            os.replace(tmp, target)
             stamp.write_text(stamp_text)
     return target
+
+
+def goproxy_dir() -> Path:
+    """The unpacked proxy (``file://`` GOPROXY root)."""
+    why = goproxy_unavailable()
+    if why:
+        raise PluginBuildError(why)
+    return unpack_once(Path(os.environ[GOPROXY_ENV]), "goproxy-tree", "goproxy") / "goproxy"
 
 
 def sdk_build_env(extra: dict[str, str] | None = None) -> dict[str, str]:
