@@ -222,33 +222,37 @@ def _parse_code(m: Module, s: Section) -> None:
 def parse_module(data: bytes, name: str = "module") -> Module:
     """Parse what the merge needs; raise InvalidWasm for broken files, AdaptError for unsupported ones."""
     m = Module(data=data, sections=read_sections(data, name))
-    for s in m.sections:
-        pos = s.offset
-        if s.id == 1:
-            _parse_types(m, s)
-        elif s.id == 2:
-            _parse_imports(m, s)
-        elif s.id == 3:
-            count, pos = uleb(data, pos)
-            for _ in range(count):
-                index, pos = uleb(data, pos)
-                m.functions.append(index)
-        elif s.id == 6:
-            count, _ = uleb(data, pos)
-            m.global_count += count
-        elif s.id == 7:
-            count, pos = uleb(data, pos)
-            for _ in range(count):
-                export_name, pos = _read_name(data, pos)
-                kind = data[pos]
-                index, pos = uleb(data, pos + 1)
-                m.exports.append(ExportEntry(export_name, kind, index))
-        elif s.id == 8:
-            m.start_function, _ = uleb(data, pos)
-        elif s.id == 9:
-            _parse_elements(m, s)
-        elif s.id == 10:
-            _parse_code(m, s)
+    try:
+        for s in m.sections:
+            pos = s.offset
+            if s.id == 1:
+                _parse_types(m, s)
+            elif s.id == 2:
+                _parse_imports(m, s)
+            elif s.id == 3:
+                count, pos = uleb(data, pos)
+                for _ in range(count):
+                    index, pos = uleb(data, pos)
+                    m.functions.append(index)
+            elif s.id == 6:
+                count, _ = uleb(data, pos)
+                m.global_count += count
+            elif s.id == 7:
+                count, pos = uleb(data, pos)
+                for _ in range(count):
+                    export_name, pos = _read_name(data, pos)
+                    kind = data[pos]
+                    index, pos = uleb(data, pos + 1)
+                    m.exports.append(ExportEntry(export_name, kind, index))
+            elif s.id == 8:
+                m.start_function, _ = uleb(data, pos)
+            elif s.id == 9:
+                _parse_elements(m, s)
+            elif s.id == 10:
+                _parse_code(m, s)
+    except IndexError:  # a count or size that lies runs past the end of the file
+        raise InvalidWasm(f"{name} is malformed: {s.label} at offset {s.start} runs past the end of the file",
+                          BUILD_HINT) from None
     _check_indices(m, name)
     return m
 
@@ -264,6 +268,9 @@ def _check_indices(m: Module, name: str) -> None:
             problem = f"function {index} names type {type_index} of {len(m.types)}"
     if len(m.bodies) != len(m.functions):
         problem = f"{len(m.functions)} functions are declared but the code section has {len(m.bodies)} bodies"
+    code = m.section(10)
+    if code is not None and m.bodies and m.bodies[-1][1] != code.end:
+        problem = f"the function bodies end at offset {m.bodies[-1][1]}, not where the code section ends ({code.end})"
     if problem:
         raise InvalidWasm(f"{name} is malformed: {problem}", BUILD_HINT)
 
@@ -273,7 +280,13 @@ def data_segment_ranges(m: Module) -> list[tuple[int, int]]:
     s = m.section(11)
     if s is None:
         return []
-    data, pos = m.data, s.offset
+    try:
+        return _segment_ranges(m.data, s.offset)
+    except IndexError:  # a count or size that lies
+        raise AdaptError(f"the data section at offset {s.start} runs past the end of the file") from None
+
+
+def _segment_ranges(data: bytes, pos: int) -> list[tuple[int, int]]:
     count, pos = uleb(data, pos)
     ranges = []
     for _ in range(count):
