@@ -18,6 +18,7 @@ from .models import (  # noqa: F401 - re-exported: callers import the models fro
 )
 from .mcpconfig import MCP_ONLY_EXPECT_KEYS, parse_mcp_call, parse_mcp_expect
 from .mcpconfig import check_expect_keys as check_mcp_expect_keys
+from .mcpsession.settings import parse_mcp_server
 from .schema import Node, describe, load_yaml
 from .validate import check_header, check_path, check_regex
 
@@ -127,7 +128,8 @@ def sanitise_name(raw: str) -> str:
 
 def _gateway(node: Node) -> Gateway:
     node.mapping(["flavor", "port", "admin_port", "log_level", "wasm_log_level", "image", "tls", "tls_port",
-                  "higress", "envoy", "inspect", "access_log_format", "downstream"])
+                  "higress", "envoy", "inspect", "access_log_format", "downstream",
+                  "mcp_server"])
     flavor = node.child("flavor")
     return Gateway(
         flavor=None if flavor.value is None else flavor.choice(FLAVORS),
@@ -144,6 +146,7 @@ def _gateway(node: Node) -> Gateway:
         tls_port=node.child("tls_port").port(0),
         access_log_format=_access_log_format(node.child("access_log_format")),
         connection_buffer_limits=_connection_buffer_limits(node.child("downstream")),
+        mcp_server=parse_mcp_server(node.child("mcp_server")),
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .mcpsession.settings import McpServer
 
 # Higress (Istio WasmPlugin) phases, in filter-chain order; the default phase runs last.
 PHASES = ("AUTHN", "AUTHZ", "STATS", "UNSPECIFIED_PHASE")
@@ -32,6 +33,8 @@ class Gateway:
     # gateway.downstream.connection_buffer_limits: Higress's downstream.connectionBufferLimits, the bytes
     # a request may buffer unless a plugin raises it (SetRequestBodyBufferLimit)
     connection_buffer_limits: int = 32768
+    # gateway.mcp_server: Higress's mcpServer (mcp-session: MCP's SSE transport); None = off
+    mcp_server: McpServer | None = None
 
 
 @dataclass(frozen=True)

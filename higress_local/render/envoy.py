@@ -14,6 +14,7 @@ from .endpoints import override_header_guards, render_endpoints_cluster
 from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, UPSTREAM_BUFFER_LIMIT, XFF_NUM_TRUSTED_HOPS,
                        access_log_formatters, access_log_text, higress_listener_options, higress_stats_config,
                        listener_buffer_limit)
+from .mcp_session import MCP_SESSION_CLUSTER, render_session_routes, session_virtual_host_options
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -65,6 +66,7 @@ class Layout:
     # request (None: no capture), and the bytes of each body chunk they keep.
     inspect_dir: str | None = None
     inspect_body_bytes: int = 65536
+    mcp_session_port: int | None = None  # gateway.mcp_server: hlocal's session process (None: off)
 
     @property
     def stock_envoy(self) -> bool:
@@ -261,13 +263,17 @@ def render_virtual_hosts(project: Project) -> list[dict[str, Any]]:
     for route in project.routes:
         groups.setdefault(route.domains, []).append(route)
     twins = [render_pin_twin(r, project) for r in project.routes] if project.plugins else []
+    mcp = project.gateway.mcp_server
+    # gateway.mcp_server: Higress's mcp-session answers before any route (render/mcp_session.py).
+    sessions = render_session_routes(mcp, [plugin_filter_name(p) for p in project.chain()]) if mcp else []
     hosts = []
     for index, (domains, routes) in enumerate(groups.items()):
         hosts.append(
             {
                 "name": f"vh{index}" if len(groups) > 1 else "hlocal",
                 "domains": list(domains),
-                "routes": twins + [render_route(r, project) for r in routes],
+                "routes": sessions + twins + [render_route(r, project) for r in routes],
+                **(session_virtual_host_options() if mcp else {}),
             }
         )
     return hosts
@@ -291,6 +297,8 @@ def render_clusters(project: Project, layout: Layout) -> list[dict[str, Any]]:
             continue
         address, port = layout.services[service.name]
         clusters.append(render_cluster(service.cluster_name(), address, int(port)))
+    if project.gateway.mcp_server and layout.mcp_session_port:
+        clusters.append(render_cluster(MCP_SESSION_CLUSTER, "127.0.0.1", layout.mcp_session_port))
     # Higress's upstream connection buffer limit (fidelity.UPSTREAM_BUFFER_LIMIT) on every cluster.
     return [{"@type": CLUSTER_TYPE, **cluster, "per_connection_buffer_limit_bytes": UPSTREAM_BUFFER_LIMIT}
             for cluster in clusters]

@@ -219,4 +219,21 @@ BEHAVIOUR_EMULATIONS: list[Emulation] = [
         differs="node.metadata.*, the *_metadata properties and plugin_vm_memory are not set: a plugin reading "
                 "them sees them missing (wasm-go falls back to defaults)",
     ),
+    Emulation(
+        key="mcp_sse",
+        higress="higress-config mcpServer (enable, sse_path_suffix, match_list, redis) adds the mcp-session Go "
+                "filter before every plugin: GET <path><suffix> on a rest/streamable rule opens an SSE stream "
+                "whose endpoint event names <path>?sessionId=<uuid>; a message POSTed there reaches the wasm "
+                "MCP server, whose answer goes back to the POST and is published as an event: message on Redis "
+                "channel mcp-server-sse:<id> to the gateway instance holding the stream; a ping every 5 s",
+        hlocal="gateway.mcp_server (same keys) starts hlocal's session process (python -m "
+               "higress_local.mcpsession); two routes ahead of yours send it *<suffix> and ?sessionId= requests "
+               "with the plugins switched off; it applies match_list as Higress does, holds the streams, sends "
+               "each message through the gateway to the route (so the plugin answers it) and writes the answer "
+               "on the session's stream; same endpoint event, 405, status codes and ping",
+        differs="one process, no Redis (redis is accepted and unused; Higress without it refuses SSE); "
+                "the plugins see a forwarded message with header x-hlocal-mcp-session (removed before the "
+                "upstream) and it is logged twice in the access log; upstream_type sse (endpoint rewrite), "
+                "servers, enable_user_level_server and rate_limit are refused; native runtime only",
+    ),
 ]

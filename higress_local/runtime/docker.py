@@ -67,6 +67,11 @@ def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> stag
         if on:
             raise ConfigError(f"{project.file.name}: gateway.{key} needs the native runtime for now",
                               f"use `--runtime native` (the docker runtime has no gateway.{key} yet)")
+    if project.gateway.mcp_server:
+        # Higress's image carries mcp-session in /var/lib/istio/envoy/golang-filter.so, but the Envoy
+        # config hlocal renders does not load it (nor does stock Envoy have the golang filter).
+        raise ConfigError(f"{project.file.name}: gateway.mcp_server (MCP's SSE transport) needs the native runtime",
+                          "use `--runtime native`, where hlocal emulates Higress's mcp-session")
     gateway_port, admin_port = staging.resolve_gateway_ports(project, check_ports)
     control_port = portlib.free_port()
     state_dir = project.state_dir

@@ -26,6 +26,8 @@ from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from .files import GatewayFiles
 from .orphans import COMPONENT_MARKER, STACK_MARKER, component_of, find_marked, stack_marker, stop_marked
 from .services import native_argv
+from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_argv
+from ..ports import free_port
 from . import stage as staging
 
 COMPONENTS = ("backend", "gateway")
@@ -35,7 +37,8 @@ LOG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # gateway, backend, access, s
 def component_names(state: StackState) -> list[str]:
     """Start order: the backend, the services, then the gateway (stopped in reverse)."""
     services = [plan.component for plan in state.services.values() if plan.how in ("mock", "redis")]
-    return ["backend", *services, "gateway"]
+    session = [SESSION_COMPONENT] if state.layout is not None and state.layout.mcp_session_port else []
+    return ["backend", *services, *session, "gateway"]
 
 
 class NativeRuntime(Runtime):
@@ -66,6 +69,12 @@ class NativeRuntime(Runtime):
         try:
             self._start_backend(project, state, plan)
             self._start_services(project, state)
+            if plan.layout.mcp_session_port:  # gateway.mcp_server: Higress's mcp-session, emulated
+                control = free_port()
+                argv = session_argv(plan.layout.mcp_session_port, control, state.gateway_port,
+                                    project.gateway.mcp_server)
+                self._launch(project, state, SESSION_COMPONENT, argv,
+                             {"http": plan.layout.mcp_session_port, "control": control})
             self._start_gateway(project, state, plan, envoy)
             if plan.layout.inspect_dir:  # gateway.inspect: the collector turns Envoy's taps into records
                 from ..inspect.wiring import collector_argv

@@ -15,6 +15,7 @@ from ..classify import LogWatch, classify_exit
 from ..config import Plugin, Project
 from ..errors import ConfigError, CorruptState
 from ..inspect.view import taps_dir
+from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_ready_check
 from ..readiness import ReadyTarget, wait_until_ready
 from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_configuration_json,
                             plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
@@ -159,7 +160,8 @@ def stage_files(project: Project, flavor: str, layout_for: Callable[[dict[str, s
 def restart_key(project: Project) -> RestartKey:
     """What only a restart can change: the listener, the filter chain, images, log levels."""
     return RestartKey(
-        gateway=dataclasses.asdict(project.gateway),
+        # As state.json keeps it (tuples become lists), so a reload compares like with like.
+        gateway=json.loads(json.dumps(dataclasses.asdict(project.gateway))),
         chain=[p.name for p in project.chain()],
         # Adding, removing or re-pointing a service starts or stops processes/containers;
         # only a mock's stubs can change in place.
@@ -189,6 +191,8 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
     backend_port, control_port = portlib.free_port(), portlib.free_port()
     state_dir = project.state_dir
     service_plans = plan_native_services(project, state_dir)
+    # gateway.mcp_server: the session process the gateway routes SSE and session messages to.
+    mcp_session_port = portlib.free_port() if project.gateway.mcp_server else None
 
     def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
         module_dir = state_dir / "modules"
@@ -210,6 +214,7 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
             modules={name: str(module_dir / file) for name, file in modules.items()},
             bridge_module=str(module_dir / bridge) if bridge else None,
             access_log=str(state_dir / "logs" / "access.log"),
+            mcp_session_port=mcp_session_port,
         )
 
     checks, layout, files = stage_files(project, flavor, layout_for)
@@ -252,8 +257,12 @@ def wait_ready(project: Project, state: StackState, plan: Plan, timeout: float,
         watch.raise_if_failed()
 
     plans = list(state.services.values())
+    extra_checks = [(lambda p=p: ready_check(p)) for p in plans]
+    session = state.components.get(SESSION_COMPONENT)
+    if session is not None:  # gateway.mcp_server
+        extra_checks.append(lambda: session_ready_check(session.ports["control"]))
     target = ReadyTarget(
-        extra_checks=[(lambda p=p: ready_check(p)) for p in plans],
+        extra_checks=extra_checks,
         admin_url=state.admin_url, gateway_host="127.0.0.1", gateway_port=state.gateway_port,
         control_url=state.control_url, versions={plugin_filter_name(c.plugin): ecds_version(c) for c in plan.checks},
         failed=broken,
