@@ -36,6 +36,8 @@ def post(project: Project, path: str, body: bytes, headers: dict | None = None) 
             return reply.status, reply.read(), dict(reply.headers)
     except urllib.error.HTTPError as err:
         return err.code, err.read(), dict(err.headers)
+    except (urllib.error.URLError, ConnectionError) as err:  # no answer: the assertion shows why
+        return -1, repr(err).encode(), {}
 
 
 def json_body(size: int) -> bytes:
