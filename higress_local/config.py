@@ -268,7 +268,10 @@ def _service(node: Node) -> Service:
         raise node.child("datacenter").error("is required for kind consul (the cluster is SVC.DC.consul)")
     if kind == "nacos" and not node.child("namespace").value:
         raise node.child("namespace").error("is required for kind nacos (the namespace id)")
-    mock = node.child("mock").mapping(["stubs"])
+    mock = node.child("mock").mapping(["stubs", "replicas", "metrics"])
+    replicas, replica_metrics = _replicas(mock)
+    if kind == "redis" and (replicas > 1 or replica_metrics):
+        raise mock.error("replicas and metrics are for mock services", "a redis service runs one redis-server")
     stubs = mock.child("stubs").list().value
     if stubs:
         from .mock.stubs import StubConfigError, parse_stubs
@@ -292,7 +295,28 @@ def _service(node: Node) -> Service:
         container_port=None if node.child("container_port").value is None
         else node.child("container_port").integer(low=1, high=65535),
         timeout_ms=None if node.child("timeout_ms").value is None else node.child("timeout_ms").integer(low=1),
+        replicas=replicas, replica_metrics=replica_metrics,
     )
+
+
+MAX_REPLICAS = 16  # each replica is a mock process (about 25 MB)
+
+
+def _replicas(mock: Node) -> tuple[int, tuple[str, ...]]:
+    """mock.replicas (1 by default) and mock.metrics: one Prometheus text per replica, in order."""
+    try:
+        replicas = mock.child("replicas").integer(1, low=1, high=MAX_REPLICAS)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, f"a whole number of mock endpoints, 1 to {MAX_REPLICAS} (each its own "
+                                       f"process and journal)") from None
+    metrics_node = mock.child("metrics")
+    if metrics_node.value is None:
+        return replicas, ()
+    metrics = tuple(item.string() for item in metrics_node.list().items())
+    if len(metrics) != replicas:
+        raise metrics_node.error(f"lists {len(metrics)} metrics for {replicas} replica{'s' * (replicas != 1)}",
+                                 "give one Prometheus text per replica, in replica order ('' for none)")
+    return replicas, metrics
 
 
 def _endpoints(node: Node) -> tuple[Endpoint, ...]:
@@ -326,6 +350,12 @@ def _check_services(root: Node, services: tuple[Service, ...], routes: tuple[Rou
                 f"renders the same cluster {name!r} as services[{clusters[name]}]", "change host, port or kind")
         clusters[name] = index
     known = {s.name for s in services}
+    for index, service in enumerate(services):  # replica i of `llm` runs (and logs) as svc-llm-i
+        taken = [f"{service.name}-{i}" for i in range(service.replicas) if f"{service.name}-{i}" in known]
+        if service.replicas > 1 and taken:
+            raise root.child("services").child(index).child("mock").child("replicas").error(
+                f"replica {taken[0][len(service.name) + 1:]} of service {service.name!r} would share the "
+                f"process name svc-{taken[0]} with service {taken[0]!r}", "rename one of the two services")
     for index, route in enumerate(routes):
         if route.service is not None and route.service not in known:
             node = root.child("routes").child(index).child("service")

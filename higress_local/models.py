@@ -135,10 +135,17 @@ class Service:
     image: str | None = None  # docker: a container instead of a mock
     container_port: int | None = None  # with image: the port it listens on (default: port)
     timeout_ms: int | None = None  # for routes to it, and named when a call to it times out
+    replicas: int = 1  # mock: how many mock endpoints (each its own process and journal)
+    replica_metrics: tuple[str, ...] = ()  # mock: each replica's Prometheus text (mock.metrics), by index
 
     @property
     def is_mock(self) -> bool:
         return self.url is None and not self.urls and self.image is None and self.kind != "redis"
+
+    @property
+    def lists_hosts(self) -> bool:
+        """One cluster with a host per endpoint, listed to plugins (`urls`, or a mock's replicas/metrics)."""
+        return bool(self.urls) or (self.is_mock and (self.replicas > 1 or bool(self.replica_metrics)))
 
     def cluster_name(self) -> str:
         """The Envoy cluster wasm-go computes for this service (pkg/wrapper cluster types)."""

@@ -64,12 +64,12 @@ class Observation:
         self.project, self.state = project, state
         self.source, self.offset = runtime_for_state(project, None).gateway_output(project)
         self.seqs: dict[str, int] = {}
-        for name, plan in state.services.items():
-            if plan.how == "mock" and plan.control_url:
-                try:
-                    self.seqs[name] = _control(plan.control_url, state).last_seq()
-                except MockClientError:
-                    pass
+        self.controls = {label: url for plan in state.services.values() for label, url in plan.journals().items()}
+        for label, url in self.controls.items():  # a service's mock, or each replica's (`name[i]`)
+            try:
+                self.seqs[label] = _control(url, state).last_seq()
+            except MockClientError:
+                pass
         self.timeouts = _timeouts(state)
 
     def finish(self) -> Effects:
@@ -77,9 +77,8 @@ class Observation:
         watch.poll()
         effects = Effects(plugin_lines=[line for line in watch.lines if is_plugin_line(line)])
         for name, seq in self.seqs.items():
-            plan = self.state.services[name]
             try:
-                calls = _control(plan.control_url or "", self.state).journal(since=seq)
+                calls = _control(self.controls[name], self.state).journal(since=seq)
             except MockClientError:
                 continue
             if calls:

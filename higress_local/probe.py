@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from .config import Expect, Probe, Project, UpstreamExpect
 from .errors import ConfigError, EnvironmentProblem, McpCallFailed
-from .state import StackState
+from .state import StackState, service_of
 from .mock.paths import MAX_BODY
 from .validate import check_request
 
@@ -33,7 +33,7 @@ class Exchange:
     # Where the request went, wherever that was: the backend's or the route's service's journal entry
     # (`upstream` is the backend's only), which one, and how it was tied to this request.
     received: dict[str, Any] | None = None
-    received_by: str | None = None  # "backend" or a service name; None: nothing received it
+    received_by: str | None = None  # "backend", a service name or `name[i]` (a replica); None: nothing received it
     matched_by: str = ""  # "request id", or a time-window explanation
 
     @property
@@ -294,10 +294,13 @@ def evaluate(expect: Expect, exchange: Exchange) -> list[Mismatch]:
 
 def service_received(exchange: Exchange, name: str) -> list[dict[str, Any]]:
     """What service `name` received during the exchange: the plugins' calls to it and, when the
-    route targets it, the forwarded request itself."""
-    calls = list(exchange.effects.service_calls.get(name, [])) if exchange.effects is not None else []
-    seqs = {c.get("seq") for c in calls}
-    if exchange.received is not None and exchange.received_by == name and exchange.received.get("seq") not in seqs:
+    route targets it, the forwarded request itself (a replicated service: what any replica received)."""
+    by_label = exchange.effects.service_calls if exchange.effects is not None else {}
+    mine = {label: c for label, c in by_label.items() if service_of(label) == name}
+    calls = [c for cs in mine.values() for c in cs]
+    where = exchange.received_by
+    if exchange.received is not None and where is not None and service_of(where) == name \
+            and exchange.received.get("seq") not in {c.get("seq") for c in mine.get(where, [])}:
         calls.append(exchange.received)  # without observation, the forwarded request alone
     return sorted(calls, key=lambda c: c.get("seq", 0))
 

@@ -177,7 +177,8 @@ def _write_plugin_swaps(project: Project, state: StackState, files: GatewayFiles
 
         check = check_plugin(plugin, state.flavor, project.gateway)
         require_runnable(CheckReport(flavor=state.flavor, plugins=[check]))
-        prepare(check, state.flavor, project.gateway.wasm_log_level, upstream_table(project.services),
+        prepare(check, state.flavor, project.gateway.wasm_log_level,
+                upstream_table(project.services, layout.replicas),
                 project.gateway.connection_buffer_limits)
         if ecds_version(check) != before.version:
             pending.append((plugin, check, before))
@@ -350,7 +351,7 @@ def _update_service_stubs(project: Project, state: StackState, files: GatewayFil
     for service in project.services:
         plan = state.services.get(service.name)
         path = files.service_config(service.name)
-        if plan is None or plan.how != "mock" or not plan.control_url:
+        if plan is None or not plan.journals():
             continue
         wanted = list(service.stubs)
         if files.read_stubs(path) == wanted:
@@ -358,7 +359,8 @@ def _update_service_stubs(project: Project, state: StackState, files: GatewayFil
         from .mock.client import MockClient, MockClientError
 
         try:
-            MockClient(plan.control_url, token=state.control_token).set_stubs(wanted)
+            for url in plan.journals().values():  # the mock, or every replica of it
+                MockClient(url, token=state.control_token).set_stubs(wanted)
         except MockClientError as exc:
             raise EnvironmentProblem(f"cannot update the stubs of service {service.name}: {exc}",
                                      "see `hlocal status`") from exc

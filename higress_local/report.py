@@ -57,6 +57,11 @@ def print_up_summary(result, follow_up: str = "") -> None:
     for plan in state.services.values():
         where = {"mock": "mock", "redis": "redis", "url": "url", "image": "container"}[plan.how]
         journal = f" (journal: {plan.control_url}/__hlocal/journal)" if plan.control_url else ""
+        if plan.replicas:  # mock.replicas: one host of the cluster each, each with its own journal
+            click.echo(f"  service  {plan.name}  {plan.cluster} → {len(plan.replicas)} mock replicas")
+            for r in plan.replicas:
+                click.echo(f"    {plan.name}[{r.index}]  {plan.address}:{r.port} (journal: {r.control_url}/__hlocal/journal)")
+            continue
         click.echo(f"  service  {plan.name}  {plan.cluster} → {where} {plan.address}:{plan.port}{journal}")
     for note in result.notes:
         click.echo(f"  note     {note}")

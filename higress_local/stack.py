@@ -165,6 +165,12 @@ class Stack:
 
         return MockClient(self.state.control_url, token=self.state.control_token)
 
+    def service(self, name: str) -> Any:
+        """A mock service's endpoints (a mockservice.MockService): `.replica(i).journal()`, `.counts()`."""
+        from .mockservice import MockService
+
+        return MockService(self.state, name)
+
     def log_marker(self) -> Any:
         """The gateway output's position now; pass it to plugin_logs_since()."""
         from .classify import LogWatch

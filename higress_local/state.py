@@ -53,6 +53,20 @@ class ComponentState:
 
 
 @dataclass
+class ReplicaState:
+    """One of a mock service's replicas (mock.replicas): a mock process with its own journal."""
+
+    index: int
+    component: str  # svc-<name>-<index>
+    port: int  # where the gateway reaches it (on `address` of its service)
+    control_port: int  # its journal/stubs API on 127.0.0.1
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
+
+@dataclass
 class ServiceState:
     """One service a plugin calls, as the running stack provides it."""
 
@@ -66,10 +80,32 @@ class ServiceState:
     control_port: int | None = None  # a mock's journal/stubs API on 127.0.0.1
     host_port: int | None = None  # native: what it listens on; docker: the published port (redis)
     config_file: str | None = None
+    # mock.replicas > 1 or mock.metrics: one mock per replica (then address/port name replica 0's and
+    # control_port is None: each replica has its own); empty for a single mock
+    replicas: list[ReplicaState] = field(default_factory=list)
 
     @property
     def control_url(self) -> str | None:
         return f"http://127.0.0.1:{self.control_port}" if self.control_port else None
+
+    def components(self) -> list[str]:
+        """The processes (containers) that run this service."""
+        return [r.component for r in self.replicas] or [self.component]
+
+    def journals(self) -> dict[str, str]:
+        """Each mock journal of the service by label: `name`, or `name[i]` per replica -> control URL."""
+        if self.replicas:
+            return {replica_label(self.name, r.index): r.control_url for r in self.replicas}
+        return {self.name: self.control_url} if self.how == "mock" and self.control_url else {}
+
+
+def replica_label(service: str, index: int) -> str:
+    return f"{service}[{index}]"
+
+
+def service_of(label: str) -> str:
+    """The service a journal label (`name` or `name[i]`) belongs to."""
+    return label.split("[", 1)[0]
 
 
 @dataclass

@@ -65,16 +65,16 @@ UPSTREAM_HOSTS = Emulation(
              "ai-load-balancer picks the least-loaded healthy endpoint (or a prefix-cache / "
              "least-request choice kept in Redis) and pins it"),
     hlocal=("in a copy of the module both imports call functions hlocal adds: the host list is a table "
-            "hlocal writes into the module when it adapts it (every service with urls: each endpoint's "
-            "address, health_status Healthy and the metrics hlocal.yaml gives it), looked up by the "
-            "request's cluster_name; the pinned host goes into the request header "
+            "hlocal writes into the module when it adapts it (every service with urls or mock replicas: "
+            "each endpoint's address, health_status Healthy and the metrics hlocal.yaml gives it), looked "
+            "up by the request's cluster_name; the pinned host goes into the request header "
             "x-hlocal-upstream-host, which the cluster's stock override-host load-balancing policy "
             "(Envoy >= 1.35) reads; the cluster's upstream filter removes it before the endpoint, and "
             "a client's own copy is removed before any filter runs"),
     differs=("hosts and metrics are fixed when the module is adapted (up, or a reload that rebuilds it), "
              "not read live from the endpoints; every endpoint is Healthy (no health checks); only "
-             "services with urls list hosts (other clusters answer NotFound, so the plugin keeps "
-             "Envoy's own balancing); the cluster speaks HTTP/1.1 to its endpoints; the "
+             "services with urls or mock replicas list hosts (other clusters answer NotFound, so the "
+             "plugin keeps Envoy's own balancing); the cluster speaks HTTP/1.1 to its endpoints; the "
              "table holds at most about 2 KB; the older names proxy_get_upstream_metrics and "
              "proxy_override_upstream_host are refused"),
 )

@@ -147,13 +147,14 @@ def _plan_upstream_hosts(plan: AdaptPlan, env: set[str], is_go: bool, table: byt
         plan.problems.append(_not_go(", ".join(f"env.{n}" for n in used) + " (upstream hosts)"))
         return
     if len(table) > table_room():
-        plan.problems.append(f"imports env.proxy_get_upstream_hosts; the hosts of the services with urls take "
-                             f"{len(table)} bytes, more than the {table_room()} hlocal's emulation holds: "
-                             f"list fewer endpoints or shorter metrics")
+        plan.problems.append(f"imports env.proxy_get_upstream_hosts; the hosts of the services with urls or "
+                             f"mock replicas take {len(table)} bytes, more than the {table_room()} hlocal's "
+                             f"emulation holds: list fewer endpoints or shorter metrics")
         return
     plan.emulations.append(UPSTREAM_HOSTS.key)
-    plan.adaptations.append("upstream hosts (" + ", ".join(used) + "): the hosts of services with urls, written "
-                            "into the module; the pinned host goes to the cluster's override-host policy")
+    plan.adaptations.append("upstream hosts (" + ", ".join(used) + "): the hosts of services with urls or mock "
+                            "replicas, written into the module; the pinned host goes to the cluster's "
+                            "override-host policy")
     plan.merge.redirects += used
     plan.merge.retire += used
     plan.merge.data.append((TABLE_ADDRESS, table or bytes(4)))

@@ -1,5 +1,5 @@
 """The upstream-hosts table hlocal writes into an adapted module (read by shim.wat's
-proxy_get_upstream_hosts): for each service with `urls`, its cluster name and its hosts as Higress
+proxy_get_upstream_hosts): for each service with `urls` or mock replicas, its cluster name and its hosts as Higress
 lists them — a proxy-wasm pair list of address and JSON {"health_status", "metrics"}
 (higress-group/proxy-wasm-go-sdk proxywasm/hostcall.go GetUpstreamHosts, internal/serde.go)."""
 
@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Iterable
+from typing import Iterable, Mapping
 
-from ..models import Service
+from ..models import Endpoint, Service
+from ..render.endpoints import service_endpoints
 
 TABLE_ADDRESS = 10288  # shim.wat: the upstream-hosts block of the scratch map
 TABLE_END = 12288
@@ -23,15 +24,18 @@ def pair_list(pairs: list[tuple[str, str]]) -> bytes:
     return struct.pack("<I", len(encoded)) + sizes + b"".join(k + b"\0" + v + b"\0" for k, v in encoded)
 
 
-def host_pairs(service: Service) -> list[tuple[str, str]]:
+def host_pairs(endpoints: tuple[Endpoint, ...]) -> list[tuple[str, str]]:
     """Every endpoint healthy (hlocal runs no health checks), with the metrics hlocal.yaml gives it."""
     return [(e.host, json.dumps({"health_status": "Healthy", "metrics": e.metrics}, separators=(",", ":")))
-            for e in service.urls]
+            for e in endpoints]
 
 
-def upstream_table(services: Iterable[Service], address: int = TABLE_ADDRESS) -> bytes:
-    """The table's bytes as they sit at `address` (pointers inside it are absolute)."""
-    clusters = [(s.cluster_name().encode(), pair_list(host_pairs(s))) for s in services if s.urls]
+def upstream_table(services: Iterable[Service], replicas: Mapping[str, list] | None = None,
+                   address: int = TABLE_ADDRESS) -> bytes:
+    """The table's bytes as they sit at `address` (pointers inside it are absolute); `replicas` says
+    where each mock service's replicas listen (Layout.replicas)."""
+    listed = [(s, service_endpoints(s, replicas or {})) for s in services]
+    clusters = [(s.cluster_name().encode(), pair_list(host_pairs(e))) for s, e in listed if e]
     if not clusters:
         return b""
     at = address + 4 + ENTRY_SIZE * len(clusters)

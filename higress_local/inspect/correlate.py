@@ -21,17 +21,16 @@ BACKEND = "backend"
 class Received:
     """One journal entry and how it was tied to the request."""
 
-    where: str  # "backend" or a service name
+    where: str  # "backend", a service name, or `name[i]` for replica i of a mock service
     entry: dict[str, Any]
     matched_by: str  # a sentence: "request id", or how the time window decided
 
 
 def mocks(state: StackState) -> dict[str, MockClient]:
-    """The backend's and each mock service's control client, backend first."""
+    """The backend's and each mock service's (or replica's: `name[i]`) control client, backend first."""
     out = {BACKEND: MockClient(state.control_url, token=state.control_token)}
-    for name, plan in state.services.items():
-        if plan.how == "mock" and plan.control_url:
-            out[name] = MockClient(plan.control_url, token=state.control_token)
+    for plan in state.services.values():
+        out.update({label: MockClient(url, token=state.control_token) for label, url in plan.journals().items()})
     return out
 
 

@@ -22,8 +22,8 @@ def collector_argv(state_dir: Path, state: StackState, token_file: str | None, r
     every mock's journal; keeps the newest `ring` records under .hlocal/<name>/inspect/requests."""
     layout = state.require_layout()
     mocks = {"backend": state.control_url}
-    mocks.update({name: plan.control_url for name, plan in state.services.items()
-                  if plan.how == "mock" and plan.control_url})
+    for plan in state.services.values():
+        mocks.update(plan.journals())  # a replicated service: each replica's journal as `name[i]`
     clusters = {plan.cluster: name for name, plan in state.services.items()}
     return [sys.executable, *collector.argv(
         taps=layout.inspect_dir or str(taps_dir(state_dir)), store=str(store_dir(state_dir)),

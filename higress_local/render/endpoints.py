@@ -1,4 +1,5 @@
-"""A service with several `urls`: one cluster with a host per endpoint, and the plugin's pinned host.
+"""A service with several endpoints (`urls`, or a mock's replicas): one cluster with a host per
+endpoint, and the plugin's pinned host.
 
 Higress's Envoy lets a plugin pin the upstream host (proxy_set_upstream_override_host). Stock Envoy
 (>= 1.35) has the override-host load-balancing policy, which reads the host from a request header;
@@ -9,9 +10,9 @@ Envoy: api/envoy/extensions/load_balancing_policies/override_host/v3/override_ho
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from ..models import Service
+from ..models import Endpoint, Service
 
 OVERRIDE_HOST_HEADER = "x-hlocal-upstream-host"  # keep in sync with shim.wat (upstream-hosts block)
 OVERRIDE_HOST_POLICY = "envoy.load_balancing_policies.override_host"
@@ -26,13 +27,25 @@ def _policy(name: str, config: dict[str, Any]) -> dict[str, Any]:
     return {"policies": [{"typed_extension_config": {"name": name, "typed_config": config}}]}
 
 
-def render_endpoints_cluster(service: Service, *, stock_envoy: bool = True,
+def service_endpoints(service: Service, replicas: Mapping[str, list]) -> tuple[Endpoint, ...]:
+    """The hosts a service lists one by one: its `urls`, or where its mock replicas listen
+    (`replicas`: service name -> [[address, port], ...], as the runtime placed them) with mock.metrics."""
+    if service.urls:
+        return service.urls
+    if not service.lists_hosts:
+        return ()
+    metrics = service.replica_metrics or ("",) * service.replicas
+    return tuple(Endpoint(address=str(address), port=int(port), metrics=text)
+                 for (address, port), text in zip(replicas.get(service.name) or (), metrics))
+
+
+def render_endpoints_cluster(service: Service, endpoints: tuple[Endpoint, ...], *, stock_envoy: bool = True,
                              connect_timeout: str = "2s") -> dict[str, Any]:
     """The service's cluster: every endpoint a host; on stock Envoy a host named in the override
     header wins (Higress's own Envoy pins the plugin's host itself: there the cluster stays plain)."""
     name = service.cluster_name()
     hosts = [{"endpoint": {"address": {"socket_address": {"address": e.address, "port_value": e.port}}}}
-             for e in service.urls]
+             for e in endpoints]
     cluster = {
         "name": name,
         "type": "STATIC",
@@ -59,12 +72,12 @@ EARLY_MUTATION_TYPE = ("type.googleapis.com/envoy.extensions.http.early_header_m
 
 
 def uses_override_host(services: tuple[Service, ...]) -> bool:
-    return any(s.urls for s in services)
+    return any(s.lists_hosts for s in services)
 
 
 def override_header_guards(services: tuple[Service, ...]) -> dict[str, Any]:
     """Connection-manager keys that keep the header hlocal's own: a client's copy is removed before
-    any filter runs, so only the plugin can pin a host. Nothing when no service has urls."""
+    any filter runs, so only the plugin can pin a host. Nothing when no service lists its hosts."""
     if not uses_override_host(services):
         return {}
     return {"early_header_mutation_extensions": [{"name": EARLY_MUTATION, "typed_config": {

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..config import Plugin, Project, Route
 from ..configorder import higress_json
-from .endpoints import override_header_guards, render_endpoints_cluster
+from .endpoints import override_header_guards, render_endpoints_cluster, service_endpoints
 from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, UPSTREAM_BUFFER_LIMIT, XFF_NUM_TRUSTED_HOPS,
                        access_log_formatters, access_log_text, higress_listener_options, higress_stats_config,
                        listener_buffer_limit)
@@ -56,6 +56,7 @@ class Layout:
     xds_dir: str  # routes.json and clusters.json, watched: route and cluster changes reload in place
     modules: dict[str, str] = field(default_factory=dict)  # plugin name -> module path
     services: dict[str, list] = field(default_factory=dict)  # service name -> [address, port]
+    replicas: dict[str, list] = field(default_factory=dict)  # mock service -> [[address, port], ...] per replica
     bridge_module: str | None = None
     access_log: str = "/dev/stdout"
     # gateway.tls: the https listener and the certificate it serves (tls.ensure_certificate writes them)
@@ -292,8 +293,9 @@ def render_clusters(project: Project, layout: Layout) -> list[dict[str, Any]]:
     """The backend and every service, each under the cluster name wasm-go computes for it."""
     clusters = [render_cluster(BACKEND_CLUSTER, layout.backend_address, layout.backend_port)]
     for service in project.services:
-        if service.urls:
-            clusters.append(render_endpoints_cluster(service, stock_envoy=layout.stock_envoy))
+        endpoints = service_endpoints(service, layout.replicas)
+        if endpoints:
+            clusters.append(render_endpoints_cluster(service, endpoints, stock_envoy=layout.stock_envoy))
             continue
         address, port = layout.services[service.name]
         clusters.append(render_cluster(service.cluster_name(), address, int(port)))

@@ -36,7 +36,7 @@ LOG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # gateway, backend, access, s
 
 def component_names(state: StackState) -> list[str]:
     """Start order: the backend, the services, then the gateway (stopped in reverse)."""
-    services = [plan.component for plan in state.services.values() if plan.how in ("mock", "redis")]
+    services = [name for plan in state.services.values() if plan.how in ("mock", "redis") for name in plan.components()]
     session = [SESSION_COMPONENT] if state.layout is not None and state.layout.mcp_session_port else []
     return ["backend", *services, *session, "gateway"]
 
@@ -115,7 +115,11 @@ class NativeRuntime(Runtime):
 
     def _start_services(self, project: Project, state: StackState) -> None:
         for plan in state.services.values():
-            if plan.how in ("mock", "redis"):
+            for replica in plan.replicas:  # mock.replicas: a mock process each
+                argv = native_argv(plan, token_file(project.state_dir, state), replica)
+                self._launch(project, state, replica.component, argv,
+                             {"http": replica.port, "control": replica.control_port})
+            if plan.how in ("mock", "redis") and not plan.replicas:
                 ports = {"http": plan.host_port or 0, **({"control": plan.control_port} if plan.control_port else {})}
                 argv = native_argv(plan, token_file(project.state_dir, state))
                 self._launch(project, state, plan.component, argv, ports)

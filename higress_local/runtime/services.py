@@ -14,7 +14,7 @@ from ..errors import ConfigError, EnvironmentProblem
 from ..ports import free_port
 from ..readiness import admin_get
 from ..relay.wiring import relay_argv
-from ..state import ServiceState
+from ..state import ReplicaState, ServiceState
 from ..wait import NotYet
 from .files import GatewayFiles
 
@@ -64,6 +64,8 @@ def plan_native(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
             relay = free_port()
             plans[service.name] = ServicePlan(**base, address="127.0.0.1", port=relay, host_port=free_port(),
                                               control_port=relay)
+        elif service.lists_hosts:
+            plans[service.name] = _replicated(base, service, str(state_dir / "services" / f"{service.name}.json"))
         else:
             port = free_port()
             plans[service.name] = ServicePlan(**base, address="127.0.0.1", port=port, host_port=port,
@@ -72,8 +74,18 @@ def plan_native(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
     return plans
 
 
-def native_argv(plan: ServicePlan, token_file: str | None = None) -> list[str]:
-    """The command line that runs a service locally (a mock, or the Redis relay with its redis-server)."""
+def _replicated(base: dict, service: Service, config_file: str) -> ServicePlan:
+    """mock.replicas: one mock process per replica (each ~25 MB; 3 listen in 0.5 s), all answering
+    from the service's stubs, each with its own port, journal and control port; the plan names replica 0."""
+    replicas = [ReplicaState(index=i, component=f"{base['component']}-{i}", port=free_port(), control_port=free_port())
+                for i in range(service.replicas)]
+    return ServicePlan(**base, address="127.0.0.1", port=replicas[0].port, host_port=replicas[0].port,
+                       config_file=config_file, replicas=replicas)
+
+
+def native_argv(plan: ServicePlan, token_file: str | None = None, replica: ReplicaState | None = None) -> list[str]:
+    """The command line that runs a service locally (a mock or one of its replicas, or the Redis relay
+    with its redis-server)."""
     if plan.how == "redis":
         redis = shutil.which("redis-server")
         if redis is None:
@@ -83,14 +95,21 @@ def native_argv(plan: ServicePlan, token_file: str | None = None) -> list[str]:
         redis_line = [redis, *redis_args(plan.host_port or 0, "127.0.0.1")]
         # One component: the relay runs redis-server as its child and stops with it.
         return [*relay_argv(plan.port, "127.0.0.1", plan.host_port or 0), "--", *redis_line]
+    if replica is not None:
+        return MockLine(name=f"{plan.name}-{replica.index}", port=replica.port, control_port=replica.control_port,
+                        config=str(plan.config_file), token_file=token_file).native()
     return MockLine(name=plan.name, port=plan.host_port or 0, control_port=plan.control_port or 0,
                     config=str(plan.config_file), token_file=token_file).native()
 
 
 def plan_docker(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
     plans = {}
-    for service in project.services:
+    for index, service in enumerate(project.services):
         kind, component = how(service), f"svc-{service.name}"
+        if kind == "mock" and service.lists_hosts:
+            key = "replicas" if service.replicas > 1 else "metrics"
+            raise ConfigError(f"{project.file.name}: services[{index}].mock.{key} needs the native runtime",
+                              "use `--runtime native`, or on docker list your own endpoints under `urls:`")
         base = dict(name=service.name, kind=service.kind, how=kind, component=component, cluster=service.cluster_name())
         if kind == "url":
             address, port = _url_endpoint(service)
@@ -110,15 +129,16 @@ def redis_image(service: Service) -> str:
 
 
 def ready_check(plan: ServicePlan) -> None:
-    """Raise NotYet until the service answers where the host can see it (mocks and redis)."""
-    if plan.control_port:
+    """Raise NotYet until the service answers where the host can see it (mocks, each replica, redis)."""
+    controls = plan.journals() if plan.replicas else {plan.name: plan.control_url} if plan.control_url else {}
+    for label, url in controls.items():
         try:
-            response = admin_get(f"{plan.control_url}/__hlocal/health")
+            response = admin_get(f"{url}/__hlocal/health")
         except OSError as exc:
-            raise NotYet(f"service {plan.name} not answering") from exc
+            raise NotYet(f"service {label} not answering") from exc
         if response.status_code != 200:
-            raise NotYet(f"service {plan.name} health answered {response.status_code}")
-    elif plan.how == "redis" and plan.host_port:
+            raise NotYet(f"service {label} health answered {response.status_code}")
+    if not controls and plan.how == "redis" and plan.host_port:
         try:
             with socket.create_connection(("127.0.0.1", plan.host_port), timeout=2) as sock:
                 sock.sendall(b"PING\r\n")

@@ -65,8 +65,9 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def checked_plugins(project: Project, flavor: str) -> list[PluginCheck]:
-    """Inspect every module and refuse, before anything starts, what the gateway cannot run."""
+def checked_plugins(project: Project, flavor: str, replicas: dict[str, list] | None = None) -> list[PluginCheck]:
+    """Inspect every module and refuse, before anything starts, what the gateway cannot run;
+    `replicas` (Layout.replicas) says where mock replicas listen, for the upstream-hosts table."""
     # Imported on use: module inspection and adaptation are not needed by a config-only `hlocal reload`,
     # a short-lived process whose time is mostly imports.
     from ..adapt.upstream import upstream_table
@@ -74,7 +75,7 @@ def checked_plugins(project: Project, flavor: str) -> list[PluginCheck]:
 
     report = check_project(project, flavor)
     require_runnable(report)
-    hosts = upstream_table(project.services)
+    hosts = upstream_table(project.services, replicas)
     return [prepare(check, flavor, project.gateway.wasm_log_level, hosts, project.gateway.connection_buffer_limits)
             for check in report.plugins]
 
@@ -138,14 +139,14 @@ def write_xds(project: Project, layout: Layout, files: GatewayFiles) -> None:
         files.write_json(files.xds(name), doc)
 
 
-def stage_files(project: Project, flavor: str, layout_for: Callable[[dict[str, str], str | None], Layout]
-                ) -> tuple[list[PluginCheck], Layout, GatewayFiles]:
+def stage_files(project: Project, flavor: str, layout_for: Callable[[dict[str, str], str | None], Layout],
+                replicas: dict[str, list] | None = None) -> tuple[list[PluginCheck], Layout, GatewayFiles]:
     """Check plugins, copy the modules the gateway loads, write ECDS files, bootstrap and stubs.
 
     `layout_for(module file names, bridge file name)` says where those are as the gateway sees them.
     """
     check_access_log_format(project)  # else a bad format fails only when Envoy starts, after the rest
-    checks = checked_plugins(project, flavor)
+    checks = checked_plugins(project, flavor, replicas)
     files = GatewayFiles(project.state_dir)
     files.reset()
     modules = {check.plugin.name: files.put_module(check.staged_name(), check.served).name for check in checks}
@@ -191,6 +192,7 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
     backend_port, control_port = portlib.free_port(), portlib.free_port()
     state_dir = project.state_dir
     service_plans = plan_native_services(project, state_dir)
+    replicas = {name: [[p.address, r.port] for r in p.replicas] for name, p in service_plans.items() if p.replicas}
     # gateway.mcp_server: the session process the gateway routes SSE and session messages to.
     mcp_session_port = portlib.free_port() if project.gateway.mcp_server else None
 
@@ -206,7 +208,7 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
         return Layout(
             inspect_dir=str(taps_dir(state_dir)) if project.gateway.inspect else None,
             tls_port=tls_port, tls_cert=str(cert.cert) if cert else None, tls_key=str(cert.key) if cert else None,
-            services={name: [p.address, p.port] for name, p in service_plans.items()},
+            services={name: [p.address, p.port] for name, p in service_plans.items()}, replicas=replicas,
             flavor=flavor, listen_address="127.0.0.1", listen_port=gateway_port,
             admin_address="127.0.0.1", admin_port=admin_port,
             backend_address="127.0.0.1", backend_port=backend_port,
@@ -217,7 +219,7 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
             mcp_session_port=mcp_session_port,
         )
 
-    checks, layout, files = stage_files(project, flavor, layout_for)
+    checks, layout, files = stage_files(project, flavor, layout_for, replicas)
     if layout.inspect_dir:
         # Imported on use (the inspector pulls in an HTTP client a one-shot reload does without).
         from ..inspect.wiring import prepare as prepare_inspector

@@ -125,7 +125,7 @@ def test_the_pinned_host_goes_into_the_override_header():
 
 
 def test_the_cluster_takes_the_header_and_balances_round_robin_without_it():
-    cluster = render_endpoints_cluster(LLM)
+    cluster = render_endpoints_cluster(LLM, LLM.urls)
     assert cluster["name"] == "outbound|80||llm.static" and cluster["type"] == "STATIC"
     hosts = [h["endpoint"]["address"]["socket_address"] for h in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]]
     assert hosts == [{"address": "10.0.0.1", "port_value": 8001}, {"address": "10.0.0.2", "port_value": 8002}]
@@ -143,7 +143,7 @@ def test_the_cluster_takes_the_header_and_balances_round_robin_without_it():
 
 
 def test_on_higress_the_cluster_stays_plain_and_the_gateway_pins_the_host_itself():
-    cluster = render_endpoints_cluster(LLM, stock_envoy=False)
+    cluster = render_endpoints_cluster(LLM, LLM.urls, stock_envoy=False)
     assert "load_balancing_policy" not in cluster and "typed_extension_protocol_options" not in cluster
     assert len(cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]) == 2
 

@@ -1,0 +1,138 @@
+"""`mock: {replicas: N}`: hlocal runs N mock endpoints for one service (native runtime), all hosts of the
+service's one cluster and of the official ai-load-balancer's host list (with `mock.metrics`), each with
+its own journal, readable per endpoint in `hlocal request`, through Stack.service() and in the state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from support import Project, processes_mentioning
+
+pytestmark = pytest.mark.slow
+
+PLUGIN = "extensions/ai-load-balancer"
+CHAT = json.dumps({"model": "qwen", "messages": [{"role": "user", "content": "hi"}]})
+
+
+def _waiting(value: float) -> str:
+    return f"# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting {value}\n"
+
+
+@pytest.fixture(scope="module")
+def adapted_cache():
+    """Adapted modules go to the tests' cache folder, not the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HLOCAL_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "hlocal"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def replicas_stack(adapted_cache, module_projects, higress_plugin_wasm) -> Project:
+    project = module_projects(
+        {"gateway": {"port": 0},
+         "plugins": [{"name": "lb", "wasm": "lb.wasm",
+                      "config": {"lb_type": "endpoint", "lb_policy": "endpoint_metrics",
+                                 "lb_config": {"metric_policy": "least",
+                                               "target_metric": "vllm:num_requests_waiting"}}}],
+         "routes": [{"name": "chat", "prefix": "/", "service": "llm"}],
+         "services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80,
+                       "mock": {"replicas": 3, "metrics": [_waiting(12), _waiting(0), _waiting(20)]}}]},
+        files={"lb.wasm": higress_plugin_wasm(PLUGIN)}, name="replicas", runtime="native")
+    up = project.hlocal("up")
+    assert up.returncode == 0, up
+    assert "llm[2]" in up.stdout  # the summary lists each replica with its journal
+    return project
+
+
+@pytest.fixture
+def llm(replicas_stack: Project):
+    """The service's endpoints through the Stack API the pytest plugin's hlocal_stack offers."""
+    from higress_local.stack import Stack
+
+    stack = Stack.from_file(replicas_stack.path, attach=True).start()
+    service = stack.service("llm")
+    for replica in service.replicas:
+        replica.journal().clear()
+    return service
+
+
+def _chat(project: Project) -> dict:
+    done = project.hlocal("request", "POST", "/v1/chat/completions", "-H", "content-type: application/json",
+                          "-d", CHAT, "--json")
+    assert done.returncode == 0, done
+    return done.json()
+
+
+def test_the_plugin_pins_the_replica_whose_metrics_say_least_waiting(replicas_stack: Project, llm) -> None:
+    for _ in range(5):
+        exchange = _chat(replicas_stack)
+        assert exchange["response"]["status"] == 200 and exchange["received_by"] == "llm[1]"
+    # least of 12 / 0 / 20 waiting: only replica 1 is within (max - min) / 3 of the least
+    assert llm.counts() == [0, 5, 0]
+    [entry, *_] = llm.replica(1).journal().journal()
+    assert entry["path"] == "/v1/chat/completions" and "x-hlocal-upstream-host" not in entry["headers"]
+
+
+def test_hlocal_request_names_the_replica_that_received_the_call(replicas_stack: Project, llm) -> None:
+    done = replicas_stack.hlocal("request", "POST", "/v1/chat/completions", "-H",
+                                 "content-type: application/json", "-d", CHAT)
+    assert done.returncode == 0, done
+    assert "service llm[1] received: POST /v1/chat/completions" in done.stdout, done.stdout
+    assert llm.counts() == [0, 1, 0]
+
+
+def test_without_a_model_the_cluster_spreads_requests_over_the_replicas(replicas_stack: Project, llm) -> None:
+    seen = {_post_other(replicas_stack)["received_by"] for _ in range(9)}
+    counts = llm.counts()
+    # Envoy's round robin (per worker) over the three hosts: more than one replica answered.
+    assert sum(counts) == 9 and len(seen) > 1 and seen <= {"llm[0]", "llm[1]", "llm[2]"}, (seen, counts)
+
+
+def _post_other(project: Project) -> dict:
+    done = project.hlocal("request", "POST", "/v1/other", "-d", "{}", "--json")
+    assert done.returncode == 0, done
+    return done.json()
+
+
+def test_state_and_status_list_each_replica_with_its_own_ports(replicas_stack: Project, llm) -> None:
+    service = replicas_stack.state()["services"]["llm"]
+    replicas = service["replicas"]
+    assert [r["component"] for r in replicas] == ["svc-llm-0", "svc-llm-1", "svc-llm-2"]
+    assert len({r["port"] for r in replicas} | {r["control_port"] for r in replicas}) == 6
+    assert [r.host for r in llm.replicas] == [f"127.0.0.1:{r['port']}" for r in replicas]
+    status = replicas_stack.hlocal("status", "--json")
+    assert status.returncode == 0, status
+    components = {c["name"]: c for c in status.json()["components"]}
+    for r in replicas:
+        assert components[r["component"]]["state"] == "running"
+        assert components[r["component"]]["ports"] == {"http": r["port"], "control": r["control_port"]}
+
+
+def test_down_stops_every_replica(make_project) -> None:
+    project = make_project({"gateway": {"port": 0}, "routes": [{"name": "r", "prefix": "/", "service": "llm"}],
+                            "services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80,
+                                          "mock": {"replicas": 2}}]}, name="replicasdown", runtime="native")
+    assert (up := project.hlocal("up")).returncode == 0, up
+    pids = [project.state()["components"][f"svc-llm-{i}"]["pid"] for i in range(2)]
+    assert all(pid in {p for p, _ in processes_mentioning(str(project.path / ".hlocal"))} for pid in pids)
+    down = project.hlocal("down")
+    assert down.returncode == 0, down
+    assert "svc-llm-0" in down.stdout and "svc-llm-1" in down.stdout
+    assert project.leftovers() == []
+
+
+@pytest.mark.parametrize("mock, expected", [
+    ({"replicas": 0}, "services[0].mock.replicas: 0 is out of range 1..16"),
+    ({"replicas": 2, "metrics": ["x 1\n"]}, "services[0].mock.metrics: lists 1 metrics for 2 replicas"),
+])
+def test_a_bad_replicas_value_fails_up_naming_the_key(make_project, mock, expected) -> None:
+    project = make_project({"gateway": {"port": 0},
+                            "services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80, "mock": mock}]},
+                           name="replicasbad", runtime="native")
+    up = project.hlocal("up")
+    assert up.returncode == 2, up
+    assert expected in up.stderr
+    assert project.state() is None and project.leftovers() == []
