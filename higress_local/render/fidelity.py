@@ -171,7 +171,8 @@ BEHAVIOUR_EMULATIONS: list[Emulation] = [
                 "StopAllIterationAndBuffer at the request headers, a module that is not a Go build or lacks a host "
                 "function the check needs (hlocal check says \"NOT enforced\"), and response bodies "
                 "(set_encoder_buffer_limit) are not limited below 100 MiB, where Higress fails them above 32 KiB "
-                "(413 for a request, 500 for a response); a body a plugin shrinks while it buffers is judged by "
+                "(413 for a request; for a response 500, or a reset once its headers went out: measured with a 32 "
+                "KiB listener); a body a plugin shrinks while it buffers is judged by "
                 "the size Envoy reported",
     ),
     Emulation(
