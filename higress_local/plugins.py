@@ -145,6 +145,12 @@ def check_project(project: Project, flavor: str) -> CheckReport:
         report.notes.append(f"redis service(s) {', '.join(redis)}: plugins reach them through hlocal's Redis relay "
                             "(proxy_redis_* calls become HTTP calls on the service's cluster; the relay speaks RESP "
                             "to redis-server) — native runtime only")
+    mcp = project.gateway.mcp_server
+    if mcp:
+        report.notes.append(f"gateway.mcp_server: Higress's mcp-session (MCP's SSE transport) is emulated by hlocal's "
+                            f"session process, reached by two routes ahead of yours (paths ending {mcp.sse_path_suffix}"
+                            f", requests with ?sessionId=) for {len(mcp.match_list)} match_list rule(s); no Redis "
+                            f"— native runtime only (emulation mcp_sse)")
     if flavor == "envoy":
         report.notes.append(_envoy_stand_in(project))
     for plugin in project.plugins:

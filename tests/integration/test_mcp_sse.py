@@ -128,7 +128,9 @@ def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
 def test_check_names_the_emulation(amap_sse: Project) -> None:
     check = amap_sse.hlocal("check", "--json")
     assert check.returncode == 0, check
-    assert "mcp-session" in check.stdout
+    doc = check.json()
+    assert "mcp_sse" in {e["key"] for e in doc["emulations"]}
+    assert any(n.startswith("gateway.mcp_server: Higress's mcp-session") and "no Redis" in n for n in doc["notes"])
 
 
 def test_sse_client_initializes_lists_and_calls_a_tool(amap_sse: Project) -> None:

@@ -195,3 +195,14 @@ def test_a_reload_with_the_same_mcp_server_needs_no_restart() -> None:
     assert restart_reasons(project, State()) == []  # type: ignore[arg-type]
     changed = _project({"enable": True, "match_list": [RULE], "sse_path_suffix": "/events"})
     assert restart_reasons(changed, State()) == ["gateway settings changed (gateway.mcp_server)"]  # type: ignore[arg-type]
+
+
+def test_check_says_the_session_process_stands_in_only_when_it_is_on() -> None:
+    from higress_local.plugins import check_project
+
+    def notes(project: Any) -> list[str]:
+        return [n for n in check_project(project, "envoy").notes if n.startswith("gateway.mcp_server")]
+
+    on = _project({"enable": True, "match_list": [RULE]}, plugins=[])
+    assert len(notes(on)) == 1 and "paths ending /sse" in notes(on)[0] and "native runtime only" in notes(on)[0]
+    assert notes(_project(None, plugins=[])) == []
