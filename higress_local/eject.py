@@ -13,6 +13,8 @@ from .errors import ConfigError
 from .runtime import choose_runtime_name
 from .runtime.docker import plan_docker
 from .envoys import find_envoy
+from .mcpsession.wiring import session_argv
+from .ports import free_port
 from .runtime.native import token_file
 from .runtime.services import native_argv
 from .runtime.stage import plan_native
@@ -57,6 +59,9 @@ def render_stack(project: Project, runtime_override: str | None, out: str | None
     for service in state.services.values():
         if service.how in ("mock", "redis"):
             lines.append(f"{shlex.join(native_argv(service, token))} &")
+    if plan.layout.mcp_session_port:  # gateway.mcp_server: the session process `up` starts
+        session = session_argv(plan.layout.mcp_session_port, free_port(), state.gateway_port, project.gateway.mcp_server)
+        lines.append(f"{shlex.join(session)} &")
     lines.append(shlex.join([find_envoy(project.gateway), *envoy_args(str(plan.bootstrap), project.gateway)]))
     lines.append(f"curl -i http://127.0.0.1:{state.gateway_port}/")
     return Rendered("native", target.state_dir, lines)

@@ -206,3 +206,23 @@ def test_check_says_the_session_process_stands_in_only_when_it_is_on() -> None:
     on = _project({"enable": True, "match_list": [RULE]}, plugins=[])
     assert len(notes(on)) == 1 and "paths ending /sse" in notes(on)[0] and "native runtime only" in notes(on)[0]
     assert notes(_project(None, plugins=[])) == []
+
+
+def test_render_lists_the_session_process_with_the_commands_to_run(tmp_path: Path) -> None:
+    from higress_local.config import load_project
+    from higress_local.eject import render_stack
+
+    (tmp_path / "hlocal.yaml").write_text(
+        "name: sse\nruntime: native\ngateway:\n  port: 0\n  mcp_server:\n    enable: true\n"
+        "    match_list: [{match_rule_path: /mcp, match_rule_type: prefix}]\n")
+    rendered = render_stack(load_project(tmp_path), "native", str(tmp_path / "out"))
+    session = [line for line in rendered.instructions if "higress_local.mcpsession" in line]
+    assert len(session) == 1 and session[0].endswith(" &")
+    routes = json.loads((rendered.directory / "xds" / "routes.json").read_text())
+    names = [r["name"] for r in routes["resources"][0]["virtual_hosts"][0]["routes"]]
+    assert names[:2] == [SSE_ROUTE, MESSAGE_ROUTE]
+    port = int(session[0].split("--port ")[1].split()[0])
+    clusters = json.loads((rendered.directory / "xds" / "clusters.json").read_text())["resources"]
+    cluster = next(c for c in clusters if c["name"] == MCP_SESSION_CLUSTER)
+    assert cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
+        "port_value"] == port
