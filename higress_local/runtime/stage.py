@@ -166,7 +166,8 @@ def restart_key(project: Project) -> RestartKey:
         chain=[p.name for p in project.chain()],
         # Adding, removing or re-pointing a service starts or stops processes/containers;
         # only a mock's stubs can change in place.
-        services=[{**dataclasses.asdict(s), "stubs": None} for s in project.services],
+        # As state.json keeps them too (tuples such as urls and mock.metrics become lists).
+        services=[{**json.loads(json.dumps(dataclasses.asdict(s))), "stubs": None} for s in project.services],
         backend_image=project.backend.image,
     )
 

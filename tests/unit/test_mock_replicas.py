@@ -158,3 +158,20 @@ def test_expect_services_sees_what_any_replica_received():
     assert sorted(c["path"] for c in service_received(exchange, "llm")) == ["/a", "/b"]
     exchange.effects = None  # without observation: the forwarded request alone
     assert service_received(exchange, "llm") == [{"seq": 1, "path": "/b"}]
+
+
+def test_a_saved_restart_key_equals_the_same_projects_so_stubs_reload_in_place(tmp_path):
+    """state.json turns tuples (urls, mock.metrics) into lists: the key compares like with like."""
+    from higress_local.reload import restart_reasons
+    from higress_local.runtime.stage import restart_key
+
+    p = parse_project({"services": [
+        {"name": "llm", "kind": "static", "host": "llm", "port": 80, "mock": {"replicas": 2, "metrics": ["a", "b"]}},
+        {"name": "up", "kind": "static", "host": "up", "port": 80, "urls": ["http://10.0.0.1:80"]}]}, FILE)
+    state = sample()
+    state.restart_key = restart_key(p)
+    state.save(tmp_path)
+    assert restart_reasons(p, StackState.load(tmp_path)) == []
+    more = parse_project({"services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80,
+                                        "mock": {"replicas": 3}}]}, FILE)
+    assert restart_reasons(more, StackState.load(tmp_path)) == ["services changed (added, removed or re-pointed)"]
