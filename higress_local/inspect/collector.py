@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..mock.client import MockClient, read_token_file
+from ..state import service_of
 from .correlate import BACKEND, REQUEST_ID_HEADER, guess
 from .sources import AccessLog, GatewayLog, Journals, LogLine
 from .store import DEFAULT_RING, Store
@@ -252,7 +253,7 @@ class Collector:
             # Tied by the request id on wasm-go's line, so the entry need not fall in the time window:
             # the first unclaimed call of that shape at or after the line.
             for name, entry in self.journals.between(line.time - 0.05, line.time + 60):
-                if (name == service and entry.get("method") == call_method and entry.get("path") == call_path
+                if (service_of(name) == service and entry.get("method") == call_method and entry.get("path") == call_path
                         and (name, entry.get("seq")) not in self.claimed_set):
                     calls.setdefault(name, []).append({**self._cut(entry), "matched_by": "wasm-go call log"})
                     self._claim(name, entry)
@@ -271,7 +272,9 @@ class Collector:
         # Calls another request's wasm-go log accounts for are not this request's.
         service_cluster = {name: cluster for cluster, name in self.journals.clusters.items()}
         for name, entry in window:
-            callers = self.log.calls.get((service_cluster.get(name, ""), entry.get("method", ""), entry.get("path", "")))
+            # a journal is a service's, or one of its replicas' (`name[i]`)
+            callers = self.log.calls.get((service_cluster.get(service_of(name), ""), entry.get("method", ""),
+                                          entry.get("path", "")))
             if name == BACKEND or (callers and callers - {rid}):
                 continue
             how = "time" if overlap <= 0 else f"time ({overlap} other request(s) in flight: it may belong to one of them)"
