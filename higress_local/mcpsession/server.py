@@ -44,6 +44,7 @@ HEALTH_PATH, SESSIONS_PATH = "/__hlocal/health", "/__hlocal/sessions"  # control
 PING_INTERVAL = 5.0  # Higress's health-check ticker (common/sse.go)
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 FORWARD_TIMEOUT = 300.0
+READ_TIMEOUT = 30.0  # a client that stops sending mid-request (or stops reading a stream) is dropped
 POLL = 0.2  # how often an idle stream checks whether its client went away
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
               "content-length"}
@@ -57,6 +58,7 @@ class Options:
     ping_interval: float = PING_INTERVAL
     max_body: int = DEFAULT_MAX_BODY
     forward_timeout: float = FORWARD_TIMEOUT
+    read_timeout: float = READ_TIMEOUT
 
 
 class Sessions:
@@ -122,6 +124,10 @@ class SessionHandler(BaseHTTPRequestHandler):
     # A head and a body go out as two writes: without TCP_NODELAY the body waits for Envoy's delayed
     # ACK (about 40 ms a message, measured).
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        self.timeout = self.server.options.read_timeout  # the socket timeout StreamRequestHandler applies
+        super().setup()
     server: "SessionServer"
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
@@ -153,7 +159,8 @@ class SessionHandler(BaseHTTPRequestHandler):
 
     # -- requests ----------------------------------------------------------
     def _read_body(self) -> bytes | None:
-        """The request body (Content-Length or chunked), or None after answering 400/413."""
+        """The request body (Content-Length or chunked), or None after answering 400/413 or dropping a
+        client that stopped sending."""
         limit = self.server.options.max_body
         try:
             if "chunked" in self.headers.get("transfer-encoding", "").lower():
@@ -162,10 +169,24 @@ class SessionHandler(BaseHTTPRequestHandler):
         except ValueError:
             self._reply(400, b"malformed request body")
             return None
+        except OSError:
+            self.close_connection = True
+            return None
+        if length < 0:
+            self._reply(400, b"malformed request body")
+            return None
         if length > limit:
             self._reply(413, b"request body too large")
             return None
-        return self.rfile.read(length) if length else b""
+        try:
+            body = self.rfile.read(length) if length else b""
+        except OSError:  # timed out: the client stopped sending
+            self.close_connection = True
+            return None
+        if len(body) < length:
+            self.close_connection = True
+            return None
+        return body
 
     def _read_chunked(self, limit: int) -> bytes:
         data = bytearray()
@@ -304,6 +325,14 @@ class SessionServer(ThreadingHTTPServer):
     def __init__(self, port: int, options: Options, sessions: Sessions) -> None:
         self.options, self.sessions = options, sessions
         super().__init__(("127.0.0.1", port), SessionHandler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client hanging up mid-answer costs one line, not a traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            log(f"connection from {client_address} dropped: {error}")
+        else:
+            super().handle_error(request, client_address)
 
 
 class ControlHandler(BaseHTTPRequestHandler):

@@ -226,3 +226,28 @@ def test_render_lists_the_session_process_with_the_commands_to_run(tmp_path: Pat
     cluster = next(c for c in clusters if c["name"] == MCP_SESSION_CLUSTER)
     assert cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
         "port_value"] == port
+
+
+def test_bad_and_stalled_bodies_are_refused_without_holding_a_thread() -> None:
+    import socket
+    import time
+
+    sessions = Sessions()
+    options = Options(settings=McpServer(enable=True, match_list=(McpMatchRule("*", "/mcp", "prefix"),)),
+                      gateway=("127.0.0.1", 9), read_timeout=0.5)
+    server = SessionServer(0, options, sessions)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("POST", "/mcp?sessionId=x", headers={"Content-Length": "-5"})
+        assert conn.getresponse().status == 400
+        conn.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"POST /mcp?sessionId=x HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n{")
+            started = time.monotonic()
+            assert sock.recv(100) == b""  # dropped after read_timeout, nothing forwarded
+            assert time.monotonic() - started < 4
+    finally:
+        server.shutdown()
+        server.server_close()
