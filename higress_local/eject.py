@@ -57,7 +57,9 @@ def render_stack(project: Project, runtime_override: str | None, out: str | None
                        config=str(plan.backend_config), token_file=token)
     lines.append(f"{shlex.join(backend.native())} &")
     for service in state.services.values():
-        if service.how in ("mock", "redis"):
+        for replica in service.replicas:  # mock.replicas: a mock each
+            lines.append(f"{shlex.join(native_argv(service, token, replica))} &")
+        if service.how in ("mock", "redis") and not service.replicas:
             lines.append(f"{shlex.join(native_argv(service, token))} &")
     if plan.layout.mcp_session_port:  # gateway.mcp_server: the session process `up` starts
         session = session_argv(plan.layout.mcp_session_port, free_port(), state.gateway_port, project.gateway.mcp_server)

@@ -175,3 +175,15 @@ def test_a_saved_restart_key_equals_the_same_projects_so_stubs_reload_in_place(t
     more = parse_project({"services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80,
                                         "mock": {"replicas": 3}}]}, FILE)
     assert restart_reasons(more, StackState.load(tmp_path)) == ["services changed (added, removed or re-pointed)"]
+
+
+def test_render_prints_a_mock_command_per_replica(tmp_path):
+    from higress_local.eject import render_stack
+
+    p = parse_project({"services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80,
+                                     "mock": {"replicas": 2}}]}, tmp_path / "hlocal.yaml")
+    rendered = render_stack(p, "native", str(tmp_path / "out"))
+    mocks = [line for line in rendered.instructions if "--name llm-" in line]
+    assert [("--name llm-0" in m, "--name llm-1" in m) for m in mocks] == [(True, False), (False, True)]
+    ports = [m.split("--port ")[1].split()[0] for m in mocks] + [m.split("--control-port ")[1].split()[0] for m in mocks]
+    assert len(set(ports)) == 4 and "0" not in ports  # each replica its own port and control port
