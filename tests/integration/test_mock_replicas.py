@@ -12,6 +12,7 @@ import pytest
 from support import Project, processes_mentioning
 
 pytestmark = pytest.mark.slow
+pytest_plugins = ["pytester"]
 
 PLUGIN = "extensions/ai-load-balancer"
 CHAT = json.dumps({"model": "qwen", "messages": [{"role": "user", "content": "hi"}]})
@@ -161,3 +162,25 @@ def test_stubs_reload_into_every_replica_and_more_replicas_need_a_restart(make_p
     project.write()
     refused = project.hlocal("reload")
     assert refused.returncode == 2 and "services changed" in refused.stderr, refused
+
+
+def test_the_pytest_plugin_reads_each_replicas_journal(make_project, pytester) -> None:
+    config = {"name": f"ptr-{pytester.path.name}".lower().replace("_", "-")[:63], "runtime": "native",
+              "gateway": {"port": 0}, "routes": [{"name": "r", "prefix": "/", "service": "llm"}],
+              "services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80, "mock": {"replicas": 2}}]}
+    project = Project(path=pytester.path, config=config)
+    project.write()
+    make_project.made.append(project)  # its cleanup insists nothing is left
+    pytester.makepyfile(test_replicas="""
+        def test_each_replica_has_its_own_journal(hlocal_stack, gateway):
+            llm = hlocal_stack.service("llm")
+            sent = 0
+            while not all(llm.counts()) and sent < 20:  # Envoy's round robin reaches both
+                assert gateway.get(f"/r{sent}").status_code == 200
+                sent += 1
+            assert all(llm.counts()) and sum(llm.counts()) == sent
+            paths = [e["path"] for r in llm.replicas for e in r.journal().journal()]
+            assert sorted(paths) == sorted(f"/r{i}" for i in range(sent))
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=1)
