@@ -143,7 +143,8 @@ class _Merge:
         roots = {}
         for kind, names in (("redirect", self.plan.redirects), ("export", self.plan.exports)):
             for name in names:
-                entry = self.shim.export(f"{kind}:{name}")
+                entry = self.shim.export(self.plan.export_from.get(name, f"export:{name}") if kind == "export"
+                                         else f"{kind}:{name}")
                 if entry is None:
                     raise AdaptError(f"hlocal's shim has no replacement for {name}")
                 roots[(kind, name)] = entry.index

@@ -27,6 +27,7 @@ INJECT_IMPORT = "proxy_inject_encoded_data_to_filter_chain"
 DEFAULT_REQUEST_BUFFER_LIMIT = 32768
 REQUEST_BUFFER_LIMIT_ADDRESS = 4608
 REQUEST_BODY_EXPORT = "proxy_on_request_body"
+RESPONSE_BODY_EXPORT = "proxy_on_response_body"
 DECODER_BUFFER_LIMIT = "decoder_buffer_limit"  # the render/fidelity.py entry that describes it
 BUFFER_LIMIT_HOST_FUNCTIONS = ("proxy_get_property", "proxy_send_local_response")  # what that block calls
 UPSTREAM_IMPORTS = ("proxy_get_upstream_hosts", "proxy_set_upstream_override_host")
@@ -42,6 +43,7 @@ class MergePlan:
     retire: list[str] = field(default_factory=list)  # imports only Higress has: unused after the merge
     data: list[tuple[int, bytes]] = field(default_factory=list)  # extra segments: (address, bytes)
     renames: dict[str, str] = field(default_factory=dict)  # export name -> new name
+    export_from: dict[str, str] = field(default_factory=dict)  # export name -> shim export other than export:NAME
 
 
 @dataclass
@@ -131,6 +133,16 @@ def _plan_request_buffer_limit(plan: AdaptPlan, info: "ModuleInfo", limit: int) 
                             "gateway.downstream.connection_buffer_limits (32768 bytes by default) gets 413, "
                             "unless the request raised its limit (SetRequestBodyBufferLimit)")
     plan.merge.exports.append(REQUEST_BODY_EXPORT)
+    if info.exports_kind(RESPONSE_BODY_EXPORT, "func"):
+        if RESPONSE_BODY_EXPORT in plan.merge.exports:  # the inject-data emulation holds responses itself
+            plan.adaptations.append("response buffer limit NOT enforced (the inject-data emulation takes the "
+                                    "response body callback): Higress fails a response buffered beyond it")
+        else:
+            plan.adaptations.append("response buffer limit as on Higress: a response body the plugin buffers "
+                                    "beyond it gets 500 (or a reset once its headers went out), unless the "
+                                    "request raised it (SetResponseBodyBufferLimit or SetRequestBodyBufferLimit)")
+            plan.merge.exports.append(RESPONSE_BODY_EXPORT)
+            plan.merge.export_from[RESPONSE_BODY_EXPORT] = "limit:" + RESPONSE_BODY_EXPORT
     plan.merge.data.append((REQUEST_BUFFER_LIMIT_ADDRESS, limit.to_bytes(4, "little")))
 
 

@@ -431,34 +431,55 @@
   ;;   4612 u32 property value pointer, 4616 u32 size (proxy_get_property out)
   ;;   4620 "set_decoder_buffer_limit"   4644 "Payload Too Large"   4664 "request_payload_too_large"
   ;;   4692 an empty header map (u32 count 0)
+  ;;   4700 "set_encoder_buffer_limit"   4724 "Internal Server Error"   4748 "response_payload_too_large"
+  ;; Responses likewise: Envoy keeps one limit per stream (FilterManager::setBufferLimit, both
+  ;; setDecoderBufferLimit and setEncoderBufferLimit), and a response over it is Envoy's 500
+  ;; "Internal Server Error" (response_payload_too_large), or a reset once its headers went out
+  ;; (sendLocalReply does that itself).
   (data (i32.const 4608) "\00\80\00\00")
   (data (i32.const 4620) "set_decoder_buffer_limit")
   (data (i32.const 4644) "Payload Too Large")
   (data (i32.const 4664) "request_payload_too_large")
+  (data (i32.const 4700) "set_encoder_buffer_limit")
+  (data (i32.const 4724) "Internal Server Error")
+  (data (i32.const 4748) "response_payload_too_large")
 
-  ;; The stream's limit: set_decoder_buffer_limit as decimal digits (the last value any plugin of the
-  ;; chain set, as Envoy's setDecoderBufferLimit keeps the last call's), else the default.
-  (func $request_limit (result i32)
+  ;; A limit property of the stream (decimal digits, the last value any plugin of the chain set, as
+  ;; Envoy keeps the last setDecoderBufferLimit), or -1 when unset or not a number (Higress's Envoy
+  ;; ignores that). 0 sets no limit: Envoy's watermark buffers ignore a zero high watermark
+  ;; (envoyproxy/envoy source/common/buffer/watermark_buffer.cc).
+  (func $limit_property (param $name i32) (result i64)
     (local $at i32) (local $end i32) (local $digit i32) (local $value i64)
-    (if (call $get_property (i32.const 4620) (i32.const 24) (i32.const 4612) (i32.const 4616))
-      (then (return (i32.load (i32.const 4608)))))
+    (if (call $get_property (local.get $name) (i32.const 24) (i32.const 4612) (i32.const 4616))
+      (then (return (i64.const -1))))
     (local.set $at (i32.load (i32.const 4612)))
     (local.set $end (i32.add (local.get $at) (i32.load (i32.const 4616))))
-    (if (i32.ge_u (local.get $at) (local.get $end)) (then (return (i32.load (i32.const 4608)))))
+    (if (i32.ge_u (local.get $at) (local.get $end)) (then (return (i64.const -1))))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
         (local.set $digit (i32.sub (i32.load8_u (local.get $at)) (i32.const 48)))
-        ;; not a number: Higress's Envoy ignores it, so the default stays
-        (if (i32.gt_u (local.get $digit) (i32.const 9)) (then (return (i32.load (i32.const 4608)))))
+        (if (i32.gt_u (local.get $digit) (i32.const 9)) (then (return (i64.const -1))))
         (local.set $value (i64.add (i64.mul (local.get $value) (i64.const 10)) (i64.extend_i32_u (local.get $digit))))
-        (if (i64.gt_u (local.get $value) (i64.const 0xffffffff)) (then (return (i32.const -1))))
+        (if (i64.gt_u (local.get $value) (i64.const 0xffffffff)) (then (return (i64.const 0xffffffff))))
         (local.set $at (i32.add (local.get $at) (i32.const 1)))
         (br $next)))
-    ;; 0 sets no limit: Envoy's watermark buffers ignore a zero high watermark
-    ;; (envoyproxy/envoy source/common/buffer/watermark_buffer.cc)
-    (if (i64.eqz (local.get $value)) (then (return (i32.const -1))))
-    (i32.wrap_i64 (local.get $value)))
+    (if (i64.eqz (local.get $value)) (then (return (i64.const 0xffffffff))))
+    (local.get $value))
+
+  ;; The request's limit: set_decoder_buffer_limit, else the default.
+  (func $request_limit (result i32)
+    (local $limit i64)
+    (local.set $limit (call $limit_property (i32.const 4620)))
+    (if (i64.lt_s (local.get $limit) (i64.const 0)) (then (return (i32.load (i32.const 4608)))))
+    (i32.wrap_i64 (local.get $limit)))
+
+  ;; The response's limit: set_encoder_buffer_limit (set later than the request's), else the request's.
+  (func $response_limit (result i32)
+    (local $limit i64)
+    (local.set $limit (call $limit_property (i32.const 4700)))
+    (if (i64.lt_s (local.get $limit) (i64.const 0)) (then (return (call $request_limit))))
+    (i32.wrap_i64 (local.get $limit)))
 
   ;; proxy_on_request_body: the plugin's callback, then Envoy's 413 if what it buffers is too much.
   (func $on_request_body (export "export:proxy_on_request_body")
@@ -469,6 +490,18 @@
     (if (i32.le_u (local.get $size) (call $request_limit)) (then (return (local.get $action))))
     (drop (call $send_local_response (i32.const 413) (i32.const 4664) (i32.const 25) (i32.const 4644)
       (i32.const 17) (i32.const 4692) (i32.const 4) (i32.const -1)))
+    (i32.const 3))
+
+  ;; proxy_on_response_body (merged as the module's export when no other emulation takes it): the
+  ;; plugin's callback, then Envoy's 500 (or reset) if what it buffers is too much.
+  (func $on_response_body_limited (export "limit:proxy_on_response_body")
+    (param $context i32) (param $size i32) (param $end i32) (result i32)
+    (local $action i32)
+    (local.set $action (call $sdk_response_body (local.get $context) (local.get $size) (local.get $end)))
+    (if (i32.ne (local.get $action) (i32.const 1)) (then (return (local.get $action))))
+    (if (i32.le_u (local.get $size) (call $response_limit)) (then (return (local.get $action))))
+    (drop (call $send_local_response (i32.const 500) (i32.const 4748) (i32.const 26) (i32.const 4724)
+      (i32.const 21) (i32.const 4692) (i32.const 4) (i32.const -1)))
     (i32.const 3))
   ;; ---- end decoder buffer limit ----
 )

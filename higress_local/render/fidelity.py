@@ -158,22 +158,23 @@ BEHAVIOUR_EMULATIONS: list[Emulation] = [
     ),
     Emulation(
         key="decoder_buffer_limit",
-        higress="a request may buffer the listener's connection buffer limit (downstream.connectionBufferLimits, "
-                "32 KiB): a plugin that buffers more gets Envoy's 413 (Payload Too Large, request_payload_too_large) "
-                "unless the request raised its limit with property set_decoder_buffer_limit "
-                "(SetRequestBodyBufferLimit; ai-proxy asks for 100 MiB); clusters buffer 10 MiB",
+        higress="a stream may buffer the listener's connection buffer limit (downstream.connectionBufferLimits, "
+                "32 KiB): a plugin that buffers more of a request body gets Envoy's 413 (Payload Too Large), of a "
+                "response body a 500 (or a reset once its headers went out), unless the stream's limit was raised "
+                "with property set_decoder_buffer_limit / set_encoder_buffer_limit (SetRequestBodyBufferLimit / "
+                "SetResponseBodyBufferLimit; ai-proxy asks for 100 MiB); clusters buffer 10 MiB",
         hlocal="the listener buffers up to 100 MiB (stock Envoy cannot raise a limit from Wasm) and each adapted "
-               "Go module enforces the request's limit: when its body callback buffers more than "
-               "gateway.downstream.connection_buffer_limits (32768 by default), or than the last "
-               "set_decoder_buffer_limit any plugin of the chain set, it answers the same 413 itself; clusters "
-               "buffer 10 MiB as on Higress",
-        differs="only bodies a plugin's proxy_on_request_body buffers are limited: a plugin that pauses with "
-                "StopAllIterationAndBuffer at the request headers, a module that is not a Go build or lacks a host "
-                "function the check needs (hlocal check says \"NOT enforced\"), and response bodies "
-                "(set_encoder_buffer_limit) are not limited below 100 MiB, where Higress fails them above 32 KiB "
-                "(413 for a request; for a response 500, or a reset once its headers went out: measured with a 32 "
-                "KiB listener); a body a plugin shrinks while it buffers is judged by "
-                "the size Envoy reported",
+               "Go module enforces the stream's limit: when its body callback buffers more than the last "
+               "set_decoder_buffer_limit / set_encoder_buffer_limit any plugin of the chain set, else "
+               "gateway.downstream.connection_buffer_limits (32768 by default), it answers what Envoy answers "
+               "(413; 500 or a reset); clusters buffer 10 MiB as on Higress",
+        differs="only bodies a plugin's body callbacks buffer are limited, so these pass here up to 100 MiB where "
+                "Higress fails them above the limit: a plugin pausing with StopAllIterationAndBuffer at the "
+                "headers, a module that is not a Go build or lacks a host function the check needs, and responses "
+                "of a module whose response callback the inject-data emulation takes (hlocal check says \"NOT "
+                "enforced\"); a response's limit is set_encoder_buffer_limit, else set_decoder_buffer_limit (Envoy "
+                "keeps one, the last set); a body a plugin shrinks while it buffers is judged by the size Envoy "
+                "reported",
     ),
     Emulation(
         key="client_address",

@@ -38,6 +38,7 @@ GO_BUFFERING = """
     (global.set $next (i32.add (global.get $next) (local.get $n)))
     (local.get $at))
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (global.get $action))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (global.get $action))
   (func (export "set_action") (param i32) (global.set $action (local.get 0)))
   (func (export "write_first") (result i32) (call $w1 (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
   (func (export "write_second") (result i32) (call $w2 (i32.const 2) (i32.const 0) (i32.const 0) (i32.const 0)))
@@ -59,7 +60,7 @@ class Host:
 
     def __init__(self, data: bytes) -> None:
         self.store = wasmtime.Store(engine := wasmtime.Engine())
-        self.raised: bytes | None = None
+        self.properties: dict[bytes, bytes] = {}
         self.replies: list[tuple[int, bytes, bytes]] = []
         self.writes: list[int] = []
         linker = wasmtime.Linker(engine)
@@ -77,11 +78,12 @@ class Host:
         return self.instance.exports(self.store)[name](self.store, *args)
 
     def get_property(self, path, path_len, value_pp, size_p) -> int:
-        if self.read(path, path_len) != b"set_decoder_buffer_limit" or self.raised is None:
+        value = self.properties.get(self.read(path, path_len))
+        if value is None:
             return 1  # NotFound
-        at = self.call("proxy_on_memory_allocate", len(self.raised))
-        self.memory.write(self.store, self.raised, at)
-        self.memory.write(self.store, struct.pack("<II", at, len(self.raised)), value_pp)
+        at = self.call("proxy_on_memory_allocate", len(value))
+        self.memory.write(self.store, value, at)
+        self.memory.write(self.store, struct.pack("<II", at, len(value)), value_pp)
         return 0
 
     def reply(self, status, details, details_len, body, body_len, headers, headers_len, grpc) -> int:
@@ -122,9 +124,21 @@ def test_a_body_the_plugin_does_not_buffer_is_never_limited():
 ])
 def test_the_limit_the_stream_set_replaces_the_default(raised, size, too_large):
     host = adapted()
-    host.raised = raised
+    host.properties[b"set_decoder_buffer_limit"] = raised
     assert host.call("proxy_on_request_body", 7, size, 0) == (3 if too_large else 1)
     assert bool(host.replies) is too_large
+
+
+def test_a_buffered_response_over_the_limit_gets_envoys_500_unless_raised():
+    host = adapted()
+    assert host.call("proxy_on_response_body", 7, 32768, 0) == 1
+    assert host.call("proxy_on_response_body", 7, 32769, 0) == 3
+    assert host.replies == [(500, b"Internal Server Error", b"response_payload_too_large")]
+    host.properties[b"set_decoder_buffer_limit"] = b"65536"  # one limit per stream, as Envoy keeps it
+    assert host.call("proxy_on_response_body", 7, 65536, 0) == 1
+    host.properties[b"set_encoder_buffer_limit"] = b"104857600"  # SetResponseBodyBufferLimit, set later
+    assert host.call("proxy_on_response_body", 7, 5_000_000, 0) == 1
+    assert len(host.replies) == 1
 
 
 def test_the_default_is_gateway_downstream_connection_buffer_limits():
@@ -150,9 +164,18 @@ def test_a_duplicate_import_slot_carries_the_missing_host_function_and_its_calls
 def test_plan_enforces_in_go_modules_that_buffer_request_bodies():
     plan = plan_for(wasm.inspect_bytes(go_module()), request_buffer_limit=65536)
     assert "decoder_buffer_limit" in plan.emulations
-    assert plan.merge.exports == ["proxy_on_request_body"]
+    assert plan.merge.exports == ["proxy_on_request_body", "proxy_on_response_body"]
+    assert plan.merge.export_from == {"proxy_on_response_body": "limit:proxy_on_response_body"}
     assert (4608, (65536).to_bytes(4, "little")) in plan.merge.data
     assert any("gateway.downstream.connection_buffer_limits" in a for a in plan.adaptations)
+
+
+def test_responses_stay_with_the_inject_data_emulation_when_it_takes_their_callback():
+    inject = GO_BUFFERING.replace('(memory (export "memory") 1)', '(import "env" "proxy_inject_encoded_data_to_filter_chain" '
+                                  '(func $inject (param i32 i32 i32) (result i32)))\n  (memory (export "memory") 1)')
+    plan = plan_for(wasm.inspect_bytes(go_module(inject)))
+    assert plan.merge.exports.count("proxy_on_response_body") == 1 and plan.merge.export_from == {}
+    assert any(a.startswith("response buffer limit NOT enforced") for a in plan.adaptations)
 
 
 def test_plan_leaves_other_modules_alone_and_says_when_it_cannot_enforce():

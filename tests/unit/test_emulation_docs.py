@@ -63,5 +63,5 @@ def test_check_text_says_what_differs_plugin_by_plugin_and_for_the_stack(tmp_pat
     assert "emulated Higress behaviour (stock Envoy), and what still differs:" in text, text
     for entry in BEHAVIOUR_EMULATIONS:
         assert f"  {entry.key}: " in text
-    assert "decoder_buffer_limit: only bodies a plugin's proxy_on_request_body buffers are limited" in text
+    assert "decoder_buffer_limit: only bodies a plugin's body callbacks buffer are limited" in text
     assert "properties: node.metadata.*" in text
