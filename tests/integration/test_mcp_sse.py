@@ -143,6 +143,33 @@ def test_sse_client_initializes_lists_and_calls_a_tool(amap_sse: Project) -> Non
     assert json.loads(result.content[0].text) == WEATHER
 
 
+def test_streamable_http_on_the_same_route_is_untouched(amap_sse: Project) -> None:
+    # A message without sessionId is no business of mcp-session: it takes the route as before.
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def main() -> Any:
+        with anyio.fail_after(60):
+            async with streamable_http_client(f"http://127.0.0.1:{_port(amap_sse)}/mcp") as (read, write, *_):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    return await session.list_tools()
+
+    assert "maps_weather" in {tool.name for tool in anyio.run(main).tools}
+    def access_lines() -> list[dict[str, Any]]:
+        text = (amap_sse.state_dir / "logs" / "access.log").read_text()
+        return [json.loads(line) for line in text.splitlines()]
+
+    # Envoy flushes its access log about once a second.
+    wait_for(lambda: any(line["path"] == "/mcp" for line in access_lines()), 10, "the access log lines of /mcp")
+    lines = access_lines()
+    plain = [line["route_name"] for line in lines if line["method"] == "POST" and line["path"] == "/mcp"]
+    assert plain and set(plain) == {"mcp"}
+    # A session's message passes twice: to the session process, then (forwarded) to the route.
+    routed = {line["route_name"] for line in lines if "sessionId=" in (line["path"] or "")}
+    assert routed == {"hlocal.mcp-session.message", "mcp"}
+
+
 def test_endpoint_event_ping_and_a_reply_on_the_stream(amap_sse: Project) -> None:
     port = _port(amap_sse)
     stream = RawStream(port, "/mcp/sse?tenant=a")
