@@ -34,7 +34,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from .matching import find_rule
 from .settings import MESSAGE_UPSTREAMS, McpServer
@@ -100,9 +100,13 @@ def sse_event(name: str, data: bytes) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
 
 
-def endpoint_url(path: str, suffix: str, raw_query: str, session_id: str) -> str:
-    """The message endpoint announced to a session (sse.go HandleSSE, filter.go's trimmed path)."""
-    base = path[: -len(suffix)] if path.endswith(suffix) else path
+def endpoint_url(raw_path: str, suffix: str, raw_query: str, session_id: str) -> str:
+    """The message endpoint announced to a session (sse.go HandleSSE, filter.go's trimmed path), the path
+    kept escaped as Go's url.URL.String() writes it."""
+    if raw_path.endswith(suffix):
+        base = raw_path[: -len(suffix)]
+    else:  # the suffix itself arrived percent-encoded: trim the decoded path and escape it again
+        base = quote(unquote(raw_path)[: -len(suffix)])
     params: dict[str, list[str]] = {}
     for key, value in parse_qsl(raw_query, keep_blank_values=True):
         params.setdefault(key, []).append(value)
@@ -150,7 +154,7 @@ class SessionHandler(BaseHTTPRequestHandler):
             self._forward(body, publish_to=None)
         elif path.endswith(options.settings.sse_path_suffix):
             if self.command == "GET":
-                self._stream(path, split.query)
+                self._stream(split.path, split.query)
             else:
                 self._reply(405, b"Method not allowed")
         else:

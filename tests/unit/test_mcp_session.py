@@ -72,6 +72,8 @@ def test_matching_follows_higress_match_go() -> None:
 def test_endpoint_url_keeps_the_query_and_sorts_keys_as_go_does() -> None:
     assert endpoint_url("/mcp/sse", "/sse", "", "id-1") == "/mcp?sessionId=id-1"
     assert endpoint_url("/mcp/sse", "/sse", "z=1&a=b c&sessionId=old", "id-1") == "/mcp?a=b+c&sessionId=id-1&z=1"
+    assert endpoint_url("/my%20mcp/sse", "/sse", "", "id-1") == "/my%20mcp?sessionId=id-1"
+    assert endpoint_url("/my%20mcp/ss%65", "/sse", "", "id-1") == "/my%20mcp?sessionId=id-1"
     name, data = ping_event().split(b"\n")[:2]
     assert name == b"event: message"
     ping = json.loads(data.removeprefix(b"data: "))
