@@ -29,6 +29,17 @@ ADAPTER_VERSION = "2"
 
 
 @lru_cache(maxsize=1)
+def code_digest() -> bytes:
+    """The adapter's own Python source: a change to how modules are merged changes every cache key,
+    so a cached copy made by older code is never served (no ADAPTER_VERSION bump to forget)."""
+    digest = hashlib.sha256()
+    folder = resources.files(__package__)
+    for name in sorted(p.name for p in folder.iterdir() if p.name.endswith(".py")):
+        digest.update(name.encode() + b"\0" + folder.joinpath(name).read_bytes())
+    return digest.digest()
+
+
+@lru_cache(maxsize=1)
 def shim_bytes() -> bytes:
     return resources.files(__package__).joinpath("shim.wasm").read_bytes()
 
@@ -48,10 +59,11 @@ def _check_scratch(m: Module) -> None:
 
 def cache_key(sha256_hex: str, wasm_log_level: str, upstream_hosts: bytes = b"",
               request_buffer_limit: int = DEFAULT_REQUEST_BUFFER_LIMIT) -> str:
-    """Input content + shim + adapter version + parameters: equal keys, equal output."""
+    """Input content + shim + the adapter's code + parameters: equal keys, equal output."""
     digest = hashlib.sha256()
     digest.update(bytes.fromhex(sha256_hex))
     digest.update(hashlib.sha256(shim_bytes()).digest())
+    digest.update(code_digest())
     digest.update(json.dumps({"version": ADAPTER_VERSION, "wasm_log_level": wasm_log_level,
                               "request_buffer_limit": request_buffer_limit}).encode())
     if upstream_hosts:  # only then: every other module keeps its cached copy

@@ -251,6 +251,12 @@ def test_the_cache_makes_the_second_adaptation_free(monkeypatch):
         adapter.adapt_module(data, wasm_log_level="trace", name="test")
 
 
+def test_a_change_to_the_adapter_code_changes_the_cache_key(monkeypatch):
+    key = adapter.cache_key("00" * 32, "info")
+    monkeypatch.setattr(adapter, "code_digest", lambda: b"other merge code")
+    assert adapter.cache_key("00" * 32, "info") != key
+
+
 def test_unsupported_instructions_are_refused_not_skipped():
     module = parse_module(go_like())
     start, end = module.bodies[0]
