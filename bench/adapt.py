@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from higress_local.adapt import adapter, cache  # noqa: E402
-from higress_local.adapt.binary import parse_module, section_bytes, uleb, uleb_bytes  # noqa: E402
-from higress_local.adapt.merge import sleb_bytes  # noqa: E402
+from higress_local.wasm.adapt import adapter, cache  # noqa: E402
+from higress_local.wasm.adapt.binary import parse_module, section_bytes, uleb, uleb_bytes  # noqa: E402
+from higress_local.wasm.adapt.merge import sleb_bytes  # noqa: E402
 
 
 def pad_with_code(data: bytes, target: int) -> bytes:

@@ -69,7 +69,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measure(project_dir: Path, capture: bool, seconds: float, threads: int) -> dict:
-    from higress_local.config import load_project
+    from higress_local.config.project import load_project
     from higress_local.inspect.store import Store
     from higress_local.inspect.view import store_dir, taps_dir
     from higress_local.runtime import require_running

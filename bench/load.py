@@ -237,7 +237,7 @@ def _cpu(proc: psutil.Process) -> float:
 
 def render_stack(workdir: Path) -> tuple[Path, int]:
     """`hlocal render` a transformer stack into workdir/out; return the directory and gateway port."""
-    from higress_local.ports import free_port
+    from higress_local.system.ports import free_port
 
     source = resources.files("gpustack_higress_plugins") / "plugins/transformer/2.0.0/plugin.wasm"
     shutil.copyfile(str(source), workdir / "plugin.wasm")
@@ -398,8 +398,8 @@ def main() -> int:
     if not (1 <= args.connections <= 2000 and 0 < args.seconds <= 300 and 1 <= args.rounds <= 10):
         parser.error("keep the load bounded: connections 1-2000, seconds <= 300, rounds <= 10")
 
-    from higress_local.ports import free_port
-    from higress_local.envoys import find_envoy
+    from higress_local.system.ports import free_port
+    from higress_local.runtime.envoys import find_envoy
 
     envoy_bin = find_envoy()
     procs: list[subprocess.Popen] = []

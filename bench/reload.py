@@ -214,7 +214,7 @@ class Modules:
         self.count = 0
 
     def fresh(self, tag: str) -> bytes:
-        from higress_local.wasm import add_custom_section
+        from higress_local.wasm.module import add_custom_section
 
         self.count += 1
         return add_custom_section(self.builds[tag], "hlocal-bench", f"{os.getpid()}-{self.count}".encode())
@@ -273,7 +273,7 @@ def measure(stack: Stack, marker: str, is_new: Callable[[str | None], bool],
 
 def wait_for_agent(stack: Stack, timeout: float = 60.0) -> None:
     """Until the agent `up` started answers: a reload before that is the CLI's."""
-    from higress_local.runtime.agentctl import ping
+    from higress_local.agent.control import ping
 
     end = time.monotonic() + timeout
     while ping(stack.state_dir) is None:
@@ -335,7 +335,7 @@ SCENARIOS = {  # key: label in the table
 
 
 def bench(stack: Stack, runs: int, tail: int, restart_runs: int) -> tuple[dict[str, list[Measurement]], float]:
-    from higress_local.wasm import adapt_for_stock_envoy
+    from higress_local.wasm.module import adapt_for_stock_envoy
 
     modules = Modules()
     results: dict[str, list[Measurement]] = {name: [] for name in SCENARIOS}
@@ -483,7 +483,7 @@ def main() -> int:
     args = parser.parse_args()
 
     global CHILD_ENV
-    from higress_local.ports import free_port
+    from higress_local.system.ports import free_port
 
     if args.runtime == "docker":
         from docker_images import ensure_test_images

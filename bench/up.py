@@ -106,8 +106,8 @@ def main() -> int:
     parser.add_argument("--plugin", default="transformer", choices=["transformer", "logger", "headers"])
     args = parser.parse_args()
 
-    from higress_local.ports import free_port
-    from higress_local.envoys import find_envoy
+    from higress_local.system.ports import free_port
+    from higress_local.runtime.envoys import find_envoy
 
     envoy = find_envoy()
     with tempfile.TemporaryDirectory(prefix="hlocal-bench-") as tmp:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import agentwire
+from .agent import wire as agentwire
 
 CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")  # as config.CONFIG_NAMES (a unit test keeps them equal)
 CONNECT_TIMEOUT_S = 2.0
@@ -27,7 +27,7 @@ def main() -> None:
     code = None if agentwire.disabled() else reload_through_agent(sys.argv[1:])
     if code is not None:
         sys.exit(code)
-    from .cli import main as cli
+    from .cli.main import main as cli
 
     cli(prog_name="hlocal")
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .config import Project, apply_overrides, load_project, parse_rules
+from .config.project import Project, apply_overrides, load_project, parse_rules
 from .errors import ConfigError, EnvironmentProblem
 from .state import StackState
 
@@ -110,7 +110,7 @@ class Stack:
         runtime = self._runtime or runtime_for_state(self.project, self.runtime_override)
         stopped = runtime.down(self.project)
         if self.remove_state:
-            from .safefs import remove_tree
+            from .system.ownfiles import remove_tree
 
             remove_tree(self.project.state_dir)
         return stopped
@@ -149,13 +149,13 @@ class Stack:
     def request(self, method: str, path: str, headers: Sequence[tuple[str, str]] = (),
                 body: bytes | None = None) -> Any:
         """Send one request (repeated headers go out as separate lines); returns a probe.Exchange."""
-        from .probe import send_request
+        from .probe.send import send_request
 
         return send_request(self.state, method, path, headers, body)
 
     def session(self) -> Any:
         """A requests.Session whose relative URLs go to the gateway (an exchanges.GatewaySession)."""
-        from .exchanges import GatewaySession
+        from .probe.exchanges import GatewaySession
 
         return GatewaySession(self.url)
 
@@ -167,20 +167,20 @@ class Stack:
 
     def service(self, name: str) -> Any:
         """A mock service's endpoints (a mockservice.MockService): `.replica(i).journal()`, `.counts()`."""
-        from .mockservice import MockService
+        from .probe.mockservice import MockService
 
         return MockService(self.state, name)
 
     def log_marker(self) -> Any:
         """The gateway output's position now; pass it to plugin_logs_since()."""
-        from .classify import LogWatch
+        from .gatewaylog.classify import LogWatch
 
         source, position = self._runtime_or_state().gateway_output(self.project)
         return LogWatch(source, [], start=position)
 
     def plugin_logs_since(self, marker: Any) -> list[str]:
         """The plugins' own log lines written since `marker` was taken."""
-        from .logs import plugin_lines
+        from .gatewaylog.logs import plugin_lines
 
         marker.poll()
         return plugin_lines(marker.lines)
@@ -223,7 +223,7 @@ class Stack:
         return names[0]
 
     def _swap(self, project: Project, name: str) -> None:
-        from .reload import reload_stack
+        from .runtime.reload import reload_stack
 
         reload_stack(project, names=(name,), build=False, timeout=self.timeout)
         self._state = StackState.load(project.state_dir) or self._state

@@ -18,7 +18,7 @@ from typing import Any, Union
 
 from .errors import CorruptState
 from .render.envoy import Layout
-from .safefs import read_private, write_private
+from .system.ownfiles import read_private, write_private
 
 STATE_FILE = "state.json"
 STATE_VERSION = 2

@@ -20,11 +20,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from unittest import mock
 
-from higress_local.adapt import adapter
-from higress_local.adapt.binary import parse_module
-from higress_local.adapt.plan import plan_for
+from higress_local.wasm.adapt import adapter
+from higress_local.wasm.adapt.binary import parse_module
+from higress_local.wasm.adapt.plan import plan_for
 from higress_local.errors import HlocalError
-from higress_local.wasm import Section, inspect_bytes, read_sections
+from higress_local.wasm.module import Section, inspect_bytes, read_sections
 
 KINDS = ("bitflip-structure", "bitflip-code", "bitflip-calls", "bitflip-anywhere", "truncate",
          "swap-sections", "duplicate-section", "section-size", "splice")

@@ -175,7 +175,7 @@ def reload_stopped_by_sigterm(project: "Project", plugin: str, env: dict | None 
 
 def wait_until_serving_the_recorded_version(project: "Project", plugin: str, timeout: float = 90) -> None:
     """Until Envoy's admin stats report the plugin version state.json records."""
-    from higress_local.readiness import ecds_stats
+    from higress_local.system.readiness import ecds_stats
 
     state = project.state()
     recorded = next(p["version"] for p in state["plugins"] if p["name"] == plugin)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from ..safefs import read_private, write_private
+from ..system.ownfiles import read_private, write_private
 from .store import Store
 from .view import list_row, record_json
 

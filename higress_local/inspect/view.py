@@ -149,7 +149,7 @@ def record_for_request(state_dir: Path, request_id: str, timeout: float = 3.0) -
     tag every request), waiting up to `timeout` for the collector (it records a request about a
     second after it ends); None when capture is off or the record never came."""
     from ..errors import WaitTimeout
-    from ..wait import Deadline, NotYet
+    from ..system.wait import Deadline, NotYet
     from .store import Store
 
     store = Store(store_dir(state_dir))

@@ -9,7 +9,7 @@ import sys
 import threading
 
 from .server import PING_INTERVAL, ControlServer, Options, SessionServer, Sessions
-from .settings import McpMatchRule, McpServer
+from ..config.mcp_session import McpMatchRule, McpServer
 
 
 def _address(text: str) -> tuple[str, int]:

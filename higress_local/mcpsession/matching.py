@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .settings import McpMatchRule
+from ..config.mcp_session import McpMatchRule
 
 
 def match_domain(authority: str, pattern: str) -> bool:

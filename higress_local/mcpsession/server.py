@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from .matching import find_rule
-from .settings import MESSAGE_UPSTREAMS, McpServer
+from ..config.mcp_session import MESSAGE_UPSTREAMS, McpServer
 
 FORWARDED_HEADER = "x-hlocal-mcp-session"  # on requests this process sends through the gateway
 HEALTH_PATH, SESSIONS_PATH = "/__hlocal/health", "/__hlocal/sessions"  # control port only

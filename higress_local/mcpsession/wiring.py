@@ -6,9 +6,9 @@ import dataclasses
 import json
 import sys
 
-from ..readiness import admin_get
-from ..wait import NotYet
-from .settings import McpServer
+from ..system.readiness import admin_get
+from ..system.wait import NotYet
+from ..config.mcp_session import McpServer
 
 COMPONENT = "mcp-session"
 HEALTH_PATH = "/__hlocal/health"  # on the control port (server.py serves it)

@@ -1,6 +1,6 @@
 """The relay: HTTP on loopback in front of one redis-server, as Higress's Redis client would talk to it.
 
-Two requests, both POST (the adapted module sends them; see higress_local/adapt/shim.wat):
+Two requests, both POST (the adapted module sends them; see higress_local/wasm/adapt/shim.wat):
 - ``/hlocal-redis/init``: the arguments of the plugin's proxy_redis_init (u32 little-endian sizes of
   username and password, u32 timeout in ms, then username, password and the cluster name with
   wasm-go's options after '?'). From then on connections AUTH with them, SELECT the db option and

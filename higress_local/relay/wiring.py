@@ -1,7 +1,7 @@
 """How a stack runs the relay: its command line, when it is needed, how to tell it is up.
 
 On flavor `envoy` a plugin's Redis commands arrive as HTTP calls on the redis service's cluster
-(see higress_local/adapt/shim.wat), so that cluster must point at the relay, and the relay at the
+(see higress_local/wasm/adapt/shim.wat), so that cluster must point at the relay, and the relay at the
 service's redis-server. On flavor `higress` the cluster points at Redis itself, as before.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..readiness import admin_get
-from ..wait import NotYet
+from ..system.readiness import admin_get
+from ..system.wait import NotYet
 
 HEALTH_PATH = "/health"  # the relay's liveness (server.py serves it; kept here so wiring stays light)
 

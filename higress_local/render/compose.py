@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..commands import MockLine, envoy_args
-from ..config import Project
+from .commandlines import MockLine, envoy_args
+from ..config.project import Project
 
 CONFIG_MOUNT = "/etc/hlocal"
 MOCK_MOUNT = "/opt/hlocal_mock"

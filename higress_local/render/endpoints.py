@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..models import Endpoint, Service
+from ..config.models import Endpoint, Service
 
 OVERRIDE_HOST_HEADER = "x-hlocal-upstream-host"  # keep in sync with shim.wat (upstream-hosts block)
 OVERRIDE_HOST_POLICY = "envoy.load_balancing_policies.override_host"

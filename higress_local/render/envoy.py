@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Plugin, Project, Route
-from ..configorder import higress_json
+from ..config.project import Plugin, Project, Route
+from ..config.order import higress_json
 from .endpoints import override_header_guards, render_endpoints_cluster, service_endpoints
 from .fidelity import (ACCESS_LOG_FORMAT, PIN_FILTER_STATE, UPSTREAM_BUFFER_LIMIT, XFF_NUM_TRUSTED_HOPS,
                        access_log_formatters, access_log_text, higress_listener_options, higress_stats_config,

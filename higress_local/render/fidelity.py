@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..emulation import Emulation
+from ..higress.emulation import Emulation
 
 # Higress's access-log line, byte for byte: the mesh config `accessLogFormat` of alibaba/higress
 # helm/core/templates/configmap.yaml (read at commit 9437a213; the same in v2.1.11, v2.2.1 and v2.2.4),

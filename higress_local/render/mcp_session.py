@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from ..mcpsession.server import FORWARDED_HEADER
-from ..mcpsession.settings import McpServer
+from ..config.mcp_session import McpServer
 
 MCP_SESSION_CLUSTER = "hlocal|mcp-session"
 SSE_ROUTE, MESSAGE_ROUTE = "hlocal.mcp-session.sse", "hlocal.mcp-session.message"

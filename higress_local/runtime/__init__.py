@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..config import Project
+from ..config.project import Project
 from ..errors import ConfigError, HlocalError, NotRunning
-from ..safefs import read_private, write_private
+from ..system.ownfiles import read_private, write_private
 from ..state import StackState
 from .base import Runtime
 
@@ -33,7 +33,7 @@ def higress_only_reason(project: Project) -> str | None:
     """Why this project needs the Higress gateway image (None: the embedded Envoy runs all of it)."""
     if project.gateway.flavor == "higress":
         return f"gateway.flavor: higress in {project.file.name}"
-    from ..plugins import check_project
+    from ..wasm.plugins import check_project
 
     try:
         report = check_project(project, "envoy")

@@ -6,7 +6,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..config import Project
+from ..config.project import Project
 from ..state import StackState
 
 

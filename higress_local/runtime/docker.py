@@ -10,22 +10,22 @@ from typing import Any, Iterator
 
 import yaml
 
-from .agentctl import stop_agent
-from .. import images as imagelib
-from .. import ports as portlib
-from .. import safefs
-from ..config import Project
-from ..commands import redis_args
+from ..agent.control import stop_agent
+from . import images as imagelib
+from ..system import ports as portlib
+from ..system import ownfiles as safefs
+from ..config.project import Project
+from ..render.commandlines import redis_args
 from ..errors import CommandFailed, ConfigError, EnvironmentProblem, PluginError, PortInUse
-from ..proc import run, stream
+from ..system.proc import run, stream
 from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT,
                               ComposePlan, ComposeService, mock_command, project_name, render_compose)
 from ..render.envoy import Layout
 from ..state import ComponentState, StackState
-from ..wait import Deadline, NotYet, raise_if_interrupted
+from ..system.wait import Deadline, NotYet, raise_if_interrupted
 from . import stage as staging
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
-from .dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
+from ..system.dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
 from .files import GatewayFiles
 from .services import (ENV_REDIS, MOCK_CONTROL_PORT as MOCK_CONTROL, REDIS_PORT, how, plan_docker as plan_docker_services,
                        redis_image)
@@ -231,7 +231,7 @@ class DockerRuntime(Runtime):
 
     def _check_running(self, client: Any, project: Project, plan: staging.Plan) -> None:
         """While waiting: a container that exited is a failure, classified from its output."""
-        from ..classify import classify_lines
+        from ..gatewaylog.classify import classify_lines
 
         for service, container in self._containers(client, project).items():
             container.reload()
@@ -320,7 +320,7 @@ class DockerRuntime(Runtime):
              prefix: bool | None = None) -> Iterator[str]:
         """The containers' output merged in time order (Docker stamps every line); `access` is the
         gateway's stdout lines that are JSON access entries."""
-        from ..logs import LogLine, LogView
+        from ..gatewaylog.logs import LogLine, LogView
 
         access = service == "access"
         services = ["gateway"] if access or (plugin_only and not service) else ([service] if service else [])

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .. import safefs
+from ..system import ownfiles as safefs
 
 BRIDGE_NAME = "hlocal-bridge.wasm"
 WATCHED_DIRS = ("ecds", "xds")
@@ -103,7 +103,7 @@ class GatewayFiles:
         return target
 
     def put_bridge(self) -> Path:
-        from ..bridge import bridge_wasm_path
+        from ..wasm.bridge import bridge_wasm_path
 
         return self.put_module(BRIDGE_NAME, bridge_wasm_path().read_bytes())
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import StackBusy
-from ..safefs import check_dir, ensure_dir
+from ..system.ownfiles import check_dir, ensure_dir
 
 DEFAULT_WAIT_S = 120.0
 POLL_S = 0.05

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from ..config import Project
-from ..envoys import find_envoy
+from ..config.project import Project
+from .envoys import find_envoy
 from ..errors import ConfigError
-from ..proc import run
+from ..system.proc import run
 from ..render.envoy import HCM_TYPE, ROUTER_TYPE, Layout, render_access_log
 
 KEY = "gateway.access_log_format"

@@ -11,23 +11,23 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .agentctl import stop_agent
-from ..commands import MockLine, envoy_args, supervised
-from .. import envoys
-from ..envoys import find_envoy
-from ..config import Project
-from ..models import Gateway
+from ..agent.control import stop_agent
+from ..render.commandlines import MockLine, envoy_args, supervised
+from . import envoys
+from .envoys import find_envoy
+from ..config.project import Project
+from ..config.models import Gateway
 from ..errors import ConfigError, CorruptState, EnvironmentProblem
-from ..proc import ProcessRecord, spawn, stop_group
-from ..safefs import write_private
-from ..wait import raise_if_interrupted
+from ..system.proc import ProcessRecord, spawn, stop_group
+from ..system.ownfiles import write_private
+from ..system.wait import raise_if_interrupted
 from ..state import ComponentState, StackState
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from .files import GatewayFiles
-from .orphans import COMPONENT_MARKER, STACK_MARKER, component_of, find_marked, stack_marker, stop_marked
+from ..system.orphans import COMPONENT_MARKER, STACK_MARKER, component_of, find_marked, stack_marker, stop_marked
 from .services import native_argv
 from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_argv
-from ..ports import free_port
+from ..system.ports import free_port
 from . import stage as staging
 
 COMPONENTS = ("backend", "gateway")
@@ -212,7 +212,7 @@ class NativeRuntime(Runtime):
              tail: int | None, since: float | None = None, timestamps: bool = False,
              prefix: bool | None = None) -> Iterator[str]:
         """Every component's log merged in time order; `access` is the gateway's access log."""
-        from ..logs import follow_files
+        from ..gatewaylog.logs import follow_files
 
         log_dir = project.state_dir / "logs"
         if service is not None and not LOG_NAME.fullmatch(service):

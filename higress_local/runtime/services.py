@@ -8,14 +8,14 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..commands import MockLine, redis_args
-from ..config import Project, Service
+from ..render.commandlines import MockLine, redis_args
+from ..config.project import Project, Service
 from ..errors import ConfigError, EnvironmentProblem
-from ..ports import free_port
-from ..readiness import admin_get
+from ..system.ports import free_port
+from ..system.readiness import admin_get
 from ..relay.wiring import relay_argv
 from ..state import ReplicaState, ServiceState
-from ..wait import NotYet
+from ..system.wait import NotYet
 from .files import GatewayFiles
 
 MOCK_PORT, MOCK_CONTROL_PORT, REDIS_PORT = 8080, 8081, 6379

@@ -11,23 +11,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..classify import LogWatch, classify_exit
-from ..config import Plugin, Project
+from ..gatewaylog.classify import LogWatch, classify_exit
+from ..config.project import Plugin, Project
 from ..errors import ConfigError, CorruptState
 from ..inspect.view import taps_dir
 from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_ready_check
-from ..readiness import ReadyTarget, wait_until_ready
+from ..system.readiness import ReadyTarget, wait_until_ready
 from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_configuration_json,
                             plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
                             render_route_config)
 from ..state import PluginState, RestartKey, StackState
-from .. import ports as portlib
+from ..system import ports as portlib
 from .files import GatewayFiles
 from .logformat import check_access_log_format
 from .services import plan_native as plan_native_services, ready_check, write_service_configs
 
 if TYPE_CHECKING:
-    from ..plugins import PluginCheck
+    from ..wasm.plugins import PluginCheck
 
 
 @dataclass
@@ -70,8 +70,8 @@ def checked_plugins(project: Project, flavor: str, replicas: dict[str, list] | N
     `replicas` (Layout.replicas) says where mock replicas listen, for the upstream-hosts table."""
     # Imported on use: module inspection and adaptation are not needed by a config-only `hlocal reload`,
     # a short-lived process whose time is mostly imports.
-    from ..adapt.upstream import upstream_table
-    from ..plugins import check_project, prepare, require_runnable
+    from ..wasm.adapt.upstream import upstream_table
+    from ..wasm.plugins import check_project, prepare, require_runnable
 
     report = check_project(project, flavor)
     require_runnable(report)
@@ -203,7 +203,7 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
         # client that trusted it keeps working across restarts while it covers the same names).
         cert = None
         if tls_port is not None:
-            from ..tls import ensure_certificate  # cryptography: only when gateway.tls is on
+            from .tls import ensure_certificate  # cryptography: only when gateway.tls is on
 
             cert = ensure_certificate(project, state_dir / "tls")
         return Layout(

@@ -18,8 +18,8 @@ import pytest
 from support import (HLOCAL, Project, processes_mentioning, reload_stopped_by_sigterm, wait_for,
                      wait_until_serving_the_recorded_version)
 
-from higress_local.runtime.agentctl import ping
-from higress_local.runtime.orphans import AGENT_MARKER, find_marked
+from higress_local.agent.control import ping
+from higress_local.system.orphans import AGENT_MARKER, find_marked
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def test_what_needs_a_restart_or_other_settings_goes_to_the_cli(stack: Project, 
 
 
 def test_a_signal_forwarded_to_the_agent_rolls_the_swap_back(stack: Project, transformer_wasm) -> None:
-    from higress_local.wasm import add_custom_section
+    from higress_local.wasm.module import add_custom_section
 
     # A 6 MB module Envoy compiles for seconds: time to stop the reload half-way.
     stack.config["plugins"][0].update(wasm="t.wasm", config={"reqRules": []})
@@ -140,7 +140,7 @@ def _start_agent(state_dir: Path) -> subprocess.Popen:
     (state_dir / "run").mkdir(parents=True)
     (state_dir / "state.json").write_text("{}")
     env = {**os.environ, "HLOCAL_AGENT": str(state_dir)}
-    return subprocess.Popen([sys.executable, "-m", "higress_local.agent", str(state_dir)], env=env,
+    return subprocess.Popen([sys.executable, "-m", "higress_local.runtime.agent", str(state_dir)], env=env,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -153,7 +153,7 @@ def test_only_the_user_can_reach_the_agent() -> None:
     python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
     nobody = {"user": 65534, "group": 65534, "extra_groups": [], "cwd": "/", "env": {"PYTHONPATH": repo}}
     try:
-        probe = subprocess.run([python, "-c", "import higress_local.agentwire"], capture_output=True,
+        probe = subprocess.run([python, "-c", "import higress_local.agent.wire"], capture_output=True,
                                timeout=60, **nobody)
     except OSError as exc:
         probe = subprocess.CompletedProcess([], 1, b"", str(exc).encode())
@@ -192,7 +192,7 @@ def test_an_agent_leaves_when_its_stack_is_gone_and_only_one_serves(tmp_path: Pa
     try:
         assert wait_for(lambda: ping(state_dir), 60, "the agent to answer") == first.pid
         env = {**os.environ, "HLOCAL_AGENT": str(state_dir)}
-        second = subprocess.run([sys.executable, "-m", "higress_local.agent", str(state_dir)], env=env,
+        second = subprocess.run([sys.executable, "-m", "higress_local.runtime.agent", str(state_dir)], env=env,
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 0 and "another agent serves" in second.stderr
         assert ping(state_dir) == first.pid

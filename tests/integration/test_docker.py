@@ -53,7 +53,7 @@ def test_compose_v2_accepts_the_rendered_file(docker_project, tmp_path: Path) ->
 
 def test_default_is_the_higress_gateway_image_with_the_higress_flavor(make_project, plugin_wasm, tmp_path: Path,
                                                                        monkeypatch) -> None:
-    from higress_local.images import HIGRESS_IMAGE
+    from higress_local.runtime.images import HIGRESS_IMAGE
 
     for name in ("HLOCAL_ENVOY_IMAGE", "HLOCAL_HIGRESS_IMAGE", "HLOCAL_BACKEND_IMAGE"):
         monkeypatch.delenv(name, raising=False)

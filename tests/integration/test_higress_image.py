@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from higress_local.config import load_project
-from higress_local.readiness import ecds_stats
-from higress_local.reload import reload_stack
+from higress_local.config.project import load_project
+from higress_local.system.readiness import ecds_stats
+from higress_local.runtime.reload import reload_stack
 from higress_local.runtime.files import GatewayFiles, Swap
 from support import Project, docker_objects
 

@@ -44,7 +44,7 @@ def inspected(module_projects, transformer_wasm, sdk_plugin_wasm):
     shutil.copyfile(transformer_wasm, project.path / "build" / "transformer.wasm")
     up = project.hlocal("up")  # gateway.inspect: true renders the taps and starts the collector
     assert up.returncode == 0, up
-    from higress_local.config import load_project
+    from higress_local.config.project import load_project
     from higress_local.runtime import require_running
 
     state = require_running(load_project(project.path / "hlocal.yaml"))
@@ -69,7 +69,7 @@ def _run_inspect(project: Project, *args: str):
     """`hlocal inspect ...` (the command object itself: cli.py registers it on the group)."""
     from click.testing import CliRunner
 
-    from higress_local.cli_inspect import inspect_command
+    from higress_local.cli.inspector import inspect_command
 
     result = CliRunner().invoke(inspect_command, ["-f", str(project.path), *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -193,7 +193,7 @@ def test_the_page_lists_a_curl_request_live_shows_its_diff_and_replays_it(inspec
     chromium = _chromium()
     from playwright.sync_api import expect, sync_playwright
 
-    from higress_local.cli_inspect import replayer
+    from higress_local.cli.inspector import replayer
     from higress_local.inspect.store import Store
     from higress_local.inspect.ui import InspectorServer, ui_token
     from higress_local.inspect.view import store_dir

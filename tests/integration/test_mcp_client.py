@@ -14,8 +14,8 @@ import pytest
 from support import wait_for
 
 from higress_local.errors import EnvironmentProblem, ExitCode, McpCallFailed
-from higress_local.mcpclient import McpClient
-from higress_local.ports import free_port
+from higress_local.probe.mcpclient import McpClient
+from higress_local.system.ports import free_port
 
 SERVER = Path(__file__).resolve().parent.parent / "mcp_reference_server.py"
 

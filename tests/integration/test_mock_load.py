@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from higress_local.ports import free_port
+from higress_local.system.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 from sdk_build import CACHE, goproxy_unavailable, sdk_build_env
 from support import HLOCAL, Result, kill_processes_mentioning, processes_mentioning
 
-from higress_local.build import find_go
+from higress_local.wasm.gobuild import find_go
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 300.0  # a cold SDK build (no Go build cache yet) takes up to a minute on 2 cores

@@ -128,10 +128,10 @@ def test_the_census_names_every_official_plugin(higress_plugin_wasm) -> None:
 def test_official_plugin_is_not_refused_and_adapts_to_a_valid_module(path: str, official, adapted_cache) -> None:
     import wasmtime
 
-    from higress_local.adapt.adapter import adapt_module
-    from higress_local.adapt.catalog import BY_HOST_FUNCTION
-    from higress_local.adapt.plan import plan_for
-    from higress_local.wasm import STOCK_ABI_EXPORT, check_compatibility, inspect_bytes
+    from higress_local.wasm.adapt.adapter import adapt_module
+    from higress_local.wasm.adapt.catalog import BY_HOST_FUNCTION
+    from higress_local.wasm.adapt.plan import plan_for
+    from higress_local.wasm.module import STOCK_ABI_EXPORT, check_compatibility, inspect_bytes
 
     data = built_or_xfail(official, path).read_bytes()
     info = inspect_bytes(data, path)
@@ -149,8 +149,8 @@ def test_official_plugin_is_not_refused_and_adapts_to_a_valid_module(path: str, 
 
 
 def test_check_says_every_official_plugin_runs_on_the_native_runtime(official, make_project) -> None:
-    from higress_local.adapt.plan import plan_for
-    from higress_local.wasm import inspect_file
+    from higress_local.wasm.adapt.plan import plan_for
+    from higress_local.wasm.module import inspect_file
 
     modules = {path: official(path) for path in OFFICIAL}
     modules = {path: wasm for path, wasm in modules.items() if isinstance(wasm, Path)}

@@ -110,8 +110,8 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
 @pytest.fixture(scope="module")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, Path]]:
     """A registry serving HTTPS on 127.0.0.1 with a self-signed certificate (hlocal's own generator)."""
-    from higress_local.config import parse_project
-    from higress_local.tls import ensure_certificate
+    from higress_local.config.project import parse_project
+    from higress_local.runtime.tls import ensure_certificate
 
     root = tmp_path_factory.mktemp("registry-tls")
     cert = ensure_certificate(parse_project({"name": "tls"}, root / "hlocal.yaml"), root / "tls")

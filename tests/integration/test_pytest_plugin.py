@@ -230,8 +230,8 @@ def test_a_missing_hlocal_yaml_is_a_clear_error(pytester: pytest.Pytester) -> No
 
 
 def test_hlocal_test_without_pytest_says_how_to_install_it(tmp_path, monkeypatch) -> None:
-    from higress_local import testrun
-    from higress_local.cli import main
+    from higress_local.testing import testrun
+    from higress_local.cli.main import main
 
     (tmp_path / "hlocal.yaml").write_text(textwrap.dedent("""
         plugins: [{name: p, wasm: p.wasm}]

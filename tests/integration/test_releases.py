@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from higress_local import envoys, wasm
+from higress_local.runtime import envoys
+from higress_local.wasm import module as wasm
 
 pytestmark = pytest.mark.slow
 

@@ -57,7 +57,7 @@ def _markers(result, since: float) -> set:
 
 
 def test_config_and_code_reload_under_load_fail_no_request(stack: Project) -> None:
-    from higress_local.wasm import add_custom_section
+    from higress_local.wasm.module import add_custom_section
 
     with LoadLoop(_port(stack), threads=4) as load:
         load.wait_for_requests(100)

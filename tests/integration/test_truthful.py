@@ -37,7 +37,7 @@ def truthful(module_projects, sdk_plugin_wasm) -> Project:
 
 
 def _stack(project: Project):
-    from higress_local.config import load_project
+    from higress_local.config.project import load_project
     from higress_local.runtime import require_running
 
     loaded = load_project(project.path / "hlocal.yaml")
@@ -75,7 +75,7 @@ def test_a_bad_argument_that_is_no_call_blames_no_cluster(truthful: Project) -> 
 
 def test_a_hang_after_a_failed_call_is_diagnosed(truthful: Project) -> None:
     from higress_local.errors import WaitTimeout
-    from higress_local.probe import send_request
+    from higress_local.probe.send import send_request
 
     project, state = _stack(truthful)
     with pytest.raises(WaitTimeout) as caught:
@@ -99,13 +99,13 @@ def test_probes_expect_what_a_service_received(truthful: Project) -> None:
 
 
 def test_a_critical_line_at_start_is_a_startup_warning(truthful: Project) -> None:
-    from higress_local.observe import startup_warnings
+    from higress_local.probe.observe import startup_warnings
 
     log = (truthful.state_dir / "logs" / "gateway.log").read_text().splitlines()
     warnings = startup_warnings(log)
     assert any(w.startswith("critical: ") and "configuration rejected" in w for w in warnings), warnings
     assert not any("truthful: none on" in w for w in warnings)  # info lines are not warnings
-    from higress_local.observe import startup_warnings_of
+    from higress_local.probe.observe import startup_warnings_of
 
     project, _ = _stack(truthful)
     assert any("configuration rejected" in w for w in startup_warnings_of(project))

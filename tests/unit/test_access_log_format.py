@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from higress_local.config import parse_project
+from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError, ExitCode
 from higress_local.render.envoy import Layout, render_bootstrap
 from higress_local.render.fidelity import ACCESS_LOG_FORMAT, STATS_TAGS

@@ -8,10 +8,10 @@ import struct
 import pytest
 import wasmtime
 
-from higress_local import wasm
-from higress_local.adapt import adapter, cache
-from higress_local.adapt.binary import AdaptError, parse_module
-from higress_local.adapt.build import WASM, WAT, compile_shim
+from higress_local.wasm import module as wasm
+from higress_local.wasm.adapt import adapter, cache
+from higress_local.wasm.adapt.binary import AdaptError, parse_module
+from higress_local.wasm.adapt.build import WASM, WAT, compile_shim
 from higress_local.errors import PluginError
 
 I32 = wasmtime.ValType.i32()
@@ -151,7 +151,7 @@ def adapted(data: bytes | None = None, level: str = "debug") -> Host:
 
 def test_shipped_shim_is_built_from_the_source():
     assert compile_shim(WAT) == WASM.read_bytes() == adapter.shim_bytes(), (
-        "shim.wasm is stale: run `python -m higress_local.adapt.build` and commit the result")
+        "shim.wasm is stale: run `python -m higress_local.wasm.adapt.build` and commit the result")
 
 
 def test_the_copy_links_with_stock_host_functions_only_and_keeps_every_index():
@@ -260,7 +260,7 @@ def test_a_change_to_the_adapter_code_changes_the_cache_key(monkeypatch):
 def test_unsupported_instructions_are_refused_not_skipped():
     module = parse_module(go_like())
     start, end = module.bodies[0]
-    from higress_local.adapt.instructions import references
+    from higress_local.wasm.adapt.instructions import references
 
     patched = module.data[:start + 1] + b"\xfd" + module.data[start + 2:]  # a SIMD prefix
     with pytest.raises(AdaptError, match="unsupported instruction 0xfd"):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import wasmtime
 
-from higress_local import wasm
-from higress_local.adapt import adapter, cache
+from higress_local.wasm import module as wasm
+from higress_local.wasm.adapt import adapter, cache
 
 I32 = wasmtime.ValType.i32()
 
@@ -154,7 +154,7 @@ def test_streams_beyond_the_table_reuse_the_oldest_entry_without_failing() -> No
 
 
 def test_a_module_without_the_response_body_callback_is_refused_by_name() -> None:
-    from higress_local.adapt.plan import plan_for
+    from higress_local.wasm.adapt.plan import plan_for
 
     source = PLUGIN.replace('(func (export "proxy_on_response_body")', '(func $no_export')
     info = wasm.inspect_bytes(wasm.add_custom_section(wasmtime.wat2wasm(source), "go:buildid", b"t"), "p")

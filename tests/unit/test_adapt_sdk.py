@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from higress_local import proc, wasm
-from higress_local.adapt import adapter, cache
+from higress_local.system import proc
+from higress_local.wasm import module as wasm
+from higress_local.wasm.adapt import adapter, cache
 
 
 @pytest.fixture(autouse=True)

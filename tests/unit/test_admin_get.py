@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from higress_local.readiness import _parse_response, admin_get
+from higress_local.system.readiness import _parse_response, admin_get
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -57,7 +57,7 @@ def test_chunked_bodies_are_joined(server):
 
 
 def test_nothing_listening_is_a_connection_error():
-    from higress_local.ports import free_port
+    from higress_local.system.ports import free_port
 
     with pytest.raises(ConnectionError):
         admin_get(f"http://127.0.0.1:{free_port()}/ready", timeout=1)

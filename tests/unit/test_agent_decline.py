@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from higress_local.agent import Agent
+from higress_local.runtime.agent import Agent
 
 
 def _request(agent: Agent, **changes) -> dict:

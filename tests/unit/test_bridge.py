@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import wasmtime
 
-from higress_local.bridge import bridge_wasm_path
-from higress_local.bridge.build import WASM, WAT, compile_bridge
+from higress_local.wasm.bridge import bridge_wasm_path
+from higress_local.wasm.bridge.build import WASM, WAT, compile_bridge
 
 I32 = wasmtime.ValType.i32()
 
@@ -35,7 +35,7 @@ def _signature(item_type):
 def test_shipped_bridge_is_built_from_the_source():
     assert bridge_wasm_path() == WASM
     assert compile_bridge(WAT) == bridge_wasm_path().read_bytes(), (
-        "bridge.wasm is stale: run `python -m higress_local.bridge.build` and commit the result")
+        "bridge.wasm is stale: run `python -m higress_local.wasm.bridge.build` and commit the result")
 
 
 def test_build_is_deterministic():

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from higress_local import wasm
-from higress_local.adapt import adapter, cache
-from higress_local.adapt.binary import parse_module
-from higress_local.adapt.plan import plan_for
-from higress_local.config import parse_project
+from higress_local.wasm import module as wasm
+from higress_local.wasm.adapt import adapter, cache
+from higress_local.wasm.adapt.binary import parse_module
+from higress_local.wasm.adapt.plan import plan_for
+from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError
 from higress_local.render.envoy import Layout, render_bootstrap, render_clusters
 

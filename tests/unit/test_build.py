@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from higress_local import build
-from higress_local.config import parse_project
+from higress_local.wasm import gobuild as build
+from higress_local.config.project import parse_project
 from higress_local.errors import EnvironmentProblem, PluginError
 
 
@@ -78,7 +78,7 @@ def test_plugin_without_build_section_cannot_be_built(tmp_path: Path) -> None:
 
 
 def test_in_docker_runs_as_the_user_with_the_output_path_inside_the_container(tmp_path: Path, monkeypatch) -> None:
-    import higress_local.runtime.dockerenv as dockerenv
+    import higress_local.system.dockerenv as dockerenv
 
     class Client:
         def close(self) -> None:
@@ -245,7 +245,7 @@ def _minimal_wasm(tmp_path: Path) -> Path:
 
 
 def test_in_docker_takes_the_module_settings_along_but_not_a_host_path(tmp_path: Path, monkeypatch) -> None:
-    import higress_local.runtime.dockerenv as dockerenv
+    import higress_local.system.dockerenv as dockerenv
 
     class Client:
         def close(self) -> None:

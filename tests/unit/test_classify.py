@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from higress_local.classify import LogWatch, classify_exit, classify_lines, plugin_errors
+from higress_local.gatewaylog.classify import LogWatch, classify_exit, classify_lines, plugin_errors
 from higress_local.errors import (
     EXIT_ENVIRONMENT,
     EXIT_PLUGIN,
@@ -15,7 +15,7 @@ from higress_local.errors import (
     PluginError,
     PortInUse,
 )
-from higress_local.logs import PLUGIN_LINE, is_plugin_line, plugin_lines
+from higress_local.gatewaylog.logs import PLUGIN_LINE, is_plugin_line, plugin_lines
 
 TS = "[2026-11-25 12:00:00.000][4242]"
 

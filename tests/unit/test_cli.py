@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from higress_local import config as config_module
-from higress_local.cli import main
+from higress_local.config import project as config_module
+from higress_local.cli.main import main
 from higress_local.errors import (
     CommandFailed,
     ConfigError,
@@ -308,7 +308,7 @@ def test_logs_options():
 
 
 def test_follow_up_flags(tmp_path):
-    from higress_local.report import follow_up_flags
+    from higress_local.cli.report import follow_up_flags
 
     project = _write_project(tmp_path / "proj") / "hlocal.yaml"
     (tmp_path / "proj" / "tests").mkdir()
@@ -328,7 +328,7 @@ def test_shell_completion_script():
 
 
 def test_ls_without_stacks_and_as_json(monkeypatch):
-    from higress_local import ls
+    from higress_local.project import ls
 
     monkeypatch.setattr(ls, "running_stacks", lambda: [])
     assert CliRunner().invoke(main, ["ls"]).output == "no hlocal stack is running on this machine\n"

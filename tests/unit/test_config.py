@@ -7,16 +7,8 @@ from typing import Any
 
 import pytest
 
-from higress_local.config import (
-    Backend,
-    Gateway,
-    Plugin,
-    Route,
-    Rule,
-    find_config,
-    load_project,
-    parse_project,
-    sanitise_name,
+from higress_local.config.project import (
+    Backend, Gateway, Plugin, Route, Rule, find_config, load_project, parse_project, sanitise_name,
 )
 from higress_local.errors import ConfigError
 

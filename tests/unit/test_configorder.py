@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from higress_local.configorder import delivery_warnings, higress_json
+from higress_local.config.order import delivery_warnings, higress_json
 
 
 def test_keys_are_sorted_at_every_depth_and_output_is_compact():

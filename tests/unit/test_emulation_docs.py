@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from higress_local.adapt.catalog import HOST_FUNCTION_EMULATIONS
+from higress_local.wasm.adapt.catalog import HOST_FUNCTION_EMULATIONS
 from higress_local.render.fidelity import BEHAVIOUR_EMULATIONS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -35,7 +35,7 @@ def test_check_json_lists_the_behaviour_emulations_on_stock_envoy_only(tmp_path)
     from click.testing import CliRunner
     from .wasm_builders import plugin
 
-    from higress_local.cli import main
+    from higress_local.cli.main import main
 
     (tmp_path / "p.wasm").write_bytes(plugin(abi="0_2_1"))
     (tmp_path / "hlocal.yaml").write_text("name: emu\nruntime: native\nplugins:\n  - {name: p, wasm: p.wasm}\n")
@@ -53,7 +53,7 @@ def test_check_text_says_what_differs_plugin_by_plugin_and_for_the_stack(tmp_pat
     from click.testing import CliRunner
 
     from .wasm_builders import plugin
-    from higress_local.cli import main
+    from higress_local.cli.main import main
 
     # A module importing the Higress-only Redis functions (emulated) next to a plain one.
     (tmp_path / "r.wasm").write_bytes(plugin(abi="0_2_100", imports=(("env", "proxy_log"), ("env", "proxy_redis_init"))))

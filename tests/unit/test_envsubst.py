@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from higress_local.cli import main
-from higress_local.config import load_project
-from higress_local.envsubst import expand, expand_text
+from higress_local.cli.main import main
+from higress_local.config.project import load_project
+from higress_local.config.envsubst import expand, expand_text
 from higress_local.errors import ConfigError
 
 ENV = {"HOST": "example.com", "EMPTY": "", "PORT": "18080", "FLAG": "true"}

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from higress_local import __version__
-from higress_local.config import parse_project
+from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError
-from higress_local.export import export_higress
+from higress_local.project.export import export_higress
 
 FILE = Path("/x/hlocal.yaml")
 META = {
@@ -446,7 +446,7 @@ def test_the_shape_check_catches_what_kubernetes_would_reject_or_prune(mutate, e
 def test_cli_export_writes_files_and_rejects_a_malformed_url(tmp_path):
     from click.testing import CliRunner
 
-    from higress_local.cli import main
+    from higress_local.cli.main import main
 
     (tmp_path / "hlocal.yaml").write_text(
         "name: ex\nplugins:\n  - name: headers\n    wasm: h.wasm\n    config: {a: 1}\n"
@@ -550,7 +550,7 @@ def test_plugin_config_keys_are_free_form_under_the_crd():
 
 
 def _pushed(plugin: str, digest: str, wasm_sha256: str = "", registry: str = "127.0.0.1:5000"):
-    from higress_local.push import PushedImage
+    from higress_local.project.push import PushedImage
 
     return PushedImage(plugin=plugin, reference=f"{registry}/{plugin}:1.0.0", digest=digest,
                        url=f"oci://{registry}/{plugin}@{digest}", wasm_sha256=wasm_sha256, layers=[],
@@ -561,7 +561,7 @@ def _project_on_disk(tmp_path: Path, wasm: bytes = b"\0asm\1\0\0\0"):
     (tmp_path / "auth.wasm").write_bytes(wasm)
     (tmp_path / "hlocal.yaml").write_text("name: demo\nplugins:\n  - {name: auth, wasm: auth.wasm, config: {a: 1}}\n"
                                           "  - {name: other, wasm: other.wasm}\n")
-    from higress_local.config import load_project
+    from higress_local.config.project import load_project
 
     return load_project(str(tmp_path / "hlocal.yaml"))
 
@@ -569,7 +569,7 @@ def _project_on_disk(tmp_path: Path, wasm: bytes = b"\0asm\1\0\0\0"):
 def test_a_pushed_plugin_gets_its_digest_url_and_url_beats_it_and_it_beats_default_url(tmp_path):
     import hashlib
 
-    from higress_local.push import record_push
+    from higress_local.project.push import record_push
 
     parsed = _project_on_disk(tmp_path)
     digest = "sha256:" + "cd" * 32
@@ -600,8 +600,8 @@ def test_a_module_changed_since_the_push_is_warned_about(tmp_path):
 def test_cli_export_uses_the_pushed_digest_and_refuses_a_corrupt_record(tmp_path):
     from click.testing import CliRunner
 
-    from higress_local.cli import main
-    from higress_local.push import PUSHED_FILE, record_push
+    from higress_local.cli.main import main
+    from higress_local.project.push import PUSHED_FILE, record_push
 
     parsed = _project_on_disk(tmp_path)
     record_push(parsed, _pushed("auth", "sha256:" + "12" * 32))

@@ -13,14 +13,14 @@ import pytest
 import yaml
 from cryptography import x509
 
-from higress_local.bridge import bridge_wasm_path
-from higress_local.config import parse_project
-from higress_local.emulation import Emulation
+from higress_local.wasm.bridge import bridge_wasm_path
+from higress_local.config.project import parse_project
+from higress_local.higress.emulation import Emulation
 from higress_local.render.envoy import (BACKEND_CLUSTER, Layout, plugin_filter_name, render_bootstrap, render_clusters,
                                         render_ecds, render_route_config)
 from higress_local.render.fidelity import (ACCESS_LOG_FORMAT, BEHAVIOUR_EMULATIONS, PIN_FILTER_STATE, STATS_TAGS,
                                            STOCK_DECODER_BUFFER_LIMIT)
-from higress_local.tls import certificate_names, ensure_certificate
+from higress_local.runtime.tls import certificate_names, ensure_certificate
 
 FILE = Path("/x/proj/hlocal.yaml")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from higress_local import fileguard
+from higress_local.system import userfiles as fileguard
 from higress_local.errors import ConfigError, PluginError
 
 pytestmark = pytest.mark.timeout(20)  # a FIFO or /dev/zero that is read would hang or run forever

@@ -9,8 +9,8 @@ import pytest
 
 from higress_local.errors import PluginError
 from higress_local.inspect.correlate import guess
-from higress_local.observe import explain, startup_warnings
-from higress_local.plugins import CheckReport, require_runnable
+from higress_local.probe.observe import explain, startup_warnings
+from higress_local.wasm.plugins import CheckReport, require_runnable
 
 
 def _check(name: str, runnable: bool, problem: str = "needs proxy_redis_init") -> SimpleNamespace:

@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 import pytest
 
 from higress_local.errors import ConfigError
-from higress_local.logs import (LogLine, LogView, follow_files, line_time, merge, parse_since, short_plugin_line,
-                                timed)
+from higress_local.gatewaylog.logs import (
+    LogLine, LogView, follow_files, line_time, merge, parse_since, short_plugin_line, timed,
+)
 
 
 def local(text: str) -> float:
@@ -86,7 +87,7 @@ def test_follow_files_merges_tails_and_follows(tmp_path):
 def test_request_shows_plugin_lines_as_logs_does():
     from types import SimpleNamespace
 
-    from higress_local.report import effects_lines
+    from higress_local.cli.report import effects_lines
 
     raw = ("[2026-12-02 08:48:20.113][1][info][wasm] [source/extensions/common/wasm/context.cc:1151] "
            "wasm log my-plugin my-plugin my-plugin: [my-plugin] [nil] [3002fe61] added x-my-plugin to /hello")
@@ -96,7 +97,7 @@ def test_request_shows_plugin_lines_as_logs_does():
 
 
 def test_plugin_lines_in_a_test_report_keep_their_time():
-    from higress_local.logs import timed_plugin_line
+    from higress_local.gatewaylog.logs import timed_plugin_line
 
     raw = ("[2026-12-02 08:48:20.113][1][info][wasm] [source/extensions/common/wasm/context.cc:1151] "
            "wasm log logger logger logger: [logger] GET /api/x")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import wasmtime
 
-from higress_local.adapt.binary import parse_module
+from higress_local.wasm.adapt.binary import parse_module
 from higress_local.errors import InvalidWasm
-from higress_local.wasm import inspect_bytes, read_sections
+from higress_local.wasm.module import inspect_bytes, read_sections
 
 MODULE = wasmtime.wat2wasm('(module (import "env" "f" (func (param i32))) (func (export "g") (call 0 (i32.const 7))))')
 

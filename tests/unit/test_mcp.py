@@ -10,13 +10,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from higress_local import newplugin
-from higress_local.cli import main
-from higress_local.config import parse_project
+from higress_local.project import newplugin
+from higress_local.cli.main import main
+from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError, ExitCode, McpCallFailed
-from higress_local.mcpclient import describe_arguments, parse_tool_args, translate
-from higress_local.models import Expect, McpCall, UpstreamExpect
-from higress_local.probe import evaluate_tool_result
+from higress_local.probe.mcpclient import describe_arguments, parse_tool_args, translate
+from higress_local.config.models import Expect, McpCall, UpstreamExpect
+from higress_local.probe.send import evaluate_tool_result
 
 FILE = Path("/project/hlocal.yaml")
 SCHEMA = {"type": "object", "required": ["city"],

@@ -12,12 +12,12 @@ from typing import Any, Iterator
 
 import pytest
 
-from higress_local.config import parse_project
+from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError
 from higress_local.mcpsession.matching import find_rule, match_domain, match_path
 from higress_local.mcpsession.server import (FORWARDED_HEADER, Options, SessionServer, Sessions, endpoint_url,
                                              ping_event)
-from higress_local.mcpsession.settings import McpMatchRule, McpServer
+from higress_local.config.mcp_session import McpMatchRule, McpServer
 from higress_local.render.envoy import Layout, render_clusters, render_route_config
 from higress_local.render.mcp_session import MCP_SESSION_CLUSTER, MESSAGE_ROUTE, SSE_ROUTE
 
@@ -184,7 +184,7 @@ def test_unknown_sessions_and_unmatched_paths_are_forwarded_without_an_event(ses
 def test_a_reload_with_the_same_mcp_server_needs_no_restart() -> None:
     import dataclasses
 
-    from higress_local.reload import restart_reasons
+    from higress_local.runtime.reload import restart_reasons
     from higress_local.runtime.stage import restart_key
     from higress_local.state import RestartKey
 
@@ -200,7 +200,7 @@ def test_a_reload_with_the_same_mcp_server_needs_no_restart() -> None:
 
 
 def test_check_says_the_session_process_stands_in_only_when_it_is_on() -> None:
-    from higress_local.plugins import check_project
+    from higress_local.wasm.plugins import check_project
 
     def notes(project: Any) -> list[str]:
         return [n for n in check_project(project, "envoy").notes if n.startswith("gateway.mcp_server")]
@@ -211,8 +211,8 @@ def test_check_says_the_session_process_stands_in_only_when_it_is_on() -> None:
 
 
 def test_render_lists_the_session_process_with_the_commands_to_run(tmp_path: Path) -> None:
-    from higress_local.config import load_project
-    from higress_local.eject import render_stack
+    from higress_local.config.project import load_project
+    from higress_local.project.render_stack import render_stack
 
     (tmp_path / "hlocal.yaml").write_text(
         "name: sse\nruntime: native\ngateway:\n  port: 0\n  mcp_server:\n    enable: true\n"

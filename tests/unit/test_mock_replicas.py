@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from higress_local.adapt.upstream import TABLE_ADDRESS, upstream_table
-from higress_local.config import parse_project
+from higress_local.wasm.adapt.upstream import TABLE_ADDRESS, upstream_table
+from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError, CorruptState
-from higress_local.mockservice import MockService
-from higress_local.probe import Exchange, service_received
-from higress_local.observe import Effects
+from higress_local.probe.mockservice import MockService
+from higress_local.probe.send import Exchange, service_received
+from higress_local.probe.observe import Effects
 from higress_local.render.endpoints import service_endpoints, uses_override_host
 from higress_local.render.envoy import render_clusters
 from higress_local.runtime.services import plan_docker, plan_native
@@ -162,7 +162,7 @@ def test_expect_services_sees_what_any_replica_received():
 
 def test_a_saved_restart_key_equals_the_same_projects_so_stubs_reload_in_place(tmp_path):
     """state.json turns tuples (urls, mock.metrics) into lists: the key compares like with like."""
-    from higress_local.reload import restart_reasons
+    from higress_local.runtime.reload import restart_reasons
     from higress_local.runtime.stage import restart_key
 
     p = parse_project({"services": [
@@ -178,7 +178,7 @@ def test_a_saved_restart_key_equals_the_same_projects_so_stubs_reload_in_place(t
 
 
 def test_render_prints_a_mock_command_per_replica(tmp_path):
-    from higress_local.eject import render_stack
+    from higress_local.project.render_stack import render_stack
 
     p = parse_project({"services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80,
                                      "mock": {"replicas": 2}}]}, tmp_path / "hlocal.yaml")

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from higress_local import newplugin
-from higress_local.cli import main
-from higress_local.config import parse_project
+from higress_local.project import newplugin
+from higress_local.cli.main import main
+from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError
 from sdk_build import PROXY_WASM_GO_SDK_VERSION, WASM_GO_VERSION  # tests/ is on sys.path (conftest.py)
 

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from higress_local import ports
+from higress_local.system import ports
 from higress_local.errors import EnvironmentProblem, PortInUse
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from higress_local.config import Expect, UpstreamExpect
-from higress_local.probe import Exchange, Mismatch, evaluate, evaluate_upstream, json_subset
+from higress_local.config.project import Expect, UpstreamExpect
+from higress_local.probe.send import Exchange, Mismatch, evaluate, evaluate_upstream, json_subset
 
 
 def exchange(status: int = 200, headers: dict[str, str] | None = None, body: bytes = b"",
@@ -253,7 +253,7 @@ def test_exchange_to_dict_is_json_serialisable():
 # -- what services received (expect.services.NAME) -----------------------------------------------
 
 def test_service_expectation_passes_when_one_call_matches() -> None:
-    from higress_local.observe import Effects
+    from higress_local.probe.observe import Effects
 
     ex = exchange()
     ex.effects = Effects(service_calls={"auth": [entry(seq=3, path="/other"), entry(seq=4, path="/check")]})
@@ -272,7 +272,7 @@ def test_service_expectation_counts_the_forwarded_request_of_a_service_route() -
 
 
 def test_service_expectation_received_false_and_nothing_received() -> None:
-    from higress_local.observe import Effects
+    from higress_local.probe.observe import Effects
 
     ex = exchange()
     ex.effects = Effects(service_calls={"auth": [entry(seq=1)]})
@@ -283,7 +283,7 @@ def test_service_expectation_received_false_and_nothing_received() -> None:
 
 
 def test_services_expectation_parses_with_upstream_keys(tmp_path) -> None:
-    from higress_local.config import parse_project
+    from higress_local.config.project import parse_project
     from higress_local.errors import ConfigError
 
     doc = {"probes": [{"name": "p", "request": {"path": "/"},

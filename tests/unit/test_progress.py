@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from higress_local.progress import Progress
+from higress_local.cli.progress import Progress
 
 
 class FakeTty(io.StringIO):

@@ -19,13 +19,13 @@ from typing import Iterator
 import pytest
 from click.testing import CliRunner
 
-from higress_local.cli import main
-from higress_local.cli_push import push_command
-from higress_local.config import load_project
+from higress_local.cli.main import main
+from higress_local.cli.push import push_command
+from higress_local.config.project import load_project
 from higress_local.errors import ConfigError, CorruptState
-from higress_local.push import (
-    ICON_MEDIA_TYPE, MODULE_LAYER_MEDIA_TYPE, README_MEDIA_TYPE, SPEC_MEDIA_TYPE, ImageRef, PushedImage,
-    RegistryClient, RegistryProblem, doc_layers, load_pushed, module_layer, record_push,
+from higress_local.project.push import (
+    ICON_MEDIA_TYPE, MODULE_LAYER_MEDIA_TYPE, README_MEDIA_TYPE, SPEC_MEDIA_TYPE, ImageRef, PushedImage, RegistryClient,
+    RegistryProblem, doc_layers, load_pushed, module_layer, record_push,
 )
 
 from .wasm_builders import plugin as wasm_plugin

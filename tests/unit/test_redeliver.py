@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from higress_local.errors import EnvironmentProblem
-from higress_local.redeliver import Redelivery
+from higress_local.runtime.redeliver import Redelivery
 
 
 class Clock:

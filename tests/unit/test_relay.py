@@ -210,7 +210,7 @@ def test_relay_uses_the_standard_library_only():
 
 def test_wiring_runs_the_relay_for_redis_services_on_stock_envoy_only(relay, tmp_path):
     from higress_local.relay import wiring
-    from higress_local.wait import NotYet
+    from higress_local.system.wait import NotYet
 
     assert wiring.needs_relay("envoy", "redis") and not wiring.needs_relay("higress", "redis")
     assert not wiring.needs_relay("envoy", "fqdn")
@@ -223,7 +223,7 @@ def test_wiring_runs_the_relay_for_redis_services_on_stock_envoy_only(relay, tmp
 
 
 def test_native_redis_service_is_the_relay_running_redis_server(tmp_path):
-    from higress_local.config import parse_project
+    from higress_local.config.project import parse_project
     from higress_local.runtime.services import native_argv, plan_native
 
     project = parse_project({"name": "demo", "plugins": [], "services": [

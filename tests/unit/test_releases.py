@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from higress_local import compat, envoys, images, releases, wasm
-from higress_local.config import parse_project
+from higress_local.wasm import compat, module as wasm
+from higress_local.runtime import envoys, images
+from higress_local.higress import releases
+from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError
-from higress_local.models import Gateway
+from higress_local.config import models
+from higress_local.config.models import Gateway
 
 from .wasm_builders import plugin
 
@@ -119,7 +122,7 @@ def test_bad_release_settings_are_config_errors(gateway, problem):
     (Gateway(envoy="1.38"), "1.38"),
 ])
 def test_wanted_envoy_minor(gateway, minor):
-    assert envoys.wanted_minor(gateway) == minor
+    assert models.wanted_minor(gateway) == minor
 
 
 def test_cached_envoy_is_used_without_fetching(tmp_path: Path):

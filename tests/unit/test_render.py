@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from higress_local.bridge import bridge_wasm_path
-from higress_local.config import Plugin, Project, Route, Rule, parse_project
+from higress_local.wasm.bridge import bridge_wasm_path
+from higress_local.config.project import Plugin, Project, Route, Rule, parse_project
 from higress_local.render.envoy import (
     BACKEND_CLUSTER,
     BRIDGE_FILTER,

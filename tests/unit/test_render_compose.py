@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from higress_local import images
-from higress_local.config import parse_project
+from higress_local.runtime import images
+from higress_local.config.project import parse_project
 from higress_local.render.compose import ComposePlan, project_name, render_compose
 
 PLAN = ComposePlan(gateway_image="gw:1", backend_image="py:1", gateway_port=10000, admin_port=19901,
@@ -90,7 +90,7 @@ def test_the_compose_fixture_is_what_the_example_renders() -> None:
 
     import yaml
 
-    from higress_local.config import load_project
+    from higress_local.config.project import load_project
 
     project = load_project(Path(__file__).resolve().parents[2] / "examples" / "transformer")
     plan = ComposePlan(gateway_image=images.HIGRESS_IMAGE, backend_image=images.BACKEND_IMAGE, gateway_port=10000,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from higress_local import runtime as runtimes
-from higress_local.config import load_project
+from higress_local.config.project import load_project
 from higress_local.state import StackState
 
 from .wasm_builders import plugin
@@ -22,7 +22,7 @@ def project_with(tmp_path: Path, imports, extra: str = ""):
 
 def test_auto_is_native_for_a_plugin_stock_envoy_runs(tmp_path, monkeypatch):
     # Whether an engine answers no longer matters: make it answer, to be sure it is not asked.
-    monkeypatch.setattr("higress_local.runtime.dockerenv.engine_answers", lambda *a, **k: (True, ""))
+    monkeypatch.setattr("higress_local.system.dockerenv.engine_answers", lambda *a, **k: (True, ""))
     name, why = runtimes.choose_runtime_name(project_with(tmp_path, (("env", "proxy_log"),)), None)
     assert name == "native"
     assert why.startswith("runtime auto: native, embedded Envoy") and "\n" not in why

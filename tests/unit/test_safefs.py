@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from higress_local import safefs
+from higress_local.system import ownfiles as safefs
 from higress_local.errors import DiskFull, UnsafeStatePath
 from higress_local.runtime.files import GatewayFiles
 from higress_local.runtime.lock import lock_path, stack_lock

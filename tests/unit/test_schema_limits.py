@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from higress_local import schema
+from higress_local.config import schema
 from higress_local.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(30)

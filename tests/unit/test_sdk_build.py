@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from higress_local.wasm import inspect_file
+from higress_local.wasm.module import inspect_file
 
 
 def test_sdk_template_plugin_builds_and_exports_the_higress_abi(sdk_plugin_wasm):

@@ -8,14 +8,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from higress_local.cli import main
-from higress_local.config import parse_project, parse_rules
+from higress_local.cli.main import main
+from higress_local.config.project import parse_project, parse_rules
 from higress_local.errors import ConfigError
-from higress_local.exchanges import Headers, UpstreamRequest
-from higress_local.pytest_plugin import find_hlocal_file
-from higress_local.scaffold import init_project
-from higress_local.scaffold import plugin_name, render_config, render_smoke_test
-from higress_local.testrun import gives_paths, pytest_argv
+from higress_local.probe.exchanges import Headers, UpstreamRequest
+from higress_local.testing.pytest_plugin import find_hlocal_file
+from higress_local.project.scaffold import init_project
+from higress_local.project.scaffold import plugin_name, render_config, render_smoke_test
+from higress_local.testing.testrun import gives_paths, pytest_argv
 
 ENTRY = {"seq": 4, "method": "POST", "path": "/api", "query": {"a": ["1", "2"]},
          "headers": {"X-Multi": ["a", "b"], "content-type": ["application/json"]},

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from higress_local import wasm
-from higress_local.adapt import adapter, cache
-from higress_local.adapt.plan import plan_for
-from higress_local.adapt.upstream import TABLE_ADDRESS, upstream_table
-from higress_local.config import parse_project
+from higress_local.wasm import module as wasm
+from higress_local.wasm.adapt import adapter, cache
+from higress_local.wasm.adapt.plan import plan_for
+from higress_local.wasm.adapt.upstream import TABLE_ADDRESS, upstream_table
+from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError
-from higress_local.models import Endpoint, Service
+from higress_local.config.models import Endpoint, Service
 from higress_local.render.endpoints import OVERRIDE_HOST_HEADER, override_header_guards, render_endpoints_cluster
 
 from .test_adapt import header_pairs

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from higress_local import validate
+from higress_local.config import validate
 from higress_local.errors import ConfigError
-from higress_local.probe import send_request
+from higress_local.probe.send import send_request
 from higress_local.state import StackState
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from higress_local.errors import EXIT_TIMEOUT, WaitTimeout
-from higress_local.wait import Deadline, NotYet
+from higress_local.system.wait import Deadline, NotYet
 
 
 class FakeTime:

@@ -1,4 +1,4 @@
-"""Unit tests for higress_local.wasm: parsing, compatibility, ABI rename, custom sections."""
+"""Unit tests for higress_local.wasm.module: parsing, compatibility, ABI rename, custom sections."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import importlib.resources
 import pytest
 import wasmtime
 
-from higress_local import hostcalls, wasm
+from higress_local.higress import hostcalls
+from higress_local.wasm import module as wasm
 from higress_local.errors import InvalidWasm, PluginError
 
 from .wasm_builders import HEADER, plugin, validates

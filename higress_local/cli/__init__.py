@@ -1,0 +1,1 @@
+"""The `hlocal` command line: Click commands and what they print."""

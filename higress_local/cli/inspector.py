@@ -1,0 +1,119 @@
+"""`hlocal inspect [ID] [--replay]` and `hlocal ui`: the request inspector's commands (registered in cli.py)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .options import project_from, project_options
+
+
+def _captures(ctx: click.Context):
+    """The running stack's state and its capture store; a clear error when capture is off."""
+    from ..errors import ConfigError
+    from ..inspect.store import Store
+    from ..inspect.view import store_dir
+    from ..runtime import require_running
+
+    project = project_from(ctx)
+    state = require_running(project)
+    if state.layout is None or not state.layout.inspect_dir:
+        raise ConfigError(f"stack {state.name!r} captures no requests",
+                          "set `gateway: {inspect: true}` in hlocal.yaml and run `hlocal up` again")
+    return project, state, Store(store_dir(project.state_dir))
+
+
+@click.command("inspect")
+@project_options()
+@click.argument("request_id", metavar="[ID]", type=int, required=False)
+@click.option("-n", "limit", type=int, default=20, show_default=True, help="How many recent requests to list.")
+@click.option("--replay", is_flag=True, help="Send request ID's original client request again.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def inspect_command(ctx: click.Context, request_id: int | None, limit: int, replay: bool, as_json: bool) -> None:
+    """List the requests the gateway handled, or show one: the four views and what the plugins changed.
+
+    Every request through the gateway is captured (any client), newest first: the request as the
+    client sent it and as it left the plugins, the response as the upstream sent it and as the client
+    got it, with the plugins' log lines and the calls they made to services.
+    """
+    from ..errors import ConfigError
+    from ..inspect.view import format_list, format_record, list_row, record_json
+
+    project, state, store = _captures(ctx)
+    if request_id is None:
+        if replay:
+            raise ConfigError("--replay needs a request ID", "`hlocal inspect` lists them")
+        records = list(store.recent(limit=max(limit, 1)))
+        if as_json:
+            click.echo(json.dumps({"requests": [list_row(r) for r in records]}, indent=2, ensure_ascii=False))
+            return
+        for line in format_list(records):
+            click.echo(line)
+        return
+    record = store.get(request_id)
+    if record is None:
+        kept = store.ids()
+        where = f"kept: {kept[0]}…{kept[-1]}" if kept else "none captured yet"
+        raise ConfigError(f"no captured request #{request_id}", f"the ring keeps the newest requests ({where})")
+    if replay:
+        from ..inspect.view import replay_request
+        from ..probe.send import send_request
+
+        method, path, headers, body = replay_request(record)
+        exchange = send_request(state, method, path, headers, body)
+        if as_json:
+            click.echo(json.dumps({"replayed": request_id, "status": exchange.status}, indent=2))
+            return
+        click.echo(f"replayed #{request_id}: {method} {path} -> {exchange.status}  "
+                   f"({exchange.seconds * 1000:.0f} ms); it is a new entry in `hlocal inspect`")
+        return
+    if as_json:
+        click.echo(json.dumps(record_json(record), indent=2, ensure_ascii=False))
+        return
+    for line in format_record(record):
+        click.echo(line)
+
+
+def replayer(state, store):
+    """What the page's Replay button runs: the original client request, sent again."""
+
+    def replay(record_id: int) -> dict:
+        from ..errors import ConfigError
+        from ..inspect.view import replay_request
+        from ..probe.send import send_request
+
+        record = store.get(record_id)
+        if record is None:
+            raise ConfigError(f"no captured request #{record_id}", "it fell out of the ring")
+        method, path, headers, body = replay_request(record)
+        exchange = send_request(state, method, path, headers, body)
+        return {"replayed": record_id, "status": exchange.status, "ms": round(exchange.seconds * 1000, 1)}
+
+    return replay
+
+
+@click.command("ui")
+@project_options()
+@click.option("--port", "ui_port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
+@click.option("--open/--no-open", "open_browser", default=True, show_default=True, help="Open the page in a browser.")
+@click.pass_context
+def ui_command(ctx: click.Context, ui_port: int, open_browser: bool) -> None:
+    """Serve the request inspector as a local web page (live list, the four views, replay)."""
+    from ..inspect.ui import InspectorServer, ui_token
+
+    project, state, store = _captures(ctx)
+    server = InspectorServer(ui_port, store, ui_token(project.state_dir), replayer(state, store))
+    click.echo(f"inspector: {server.url}")
+    click.echo("(the token in the URL is this stack's; Ctrl-C stops the page)", err=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

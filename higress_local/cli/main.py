@@ -1,0 +1,435 @@
+"""The `hlocal` command line: thin Click commands over the library.
+
+Heavy modules are imported inside the commands so that `hlocal --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .options import project_from, project_options, runtime_option as _runtime_option
+from .project import COMMANDS as PROJECT_COMMANDS
+from ..errors import ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
+
+
+class HlocalGroup(click.Group):
+    """Turns every HlocalError (and a stop by signal) into one short message and its documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        try:
+            return super().invoke(ctx)
+        except HlocalError as exc:
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            click.secho(f"error: {exc.message}", fg="red", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+        except Stopped as stop:
+            click.echo(f"stopped by {stop.name}", err=True)
+            ctx.exit(int(stop.exit_code))
+
+
+@click.group(cls=HlocalGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "--file", "config_file", type=click.Path(dir_okay=True), default=None,
+              help="hlocal.yaml or its folder (default: the nearest one from the current folder up); "
+                   "also accepted after the subcommand.")
+@click.option("--debug", is_flag=True, help="Verbose logs and tracebacks.")
+@click.version_option(package_name="higress-local", prog_name="hlocal")
+@click.pass_context
+def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
+    """Run Higress wasm plugins locally behind a real gateway.
+
+    \b
+    Shell completion: eval "$(_HLOCAL_COMPLETE=bash_source hlocal)" (zsh_source, fish_source).
+
+    \b
+    Exit codes: 0 ok, 1 probe failed (or `status`: not healthy),
+    2 usage or config error, 3 environment problem, 4 plugin failed
+    to load or configure, 5 timed out waiting for ready,
+    129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.
+    """
+    import logging
+
+    from ..system.wait import install_interrupt_flag
+
+    install_interrupt_flag()
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
+    ctx.obj = {"config_file": config_file, "debug": debug}
+
+
+def stack_lock(*args: Any, **kwargs: Any):
+    """runtime.lock.stack_lock, imported on use (the runtime package is not needed for `--help`)."""
+    from ..runtime.lock import stack_lock as lock
+
+    return lock(*args, **kwargs)
+
+
+_project = project_from
+
+
+@main.command()
+@project_options(port=True)
+@_runtime_option
+@click.option("--recreate", is_flag=True, help="Stop a running stack and start it afresh.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, envvar="HLOCAL_UP_TIMEOUT",
+              help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
+@click.option("--build/--no-build", "build", default=None,
+              help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
+@click.option("--watch", "watch_after", is_flag=True, help="Then rebuild and reload on every change.")
+@click.option("--strict", is_flag=True, help="Fail (exit 4) when a plugin logs at error/critical level while starting.")
+@click.option("--foreground", is_flag=True,
+              help="Stay attached: print the stack's logs; Ctrl-C (or SIGTERM) stops the stack.")
+@click.pass_context
+def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, build: bool | None,
+       watch_after: bool, strict: bool, foreground: bool) -> None:
+    """Start the gateway, plugins and mock backend; wait until ready."""
+    from pathlib import Path
+
+    from .progress import Progress
+    from .report import follow_up_flags, print_up_summary
+    from ..runtime import select_runtime
+
+    project = _project(ctx)
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
+        _build_before_up(project, build)  # first: auto inspects the built modules to pick the runtime
+        rt = select_runtime(project, runtime, echo=echo)
+        with Progress(f"starting {project.name} ({rt.name})", detail=lambda: _up_detail(project)):
+            result = rt.up(project, recreate=recreate, timeout=timeout)
+    print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.get("name")))
+    _start_agent(project)
+    _startup_warnings(project, strict)
+    if foreground:
+        _foreground(project, rt)
+        return
+    if watch_after:
+        _watch(project)
+
+
+def _foreground(project, rt) -> None:
+    """`up --foreground`: follow the merged logs until a stop signal, then stop the stack (as `down`)."""
+    click.echo("running in the foreground: Ctrl-C stops the stack", err=True)
+    try:
+        for line in rt.logs(project, service=None, plugin_only=False, follow=True, tail=0):
+            click.echo(line)
+    except (KeyboardInterrupt, Stopped):
+        pass
+    finally:
+        # A second Ctrl-C must not cut the stop short.
+        import signal
+
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        with stack_lock(project.state_dir, "down", echo=lambda m: click.echo(m, err=True)):
+            stopped = rt.down(project)
+        click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running", err=True)
+
+
+def _startup_warnings(project, strict: bool) -> None:
+    """A plugin that logged a [critical] config error may fall back to deny-all and still be 'ready'."""
+    from ..probe.observe import startup_warnings_of
+
+    warnings = startup_warnings_of(project)
+    for line in warnings:
+        click.secho(f"warning: a plugin logged while starting: {line}", fg="yellow", err=True)
+    if strict and warnings:
+        raise PluginError(f"{len(warnings)} plugin log line(s) at error/critical level while starting (--strict)",
+                          "see the warnings above; fix the plugin's configuration, or drop --strict")
+
+
+def _up_detail(project) -> str | None:
+    """What `up` is waiting for, for the progress line: a large module compiles for seconds."""
+    from ..state import StackState
+
+    state = StackState.load_or_none(project.state_dir)
+    if state is None:
+        return "preparing"
+    if "gateway" in state.components or state.runtime == "docker":
+        names = [p.name for p in state.plugins]
+        if not names:
+            return "Envoy is starting"
+        return f"Envoy is starting plugin{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    return "starting the backend and services"
+
+
+def _build_before_up(project, build: bool | None) -> None:
+    from ..wasm.gobuild import build_plugin, needs_build
+    from .progress import Progress
+
+    if build is False:
+        return
+    for plugin in project.plugins:
+        if plugin.build is not None and (build or needs_build(plugin)):
+            with Progress(f"building {plugin.name}") as progress:
+                done = build_plugin(plugin, echo=lambda line: progress.echo(f"  | {line}"))
+            click.echo(f"built {plugin.name} in {done.seconds:.1f} s: {done.size:,} bytes, sha256 {done.sha256[:12]}",
+                       err=True)
+
+
+def _watch(project) -> None:
+    from ..project.watch import watch
+
+    try:
+        watch(project.file, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"stopped watching; the stack is still running (hlocal down to stop it)", err=True)
+
+
+@main.command()
+@project_options(name=False)
+@click.argument("plugins", nargs=-1)
+@click.option("--in-docker", is_flag=True, help="Build in a golang container (plugins[].build.image).")
+@click.pass_context
+def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None:
+    """Compile plugins to wasm and inspect the result."""
+    from ..wasm.gobuild import build_plugin
+    from ..errors import ConfigError
+
+    project = _project(ctx)
+    chosen = [project.plugin(n) for n in plugins] or [p for p in project.plugins if p.build is not None]
+    if not chosen:
+        raise ConfigError(f"no plugin in {project.file.name} has a build section",
+                          "add `build: {}` to a plugin for the default `go build`")
+    for plugin in chosen:
+        done = build_plugin(plugin, echo=lambda line: click.echo(f"  | {line}", err=True), in_docker=in_docker)
+        click.echo(f"built {plugin.name} in {done.seconds:.1f} s: {done.wasm} ({done.size:,} bytes), "
+                   f"sha256 {done.sha256}, ABI {done.abi or 'none'}")
+
+
+@main.command()
+@project_options()
+@click.argument("plugins", nargs=-1)
+@click.option("--build/--no-build", "build", default=True, help="Rebuild plugins whose sources changed (default).")
+@click.option("--restart", is_flag=True, help="Restart the gateway instead of swapping in place.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the swap.")
+@click.pass_context
+def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: bool, timeout: float) -> None:
+    """Swap new builds, plugin configs, routes and stubs into the running gateway."""
+    from ..runtime.reload import reload_stack
+
+    project = _project(ctx)
+    result = reload_stack(project, names=plugins, build=build, restart=restart, timeout=timeout,
+                          echo=lambda line: click.echo(f"  | {line}", err=True))
+    if not result.changed:
+        click.echo("nothing changed")
+    for line in result.lines:
+        click.echo(line)
+    _start_agent(project)
+
+
+def _start_agent(project) -> None:
+    """The stack's reload agent (agent.py): the next `hlocal reload` is served warm. Best effort."""
+    from ..agent.control import ensure_agent
+
+    try:
+        ensure_agent(project.state_dir)
+    except HlocalError as exc:  # the stack runs; only the next reload is slower
+        click.echo(f"note: the reload agent did not start ({exc.message}); reloads run without it", err=True)
+
+
+@main.command()
+@project_options()
+@click.pass_context
+def watch(ctx: click.Context) -> None:
+    """Rebuild and reload the running stack whenever plugin sources or hlocal.yaml change."""
+    from ..runtime import require_running
+
+    project = _project(ctx)
+    require_running(project)
+    _watch(project)
+
+
+@main.command()
+@project_options()
+@_runtime_option
+@click.option("--clean", is_flag=True, help="Also remove the stack's folder .hlocal/<name>/ (logs, rendered files).")
+@click.pass_context
+def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
+    """Stop everything of this stack (safe to run twice)."""
+    from ..runtime import runtime_for_state
+    from ..system.ownfiles import remove_tree
+
+    project = _project(ctx)
+    with stack_lock(project.state_dir, "down", echo=lambda m: click.echo(m, err=True)):
+        stopped = runtime_for_state(project, runtime).down(project)
+        if clean:
+            # Under the lock: no `up` can be writing there. The lock file goes too; its fd stays valid.
+            remove_tree(project.state_dir)
+    click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running")
+    if clean:
+        click.echo(f"removed {project.state_dir}")
+
+
+@main.command()
+@project_options()
+@_runtime_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
+    """Show each component: state, pid, ports, plugin sha, uptime. Exit 1 when not healthy."""
+    from .report import print_status
+    from ..runtime import runtime_for_state
+
+    project = _project(ctx)
+    report = runtime_for_state(project, runtime).status(project)
+    print_status(report, as_json=as_json)
+    if not report.running:  # scripts can say `hlocal status && ...`
+        if not report.components:
+            raise Unhealthy(f"stack {project.name!r} is not running", "start it with `hlocal up`")
+        raise Unhealthy(f"stack {project.name!r} is degraded",
+                        report.problem or "see the components above; `hlocal up --recreate` restarts it")
+
+
+@main.command()
+@project_options(short_file=False)
+@_runtime_option
+@click.argument("service", required=False, metavar="[gateway|backend|access|svc-NAME]")
+@click.option("--plugin", "plugin_only", is_flag=True, help="Only the plugins' own lines, as `plugin: message`.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.option("--since", default=None, metavar="WHEN", help="Only lines since a duration ago (10s, 5m, 1h) or a time (ISO 8601).")
+@click.option("-t", "--timestamps", is_flag=True, help="Show each line's time (UTC, ISO 8601).")
+@click.option("--no-prefix", is_flag=True, help="Do not prefix lines with the component's name.")
+@click.pass_context
+def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_only: bool, follow: bool,
+         tail: int | None, since: str | None, timestamps: bool, no_prefix: bool) -> None:
+    """Print the stack's logs merged in time order (`access`: the gateway's access log)."""
+    from ..gatewaylog.logs import parse_since
+    from ..runtime import runtime_for_state
+
+    cutoff = parse_since(since) if since else None
+    project = _project(ctx)
+    rt = runtime_for_state(project, runtime)
+    for line in rt.logs(project, service=service, plugin_only=plugin_only, follow=follow, tail=tail,
+                        since=cutoff, timestamps=timestamps, prefix=False if no_prefix else None):
+        click.echo(line)
+
+
+@main.command()
+@project_options()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Run the probes from hlocal.yaml against the running stack."""
+    from ..probe.send import run_probes
+    from .report import print_probe_results
+    from ..runtime import require_running
+
+    project = _project(ctx)
+    state = require_running(project)
+    results = run_probes(project, state, names)
+    print_probe_results(results, as_json=as_json)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise ProbeFailed(f"{len(failed)} of {len(results)} probes failed",
+                          "see each failure above; `hlocal logs --plugin` shows what the plugins logged")
+
+
+@main.command()
+@project_options()
+@click.argument("method")
+@click.argument("path")
+@click.option("-H", "--header", "headers", multiple=True, help="Header as 'Name: value' (repeatable).")
+@click.option("-d", "--data", default=None, help="Request body (use @FILE to read a file).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...], data: str | None, as_json: bool) -> None:
+    """Send one request; show the response and what the backend received."""
+    from ..probe.send import send_request
+    from .report import print_exchange
+    from ..runtime import require_running
+
+    from ..config.validate import check_method, check_path
+
+    project = _project(ctx)
+    check_method(method, "request method")
+    check_path(path, "request path")
+    pairs, body = _parse_headers(headers), _read_data(data)  # usage errors first, running or not
+    state = require_running(project)
+    exchange = send_request(state, method, path, pairs, body, observe=project)
+    print_exchange(exchange, as_json=as_json)
+
+
+REQUEST_BODY_CAP = 256 * 1024 * 1024  # -d @FILE: never read a device or a huge file whole
+
+
+def _parse_headers(raw: tuple[str, ...]) -> list[tuple[str, str]]:
+    from ..errors import ConfigError
+    from ..config.validate import check_header
+
+    out = []
+    for item in raw:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"-H {item!r}: expected 'Name: value'", "for example -H 'x-user: alice'")
+        check_header(name.strip(), value.strip(), f"-H {item!r}")
+        out.append((name.strip(), value.strip()))
+    return out
+
+
+def _read_data(data: str | None) -> bytes | None:
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..system.userfiles import read_regular_file
+
+
+    if data is None:
+        return None
+    if data.startswith("@"):
+        return read_regular_file(Path(data[1:]), REQUEST_BODY_CAP, f"-d {data}", error=ConfigError,
+                                 hint="give a regular file (the mock backend's body limit applies)")
+    return data.encode()
+
+
+@main.command("test", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@project_options(port=True)
+@_runtime_option
+@click.option("--build/--no-build", "build", default=None,
+              help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
+@click.option("--keep", is_flag=True, help="Leave the stack running afterwards.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, envvar="HLOCAL_UP_TIMEOUT",
+              help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep: bool, timeout: float,
+               pytest_args: tuple[str, ...]) -> None:
+    """Start the stack, run the smoke tests with pytest (default: tests/), stop it; exit with pytest's status.
+
+    Arguments after hlocal's own options go to pytest, e.g. `hlocal test -- -k headers -x`.
+    """
+    from ..testing.testrun import require_pytest, run_smoke_tests
+
+    project = _project(ctx)
+    require_pytest()
+    _build_before_up(project, build)
+    code = run_smoke_tests(project, pytest_args, runtime=runtime, keep=keep, timeout=timeout,
+                           echo=lambda m: click.echo(m, err=True))
+    ctx.exit(code)
+
+
+for _command in PROJECT_COMMANDS:
+    main.add_command(_command)
+
+from .inspector import inspect_command, ui_command  # noqa: E402  (commands of their own modules)
+from .mcp import mcp_group  # noqa: E402
+from .push import push_command  # noqa: E402
+
+main.add_command(push_command, "push")
+main.add_command(inspect_command, "inspect")
+main.add_command(ui_command, "ui")
+main.add_command(mcp_group, "mcp")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""hlocal.yaml: loaded, interpolated and validated into typed, immutable models."""

@@ -1,0 +1,231 @@
+"""Reading, merging and following the stack's logs; picking out and shortening the plugins' own lines.
+
+Lines of several files are merged in time order by the timestamp each line carries (Envoy's
+`[YYYY-MM-DD HH:MM:SS.mmm]`, an ISO-8601 time, a JSON `time`/`ts` field, redis-server's
+`pid:X DD Mon YYYY HH:MM:SS.mmm`). A line without one keeps its place after the line before it in
+its own file, so nothing is ever reordered within one file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+# Envoy prints what a plugin logs as "wasm log <plugin> <root_id> <vm_id>: <message>"
+# (envoyproxy/envoy source/extensions/common/wasm/context.cc, Context::log). hlocal gives the plugin
+# name as all three, so a raw line repeats it; wasm-go then prefixes "[<plugin name>]" itself.
+PLUGIN_LINE = re.compile(r"wasm log (?P<plugin>[^\s:]+)(?: [^\s:]*)?(?: [^\s:]*)?: (?P<message>.*)$")
+BRIDGE = "hlocal.bridge"
+
+_ENVOY_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\]")
+_ISO_TIME = re.compile(r"^\[?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\]?(?=\s|$)")
+_REDIS_TIME = re.compile(r"^\d+:[A-Z] (\d\d \w{3} \d{4} \d\d:\d\d:\d\d\.\d+) ")
+_SINCE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def is_plugin_line(line: str) -> bool:
+    """A line a plugin logged (not one of hlocal's own property bridge)."""
+    match = PLUGIN_LINE.search(line)
+    return match is not None and match.group("plugin") != BRIDGE
+
+
+def plugin_lines(lines: Iterable[str]) -> list[str]:
+    return [line for line in lines if is_plugin_line(line)]
+
+
+def short_plugin_line(line: str) -> str | None:
+    """`plugin-name: message` for a plugin's line (Envoy's prefix and the repeated name dropped); else None."""
+    match = PLUGIN_LINE.search(line)
+    if match is None or match.group("plugin") == BRIDGE:
+        return None
+    name, message = match.group("plugin"), match.group("message")
+    if message.startswith(f"[{name}] "):
+        message = message[len(name) + 3:]
+    return f"{name}: {message}"
+
+
+def timed_plugin_line(line: str) -> str:
+    """`HH:MM:SS.mmm plugin-name: message` for a plugin's line (as `hlocal logs -t` reads); else the line."""
+    short = short_plugin_line(line)
+    if short is None:
+        return line
+    match = _ENVOY_TIME.match(line)
+    return f"{match.group(1)[11:23]} {short}" if match else short
+
+
+def line_time(line: str) -> float | None:
+    """The time a log line carries at its start (epoch seconds), if any."""
+    match = _ENVOY_TIME.match(line)
+    if match:  # Envoy logs local time without a zone
+        return _local(datetime.strptime(match.group(1)[:26], _fmt(match.group(1), " ")))
+    match = _ISO_TIME.match(line)
+    if match:
+        return _iso(match.group(1))
+    if line.startswith("{"):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            for key in ("time", "ts", "timestamp", "start_time"):
+                value = doc.get(key)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    return float(value)
+                if isinstance(value, str):
+                    found = _iso(value)
+                    if found is not None:
+                        return found
+        return None
+    match = _REDIS_TIME.match(line)
+    if match:
+        try:
+            return _local(datetime.strptime(match.group(1), "%d %b %Y %H:%M:%S.%f"))
+        except ValueError:
+            return None
+    return None
+
+
+def _fmt(text: str, sep: str) -> str:
+    return f"%Y-%m-%d{sep}%H:%M:%S" + (".%f" if "." in text else "")
+
+
+def _local(moment: datetime) -> float:
+    return moment.timestamp()  # naive: interpreted in the local zone, as the program wrote it
+
+
+def _iso(text: str) -> float | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo else _local(moment)
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """`--since` as epoch seconds: a duration back from now (10s, 5m, 1h30m, 2d) or a time (ISO 8601)."""
+    from ..errors import ConfigError
+
+    now = time.time() if now is None else now
+    compact = text.strip()
+    if compact and _SINCE.sub("", compact) == "":
+        return now - sum(float(n) * _UNITS[u] for n, u in _SINCE.findall(compact))
+    found = _iso(compact)
+    if found is None:
+        raise ConfigError(f"--since {text!r}: expected a duration (10s, 5m, 1h30m) or a time (2026-12-02T10:00:00)",
+                          "for example --since 5m")
+    return found
+
+
+@dataclass
+class LogLine:
+    """One line of one source, with the time it carries (or inherits from the line before it)."""
+
+    source: str
+    text: str
+    time: float | None
+    order: int = 0  # position within its source: ties keep file order
+
+
+def timed(source: str, lines: Iterable[str], carry: float | None = None) -> list[LogLine]:
+    """Lines of one source with times; an untimed line inherits the previous line's time."""
+    out = []
+    for index, text in enumerate(lines):
+        found = line_time(text)
+        carry = found if found is not None else carry
+        out.append(LogLine(source, text, carry, index))
+    return out
+
+
+def merge(sources: Iterable[list[LogLine]]) -> list[LogLine]:
+    """All sources in time order (untimed leading lines first); stable within each source."""
+    import heapq
+
+    def key(line: LogLine) -> tuple[float, int]:
+        return (line.time if line.time is not None else float("-inf"), line.order)
+
+    return list(heapq.merge(*sources, key=key))
+
+
+@dataclass(frozen=True)
+class LogView:
+    """What `hlocal logs` shows of each line."""
+
+    plugin_only: bool = False
+    prefix: bool = True
+    timestamps: bool = False
+    since: float | None = None
+    width: int = 8
+
+    def keep(self, line: LogLine) -> bool:
+        if self.since is not None and (line.time is None or line.time < self.since):
+            return False
+        return not self.plugin_only or is_plugin_line(line.text)
+
+    def render(self, line: LogLine) -> str:
+        text = line.text
+        short = short_plugin_line(text)
+        if short is not None:
+            text = short
+        elif self.timestamps:
+            text = _ENVOY_TIME.sub("", text, count=1).lstrip()
+        if self.timestamps:
+            stamp = (datetime.fromtimestamp(line.time, timezone.utc).isoformat(timespec="milliseconds")
+                     .replace("+00:00", "Z") if line.time is not None else "-")
+            text = f"{stamp} {text}"
+        if self.prefix:
+            text = f"{line.source:<{self.width}}| {text}"
+        return text
+
+
+def read_lines(path: Path, start: int = 0) -> tuple[list[str], int]:
+    """Lines from byte offset `start`; returns them and the offset after the last full line."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            data = handle.read()
+    except FileNotFoundError:
+        return [], start
+    end = data.rfind(b"\n") + 1
+    text = data[:end].decode("utf-8", errors="replace")
+    return text.splitlines(), start + end
+
+
+def follow_files(
+    files: dict[str, Path], *, plugin_only: bool, follow: bool, tail: int | None, prefix: bool,
+    since: float | None = None, timestamps: bool = False,
+    poll: float = 0.2, stop: Callable[[], bool] | None = None,
+) -> Iterator[str]:
+    """Existing lines merged in time order (optionally the last N), then new ones while `follow`."""
+    view = LogView(plugin_only=plugin_only, prefix=prefix, timestamps=timestamps, since=since,
+                   width=max([8, *(len(n) + 1 for n in files)]))
+    offsets: dict[str, int] = {}
+    carry: dict[str, float | None] = {}
+    sources = []
+    for name, path in files.items():
+        lines, offsets[name] = read_lines(path)
+        items = timed(name, lines)
+        carry[name] = items[-1].time if items else None
+        sources.append(items)
+    backlog = [line for line in merge(sources) if view.keep(line)]
+    if tail is not None:
+        backlog = list(deque(backlog, maxlen=tail)) if tail > 0 else []
+    yield from (view.render(line) for line in backlog)
+    while follow and not (stop and stop()):
+        fresh = []
+        for name, path in files.items():
+            lines, offsets[name] = read_lines(path, offsets[name])
+            items = timed(name, lines, carry[name])
+            if items:
+                carry[name] = items[-1].time
+            fresh.append(items)
+        shown = [line for line in merge(fresh) if view.keep(line)]
+        yield from (view.render(line) for line in shown)
+        if not any(fresh):
+            time.sleep(poll)

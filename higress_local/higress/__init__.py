@@ -1,0 +1,1 @@
+"""What hlocal knows about Higress: releases, the host functions each links, what stock Envoy lacks."""

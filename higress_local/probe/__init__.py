@@ -1,0 +1,1 @@
+"""Talking to a running stack: requests through the gateway, what the backend saw, MCP calls."""

@@ -1,0 +1,1 @@
+"""Commands that scaffold, render, ship or list projects rather than run a stack."""

@@ -1,0 +1,1 @@
+"""This machine: running programs, ports, waiting, docker preflight and safe file access."""
