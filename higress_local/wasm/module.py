@@ -392,6 +392,3 @@ def add_custom_section(data: bytes, name: str, payload: bytes, module: str = "mo
     body = encode_name(name) + bytes(payload)
     return data + b"\x00" + uleb_encode(len(body)) + body
 
-
-# The verdict lives in compat.py; kept importable from here for callers of wasm.check_compatibility.
-from higress_local.wasm.compat import Compatibility, check_compatibility  # noqa: E402,F401

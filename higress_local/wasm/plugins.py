@@ -9,6 +9,7 @@ from typing import Any
 from .adapt.adapter import adapt_module
 from .adapt.catalog import BY_HOST_FUNCTION, HOST_FUNCTION_EMULATIONS
 from .adapt.plan import DEFAULT_REQUEST_BUFFER_LIMIT, plan_for
+from .compat import check_compatibility
 from ..higress import releases
 from ..config.models import wanted_minor
 from ..config.project import Gateway, Plugin, Project
@@ -24,7 +25,7 @@ class PluginCheck:
 
     plugin: Plugin
     info: Any  # wasm.ModuleInfo
-    compat: Any  # wasm.Compatibility
+    compat: Any  # compat.Compatibility
     served: bytes = b""
     elsewhere: dict[str, bool] = field(default_factory=dict)  # flavor -> runnable there
     _sha: str = field(default="", repr=False)
@@ -109,8 +110,8 @@ def check_plugin(plugin: Plugin, flavor: str, gateway: Gateway | None = None) ->
     info = wasm.inspect_file(plugin.wasm, label=f"plugin {plugin.name!r}")
     release = releases.release(gateway.higress if gateway else None)
     minor = wanted_minor(gateway) if gateway else None
-    elsewhere = {f: wasm.check_compatibility(info, f, release, minor).runnable for f in ("envoy", "higress")}
-    return PluginCheck(plugin=plugin, info=info, compat=wasm.check_compatibility(info, flavor, release, minor),
+    elsewhere = {f: check_compatibility(info, f, release, minor).runnable for f in ("envoy", "higress")}
+    return PluginCheck(plugin=plugin, info=info, compat=check_compatibility(info, flavor, release, minor),
                        elsewhere=elsewhere)
 
 

@@ -131,7 +131,8 @@ def test_official_plugin_is_not_refused_and_adapts_to_a_valid_module(path: str, 
     from higress_local.wasm.adapt.adapter import adapt_module
     from higress_local.wasm.adapt.catalog import BY_HOST_FUNCTION
     from higress_local.wasm.adapt.plan import plan_for
-    from higress_local.wasm.module import STOCK_ABI_EXPORT, check_compatibility, inspect_bytes
+    from higress_local.wasm.compat import check_compatibility
+    from higress_local.wasm.module import STOCK_ABI_EXPORT, inspect_bytes
 
     data = built_or_xfail(official, path).read_bytes()
     info = inspect_bytes(data, path)

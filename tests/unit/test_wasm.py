@@ -10,6 +10,7 @@ import wasmtime
 
 from higress_local.higress import hostcalls
 from higress_local.wasm import module as wasm
+from higress_local.wasm.compat import check_compatibility
 from higress_local.errors import InvalidWasm, PluginError
 
 from .wasm_builders import HEADER, plugin, validates
@@ -197,18 +198,18 @@ def test_unknown_section_id_and_import_kind():
 
 def test_higress_abi_on_stock_envoy_needs_rename_and_stop_iteration():
     info = wasm.inspect_bytes(plugin())
-    envoy = wasm.check_compatibility(info, "envoy")
+    envoy = check_compatibility(info, "envoy")
     assert envoy.runnable and envoy.problems == []
     assert envoy.adaptations[0] == (
         "rename export proxy_abi_version_0_2_100 → proxy_abi_version_0_2_1"
     )
     assert "allow_on_headers_stop_iteration" in envoy.adaptations[1]
-    higress = wasm.check_compatibility(info, "higress")
+    higress = check_compatibility(info, "higress")
     assert (higress.runnable, higress.adaptations, higress.problems) == (True, [], [])
 
 
 def test_stock_abi_needs_no_adaptation():
-    result = wasm.check_compatibility(wasm.inspect_bytes(plugin(abi="0_2_1")), "envoy")
+    result = check_compatibility(wasm.inspect_bytes(plugin(abi="0_2_1")), "envoy")
     assert (result.runnable, result.adaptations) == (True, [])
 
 
@@ -218,17 +219,17 @@ REDIS_EXPORTS = ('(func (export "proxy_on_http_call_response") (param i32 i32 i3
 
 def test_redis_import_outside_a_go_module_runs_only_on_higress():
     info = wasm.inspect_bytes(plugin(imports=REDIS, extra=REDIS_EXPORTS))
-    envoy = wasm.check_compatibility(info, "envoy")
+    envoy = check_compatibility(info, "envoy")
     assert not envoy.runnable
     [problem] = envoy.problems
     assert "env.proxy_redis_call" in problem and "Redis" in problem
     assert "flavor higress" in problem and "no go:buildid section" in problem
-    assert wasm.check_compatibility(info, "higress").runnable
+    assert check_compatibility(info, "higress").runnable
 
 
 def test_redis_import_in_a_go_module_is_emulated_on_stock_envoy():
     data = wasm.add_custom_section(plugin(imports=REDIS, extra=REDIS_EXPORTS), "go:buildid", b"x")
-    envoy = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
+    envoy = check_compatibility(wasm.inspect_bytes(data), "envoy")
     assert envoy.runnable, envoy.problems
     assert envoy.emulations == ["redis"]
     assert any("Redis (proxy_redis_call) through hlocal's Redis relay" in a for a in envoy.adaptations)
@@ -236,14 +237,14 @@ def test_redis_import_in_a_go_module_is_emulated_on_stock_envoy():
 
 def test_redis_without_the_callback_export_is_refused_with_the_reason():
     data = wasm.add_custom_section(plugin(imports=REDIS), "go:buildid", b"x")
-    [problem] = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy").problems
+    [problem] = check_compatibility(wasm.inspect_bytes(data), "envoy").problems
     assert "does not export proxy_on_http_call_response, proxy_on_redis_call_response" in problem
 
 
 @pytest.mark.parametrize("name", ["proxy_get_upstream_metrics", "proxy_override_upstream_host"])
 def test_functions_without_a_faithful_emulation_stay_refused(name):
     data = wasm.add_custom_section(plugin(imports=(("env", "proxy_log"), ("env", name))), "go:buildid", b"x")
-    result = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
+    result = check_compatibility(wasm.inspect_bytes(data), "envoy")
     [problem] = result.problems
     assert f"env.{name}" in problem and "cannot emulate on stock Envoy" in problem
     assert "stock" in problem and "flavor higress" in problem
@@ -256,7 +257,7 @@ def test_unknown_imports_are_problems_on_both_flavors(flavor):
         plugin(imports=(("env", "proxy_teleport"), ("wasi_snapshot_preview1", "proc_raise"),
                         ("gojs", "runtime.wasmExit")))
     )
-    result = wasm.check_compatibility(info, flavor)
+    result = check_compatibility(info, flavor)
     assert not result.runnable
     assert result.problems == [
         "Envoy will refuse to load: missing import env.proxy_teleport",
@@ -268,10 +269,10 @@ def test_unknown_imports_are_problems_on_both_flavors(flavor):
 
 def test_abi_specific_host_function_under_older_abi():
     info = wasm.inspect_bytes(plugin(abi="0_2_0", imports=(("env", "proxy_get_log_level"),)))
-    [problem] = wasm.check_compatibility(info, "envoy").problems
+    [problem] = check_compatibility(info, "envoy").problems
     assert "missing import env.proxy_get_log_level" in problem
     assert "ABI 0.2.1 modules, this one declares 0.2.0" in problem
-    assert wasm.check_compatibility(wasm.inspect_bytes(plugin(
+    assert check_compatibility(wasm.inspect_bytes(plugin(
         abi="0_2_100", imports=(("env", "proxy_get_log_level"),))), "envoy").runnable
 
 
@@ -287,19 +288,19 @@ def test_abi_specific_host_function_under_older_abi():
 )
 @pytest.mark.parametrize("flavor", ["envoy", "higress"])
 def test_structural_problems(kwargs, needle, flavor):
-    result = wasm.check_compatibility(wasm.inspect_bytes(plugin(**kwargs)), flavor)
+    result = check_compatibility(wasm.inspect_bytes(plugin(**kwargs)), flavor)
     assert not result.runnable
     assert any(needle in p for p in result.problems), result.problems
 
 
 def test_malloc_export_is_enough():
     info = wasm.inspect_bytes(plugin(allocator="malloc"))
-    assert wasm.check_compatibility(info, "envoy").runnable
+    assert check_compatibility(info, "envoy").runnable
 
 
 def test_unknown_flavor_is_a_programming_error():
     with pytest.raises(ValueError, match="flavor"):
-        wasm.check_compatibility(wasm.inspect_bytes(plugin()), "nginx")
+        check_compatibility(wasm.inspect_bytes(plugin()), "nginx")
 
 
 def test_foreign_function_candidates_from_data_section():
@@ -308,7 +309,7 @@ def test_foreign_function_candidates_from_data_section():
     assert wasm.foreign_function_candidates(data) == ("get_log_level",)
     info = wasm.inspect_bytes(data)
     assert info.foreign_candidates == ("get_log_level",)
-    result = wasm.check_compatibility(info, "envoy")
+    result = check_compatibility(info, "envoy")
     assert result.runnable
     assert result.notes and "get_log_level" in result.notes[0] and "NotFound" in result.notes[0]
     assert wasm.foreign_function_candidates(plugin()) == ()
@@ -318,7 +319,7 @@ def test_get_log_level_is_emulated_in_go_modules_that_call_foreign_functions():
     data = plugin(imports=(("env", "proxy_log"), ("env", "proxy_call_foreign_function")),
                   extra='(data (i32.const 16) "get_log_level")')
     data = wasm.add_custom_section(data, "go:buildid", b"x")
-    result = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
+    result = check_compatibility(wasm.inspect_bytes(data), "envoy")
     assert result.runnable and result.emulations == ["get_log_level"] and result.notes == []
     assert any("get_log_level answers the stack's gateway.wasm_log_level" in a for a in result.adaptations)
 
@@ -426,10 +427,10 @@ def test_real_transformer_plugin():
     }
     assert {"sched_yield", "poll_oneoff", "fd_write"} <= set(info.wasi_functions)
 
-    envoy = wasm.check_compatibility(info, "envoy")
+    envoy = check_compatibility(info, "envoy")
     assert envoy.runnable, envoy.problems
     assert envoy.adaptations[0].startswith("rename export proxy_abi_version_0_2_100")
-    assert wasm.check_compatibility(info, "higress").runnable
+    assert check_compatibility(info, "higress").runnable
 
     adapted = wasm.adapt_for_stock_envoy(data)
     assert wasm.inspect_bytes(adapted).abi_version == "0.2.1"
@@ -439,6 +440,6 @@ def test_real_transformer_plugin():
 def test_the_upstream_host_functions_are_emulated_in_go_builds():
     names = (("env", "proxy_log"), ("env", "proxy_get_upstream_hosts"), ("env", "proxy_set_upstream_override_host"))
     data = wasm.add_custom_section(plugin(imports=names), "go:buildid", b"x")
-    result = wasm.check_compatibility(wasm.inspect_bytes(data), "envoy")
+    result = check_compatibility(wasm.inspect_bytes(data), "envoy")
     assert result.runnable and result.emulations == ["upstream_hosts"]
     assert any("override-host policy" in a for a in result.adaptations)
