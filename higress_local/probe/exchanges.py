@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any, Iterator, Mapping
 import requests
 
 from ..errors import EnvironmentProblem, WaitTimeout
+from ..gatewaylog.logs import short_plugin_line
 from .send import REQUEST_ID_HEADER, Exchange
 from ..system.wait import Deadline, NotYet
 
@@ -189,7 +191,7 @@ def _listing(lines: list[str]) -> str:
 
 
 def exchange_of(response: requests.Response, upstream: UpstreamRequest | None) -> Exchange:
-    """A requests response and its journal entry as a probe.Exchange (for report.format_exchange)."""
+    """A requests response and its journal entry as a probe.Exchange (for format_exchange below)."""
     sent = response.request
     body = sent.body.encode() if isinstance(sent.body, str) else sent.body
     return Exchange(
@@ -199,3 +201,55 @@ def exchange_of(response: requests.Response, upstream: UpstreamRequest | None) -
         response_body=response.content, upstream=upstream.raw if upstream else None,
         seconds=response.elapsed.total_seconds(),
     )
+
+
+def format_exchange(exchange) -> list[str]:
+    """The response as the client got it and, below, the request as the backend received it."""
+    out = [f"> {exchange.method} {exchange.url}", f"< {exchange.status}  ({exchange.seconds * 1000:.0f} ms)"]
+    for name, value in exchange.response_headers.items():
+        out.append(f"< {name}: {value}")
+    body = exchange.response_text()
+    doc = exchange.response_json()
+    up = exchange.upstream
+    if up is not None and isinstance(doc, dict) and doc.get("headers") == up.get("headers"):
+        out += ["", "(the backend's echo of the request it received, shown below)"]
+    elif doc is not None:
+        out += ["", json.dumps(doc, indent=2, ensure_ascii=False)]
+    elif body:
+        out += ["", body.rstrip("\n")]
+    out.append("")
+    out += effects_lines(exchange)
+    who = "backend"
+    received_by = getattr(exchange, "received_by", None)
+    if up is None and received_by not in (None, "backend"):
+        up, who = exchange.received, f"service {received_by}"  # a route to a service: its mock's journal
+    if up is None:
+        out.append("backend received: nothing (the gateway answered without calling the backend or a service mock)")
+        return out
+    query = "&".join(f"{k}={v}" for k, vs in up.get("query", {}).items() for v in vs)
+    matched = getattr(exchange, "matched_by", "")
+    how = f"  (matched by {matched})" if matched and matched != "request id" else ""
+    out.append(f"{who} received: {up['method']} {up['path']}{'?' + query if query else ''}{how}")
+    for name, values in up.get("headers", {}).items():
+        for value in values:
+            out.append(f"  {name}: {value}")
+    if up.get("body"):
+        out += ["", "  " + up["body"].rstrip("\n").replace("\n", "\n  ")]
+    return out
+
+
+def effects_lines(exchange) -> list[str]:
+    """Calls the plugin made to services, its log lines, and explanations of failed calls."""
+    effects = exchange.effects
+    if effects is None:
+        return []
+    out = []
+    for service, calls in effects.service_calls.items():
+        for call in calls:
+            out.append(f"service {service} received: {call['method']} {call['path']} -> {call.get('status')}")
+    for line in effects.plugin_lines[-10:]:
+        # As `hlocal logs` shows it: `plugin-name: message`, without Envoy's prefix and the repeated name.
+        out.append(f"plugin log: {short_plugin_line(line) or line.split('wasm log ', 1)[-1]}")
+    for note in effects.notes:
+        out.append(f"note: {note}")
+    return out + [""] if out else out

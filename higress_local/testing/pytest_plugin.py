@@ -230,8 +230,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _report_sections(record: RecordedTest) -> list[tuple[str, str]]:
-    from ..probe.exchanges import UpstreamJournal, exchange_of
-    from ..cli.report import format_exchange
+    from ..probe.exchanges import UpstreamJournal, exchange_of, format_exchange
 
     sections = []
     response = record.last_response()

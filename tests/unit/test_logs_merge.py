@@ -87,7 +87,7 @@ def test_follow_files_merges_tails_and_follows(tmp_path):
 def test_request_shows_plugin_lines_as_logs_does():
     from types import SimpleNamespace
 
-    from higress_local.cli.report import effects_lines
+    from higress_local.probe.exchanges import effects_lines
 
     raw = ("[2026-12-02 08:48:20.113][1][info][wasm] [source/extensions/common/wasm/context.cc:1151] "
            "wasm log my-plugin my-plugin my-plugin: [my-plugin] [nil] [3002fe61] added x-my-plugin to /hello")
