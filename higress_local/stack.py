@@ -250,3 +250,56 @@ def _running(project: Project) -> bool:
     except HlocalError:
         return False
     return True
+
+
+# -- What the CLI asks of a project's stack -----------------------------------------------------
+# The command line reaches the runtime package only through these (imported on use: `--help` needs none
+# of it). Each hands on to the one owner: runtime/ (choice, state), runtime.lock, runtime.reload.
+
+def choose_runtime_name(project: Project, override: str | None) -> tuple[str, str]:
+    """The runtime `up` would use and one line saying why."""
+    from .runtime import choose_runtime_name as choose
+
+    return choose(project, override)
+
+
+def resolve_flavor(project: Project, override: str | None) -> str:
+    """The gateway flavor plugins are judged against (gateway.flavor, else the chosen runtime's)."""
+    from .runtime import resolve_flavor as resolve
+
+    return resolve(project, override)
+
+
+def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None) -> Any:
+    """The runtime for `up`; refuses when the stack already runs on the other one."""
+    from .runtime import select_runtime as select
+
+    return select(project, override, echo=echo)
+
+
+def runtime_for_state(project: Project, override: str | None) -> Any:
+    """The runtime that started the stack, else the configured one (`down`, `status`, `logs`)."""
+    from .runtime import runtime_for_state as for_state
+
+    return for_state(project, override)
+
+
+def require_running(project: Project) -> StackState:
+    """The running stack's state; NotRunning when it is not up."""
+    from .runtime import require_running as running
+
+    return running(project)
+
+
+def stack_lock(state_dir: Path, command: str, **kwargs: Any) -> Any:
+    """The stack's lock for `command` (a context manager): `up`, `down`, `reload`, `watch` one at a time."""
+    from .runtime.lock import stack_lock as lock
+
+    return lock(state_dir, command, **kwargs)
+
+
+def reload_stack(project: Project, **kwargs: Any) -> Any:
+    """`hlocal reload`: build what is stale and swap every changed piece into the running gateway."""
+    from .runtime.reload import reload_stack as reload
+
+    return reload(project, **kwargs)

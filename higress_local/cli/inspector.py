@@ -14,7 +14,7 @@ def _captures(ctx: click.Context):
     from ..errors import ConfigError
     from ..inspect.store import Store
     from ..inspect.view import store_dir
-    from ..runtime import require_running
+    from ..stack import require_running
 
     project = project_from(ctx)
     state = require_running(project)

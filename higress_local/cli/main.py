@@ -67,8 +67,8 @@ def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 
 
 def stack_lock(*args: Any, **kwargs: Any):
-    """runtime.lock.stack_lock, imported on use (the runtime package is not needed for `--help`)."""
-    from ..runtime.lock import stack_lock as lock
+    """stack.stack_lock, imported on use (`--help` needs neither it nor the runtime package)."""
+    from ..stack import stack_lock as lock
 
     return lock(*args, **kwargs)
 
@@ -96,7 +96,7 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
 
     from .progress import Progress
     from .report import follow_up_flags, print_up_summary
-    from ..runtime import select_runtime
+    from ..stack import select_runtime
 
     project = _project(ctx)
     echo = lambda m: click.echo(m, err=True)  # noqa: E731
@@ -214,7 +214,7 @@ def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None
 @click.pass_context
 def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: bool, timeout: float) -> None:
     """Swap new builds, plugin configs, routes and stubs into the running gateway."""
-    from ..runtime.reload import reload_stack
+    from ..stack import reload_stack
 
     project = _project(ctx)
     result = reload_stack(project, names=plugins, build=build, restart=restart, timeout=timeout,
@@ -241,7 +241,7 @@ def _start_agent(project) -> None:
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """Rebuild and reload the running stack whenever plugin sources or hlocal.yaml change."""
-    from ..runtime import require_running
+    from ..stack import require_running
 
     project = _project(ctx)
     require_running(project)
@@ -255,7 +255,7 @@ def watch(ctx: click.Context) -> None:
 @click.pass_context
 def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
     """Stop everything of this stack (safe to run twice)."""
-    from ..runtime import runtime_for_state
+    from ..stack import runtime_for_state
     from ..system.ownfiles import remove_tree
 
     project = _project(ctx)
@@ -277,7 +277,7 @@ def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
 def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Show each component: state, pid, ports, plugin sha, uptime. Exit 1 when not healthy."""
     from .report import print_status
-    from ..runtime import runtime_for_state
+    from ..stack import runtime_for_state
 
     project = _project(ctx)
     report = runtime_for_state(project, runtime).status(project)
@@ -304,7 +304,7 @@ def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_on
          tail: int | None, since: str | None, timestamps: bool, no_prefix: bool) -> None:
     """Print the stack's logs merged in time order (`access`: the gateway's access log)."""
     from ..gatewaylog.logs import parse_since
-    from ..runtime import runtime_for_state
+    from ..stack import runtime_for_state
 
     cutoff = parse_since(since) if since else None
     project = _project(ctx)
@@ -323,7 +323,7 @@ def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Run the probes from hlocal.yaml against the running stack."""
     from ..probe.send import run_probes
     from .report import print_probe_results
-    from ..runtime import require_running
+    from ..stack import require_running
 
     project = _project(ctx)
     state = require_running(project)
@@ -347,7 +347,7 @@ def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...]
     """Send one request; show the response and what the backend received."""
     from ..probe.send import send_request
     from .report import print_exchange
-    from ..runtime import require_running
+    from ..stack import require_running
 
     from ..config.validate import check_method, check_path
 

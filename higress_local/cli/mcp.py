@@ -77,7 +77,7 @@ def call_command(ctx: click.Context, tool: str, arguments: tuple[str, ...], path
 def _endpoint(ctx: click.Context, path: str) -> str:
     """The MCP endpoint of the running stack (the error of `hlocal request` when it is not running)."""
     from ..probe.mcpclient import gateway_mcp_url
-    from ..runtime import require_running
+    from ..stack import require_running
     from ..config.validate import check_path
 
     check_path(path, "--path")

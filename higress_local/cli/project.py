@@ -18,7 +18,7 @@ def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Inspect each plugin module and say whether the gateway can run it."""
     from ..wasm.plugins import check_project
     from .report import print_check
-    from ..runtime import resolve_flavor
+    from ..stack import resolve_flavor
 
     project = project_from(ctx)
     flavor = resolve_flavor(project, runtime)
@@ -146,7 +146,7 @@ def config_command(ctx: click.Context, runtime: str | None, as_json: bool) -> No
     """Print the configuration as resolved: ${VAR}s expanded, defaults filled in, overrides applied."""
     from .configview import resolved_config
     from .report import print_config
-    from ..runtime import choose_runtime_name
+    from ..stack import choose_runtime_name
 
     project = project_from(ctx)
     name, why = choose_runtime_name(project, runtime)

@@ -83,3 +83,24 @@ def test_the_package_has_no_import_cycle():
 def test_the_checker_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def top_level(name: str) -> str:
+    """higress_local.cli.main -> higress_local.cli: the folder (or top-level module) a module belongs to."""
+    return ".".join(name.split(".")[:2])
+
+
+def test_the_packages_form_no_cycle():
+    """Folders by concern stack on each other: no import runs back up from a lower one to a higher one."""
+    graph: dict[str, set[str]] = {}
+    for name, targets in import_graph().items():
+        here = top_level(name)
+        graph.setdefault(here, set()).update(top_level(t) for t in targets if top_level(t) not in (here, "higress_local"))
+    cycle = find_cycle(graph)
+    assert cycle is None, "packages in a cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cli_reaches_the_runtime_only_through_the_stack():
+    reaching = {f"{name} -> {target}" for name, targets in import_graph().items() if name.startswith("higress_local.cli.")
+                for target in targets if target == "higress_local.runtime" or target.startswith("higress_local.runtime.")}
+    assert not reaching, sorted(reaching)
