@@ -4,7 +4,7 @@ One stack (the `headers` test plugin, config `response_headers: {x-version: "1"}
 loopback load (tests/load.py: 4 client threads, each on its own keep-alive connection) while, in turn:
 
   (a) config      hlocal.yaml x-version changes, then `hlocal reload`;    new = response x-version
-                  (served by the stack's warm reload agent, which `up` starts: entry.py, agent.py)
+                  (served by the stack's warm reload agent, which `up` starts: entry.py, runtime/agent.py)
   (a') config, agent off   the same with HLOCAL_NO_AGENT=1: the whole CLI starts for it
   raw config      the same kind of change by hand: a new ECDS file (new configuration and
                   version_info) renamed over the old one, no hlocal;       new = response x-version

@@ -2,7 +2,7 @@
 
 Starting Python and importing the command line (Click, YAML, the config model, the reload code)
 takes several times what Envoy needs to swap a plugin config. `up` leaves a small agent per stack
-(agent.py) with all of that imported; `hlocal reload` with the options below is sent to it over a
+(runtime/agent.py) with all of that imported; `hlocal reload` with the options below is sent to it over a
 Unix socket in the stack's folder, and the agent answers with the exact output and exit code the
 CLI would give. Whatever the agent cannot do the same way (a build, a restart, --debug, another
 hlocal version, any other option) it declines before touching anything, and the CLI runs as always.

@@ -3,7 +3,7 @@
     with Stack.from_file("hlocal.yaml") as stack:
         stack.session().get("/api/x")
 
-The pytest plugin (`pytest_plugin.py`) and `hlocal test` are built on it.
+The pytest plugin (`testing/pytest_plugin.py`) and `hlocal test` are built on it.
 """
 
 from __future__ import annotations

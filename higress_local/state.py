@@ -2,7 +2,7 @@
 
 The file is typed and versioned: `StackState.load` checks every field against its annotation and
 raises `CorruptState` (never a TypeError) for a torn, foreign or hand-edited file. Callers that must
-act without a readable state (`down`, `status`) find the stack's processes through `orphans.py`.
+act without a readable state (`down`, `status`) find the stack's processes through `system/orphans.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Starting, finding and stopping a stack's reload agent (../agent.py), for `up`, `reload` and `down`."""
+"""Starting, finding and stopping a stack's reload agent (runtime/agent.py), for `up`, `reload` and `down`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`hlocal inspect [ID] [--replay]` and `hlocal ui`: the request inspector's commands (registered in cli.py)."""
+"""`hlocal inspect [ID] [--replay]` and `hlocal ui`: the request inspector's commands (registered in cli/main.py)."""
 
 from __future__ import annotations
 

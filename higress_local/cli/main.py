@@ -227,7 +227,7 @@ def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: b
 
 
 def _start_agent(project) -> None:
-    """The stack's reload agent (agent.py): the next `hlocal reload` is served warm. Best effort."""
+    """The stack's reload agent (runtime/agent.py): the next `hlocal reload` is served warm. Best effort."""
     from ..agent.control import ensure_agent
 
     try:

@@ -1,5 +1,5 @@
 """The `hlocal` commands that set up and inspect a project rather than run its stack: check, render,
-export, init, new, ls, config. cli.py adds them to the `hlocal` group."""
+export, init, new, ls, config. cli/main.py adds them to the `hlocal` group."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`hlocal push PLUGIN oci://REGISTRY/REPO:TAG` (registered on the `hlocal` group in cli.py)."""
+"""`hlocal push PLUGIN oci://REGISTRY/REPO:TAG` (registered on the `hlocal` group in cli/main.py)."""
 
 from __future__ import annotations
 

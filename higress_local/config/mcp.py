@@ -1,5 +1,5 @@
 """The `mcp:` probes of hlocal.yaml: `mcp: {tool, arguments, path, timeout_s}` with
-`expect: {text_contains, is_error, upstream}`. Parsed here (config.py imports this module); probe_mcp.py runs them.
+`expect: {text_contains, is_error, upstream}`. Parsed here (config/project.py imports this module); probe/send.py runs them.
 """
 
 from __future__ import annotations

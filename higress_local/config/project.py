@@ -25,7 +25,7 @@ from .validate import check_header, check_path, check_regex
 CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
 RUNTIMES = ("auto", "native", "docker")
 FLAVORS = ("envoy", "higress")
-ENVOY_CHOICE = r"bundled|match|1\.[0-9]{2}"  # gateway.envoy (native runtime): see envoys.py
+ENVOY_CHOICE = r"bundled|match|1\.[0-9]{2}"  # gateway.envoy (native runtime): see runtime/envoys.py
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -173,7 +173,7 @@ def _access_log_format(node: Node) -> str | None:
 
 
 def _higress_release(node: Node) -> str | None:
-    """gateway.higress: a Higress release hlocal knows (releases.py), kept as written minus a leading v."""
+    """gateway.higress: a Higress release hlocal knows (higress/releases.py), kept as written minus a leading v."""
     if node.value is None:
         return None
     if not isinstance(node.value, str):
@@ -478,7 +478,7 @@ def _upstream_expect(node: Node) -> UpstreamExpect:
 
 
 def _where(node: Node) -> str:
-    """How a validate.py error names a key: `hlocal.yaml: probes[0].request.path`."""
+    """How a config/validate.py error names a key: `hlocal.yaml: probes[0].request.path`."""
     return f"{node.source}: {node.path}"
 
 

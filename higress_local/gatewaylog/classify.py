@@ -133,7 +133,7 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
                                f"({HIGRESS_HOST_FUNCTIONS[function]}) that stock Envoy lacks",
                                "run it on the Higress gateway: `--runtime docker` with gateway.flavor: higress")
         if detail.startswith(("wasi_snapshot_preview1.", "wasi_unstable.")):
-            # Older hosts link fewer WASI functions (releases.py; hostcalls.STOCK_WASI_BEFORE_1_39: e.g.
+            # Older hosts link fewer WASI functions (higress/releases.py; hostcalls.STOCK_WASI_BEFORE_1_39: e.g.
             # path_filestat_get, which Go 1.24 modules import).
             return PluginError(f"{who} failed to load: this Envoy does not provide the WASI function {detail}",
                                "Higress gateways before 2.1.0 and stock Envoy before 1.39 link fewer WASI functions: "

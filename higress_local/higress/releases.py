@@ -1,7 +1,7 @@
 """Higress gateway releases: which Envoy each runs on, its image, and what its Wasm host links.
 
 One table (version -> Envoy minor, image tag, WASI functions, Higress-only host functions) that
-images.py, compat.py and envoys.py read. The host-function sets come from Higress's fork of the
+runtime/images.py, wasm/compat.py and runtime/envoys.py read. The host-function sets come from Higress's fork of the
 Proxy-Wasm host, higress-group/proxy-wasm-cpp-host include/proxy-wasm/exports.h
 (FOR_ALL_WASI_FUNCTIONS, FOR_ALL_HOST_FUNCTIONS), whose stored copies show three stages:
 

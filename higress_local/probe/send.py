@@ -206,7 +206,7 @@ def run_probe(state: StackState, probe: Probe, project: Project | None = None) -
     return ProbeResult(name=probe.name, exchange=exchange, mismatches=evaluate(probe.expect, exchange))
 
 
-# -- mcp probes (mcpconfig.py parses them) -----------------------------------------------------
+# -- mcp probes (config/mcp.py parses them) -----------------------------------------------------
 
 def run_mcp_probe(state: StackState, probe: Probe) -> ProbeResult:
     """Call the probe's tool through the gateway; a ProbeResult whose exchange is the tools/call POST."""

@@ -1,7 +1,7 @@
 """`hlocal ls`: every stack running on this machine, whichever folder started it.
 
 Native stacks are found through the marker every process of a stack carries in its environment
-(HLOCAL_STACK=<state folder>, runtime/orphans.py); docker stacks through their containers' labels
+(HLOCAL_STACK=<state folder>, system/orphans.py); docker stacks through their containers' labels
 (io.hlocal.stack, io.hlocal.config, render/compose.py). Each stack's state.json then says where it
 listens; nothing here needs the stack's hlocal.yaml.
 """

@@ -52,7 +52,7 @@ def render_stack(project: Project, runtime_override: str | None, out: str | None
     state = plan.state
     token = token_file(target.state_dir, state)
     lines = []
-    # The same command lines `hlocal up` runs (commands.py), without hlocal's supervisor.
+    # The same command lines `hlocal up` runs (render/commandlines.py), without hlocal's supervisor.
     backend = MockLine(name="backend", port=state.backend_port, control_port=state.control_port,
                        config=str(plan.backend_config), token_file=token)
     lines.append(f"{shlex.join(backend.native())} &")

@@ -67,5 +67,5 @@ def supervised(status_file: str, argv: list[str]) -> list[str]:
 
 
 def agent_args(state_dir: str) -> list[str]:
-    """The stack's reload agent (agent.py), started by `up` and by a reload that finds none."""
+    """The stack's reload agent (runtime/agent.py), started by `up` and by a reload that finds none."""
     return [sys.executable, "-m", AGENT_MODULE, state_dir]

@@ -84,7 +84,7 @@ def ecds_file_name(plugin: Plugin) -> str:
 
 
 def plugin_configuration_json(plugin: Plugin) -> str:
-    """The configuration string a plugin receives, as Higress delivers it (configorder.py: keys sorted)."""
+    """The configuration string a plugin receives, as Higress delivers it (config/order.py: keys sorted)."""
     return higress_json(plugin.configuration())
 
 

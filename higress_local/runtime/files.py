@@ -1,6 +1,6 @@
 """The one owner of the files a gateway runs from: write, version, swap, verify, roll back, clean up.
 
-Layout of `.hlocal/<name>/` (all 0700/0600, no links followed — see safefs.py):
+Layout of `.hlocal/<name>/` (all 0700/0600, no links followed — see system/ownfiles.py):
   envoy.yaml            bootstrap (read once at start)
   ecds/<plugin>.json    one plugin filter each (watched: a rename swaps it in place)
   xds/routes.json, xds/clusters.json   (watched, same)

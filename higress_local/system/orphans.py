@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 STACK_MARKER = "HLOCAL_STACK"
 COMPONENT_MARKER = "HLOCAL_COMPONENT"  # gateway, backend, svc-<name>: inherited by the supervised program
-AGENT_MARKER = "HLOCAL_AGENT"  # the reload agent's own (agent.py): not a component of the stack, `ls` skips it
+AGENT_MARKER = "HLOCAL_AGENT"  # the reload agent's own (runtime/agent.py): not a component of the stack, `ls` skips it
 STOP_GRACE_S = 5.0
 
 

@@ -335,7 +335,7 @@ def inspect_file(path: str | Path, label: str | None = None) -> ModuleInfo:
     """Read and inspect a module file; `label` (e.g. "plugins[0].wasm") names it in errors."""
     path = Path(path)
     where = label or "plugins[i].wasm"
-    # A FIFO, a device or an oversize file is refused before it is read (fileguard.py).
+    # A FIFO, a device or an oversize file is refused before it is read (system/userfiles.py).
     data = read_regular_file(path, WASM_CAP, "wasm file", hint=f"point {where} at the built .wasm file",
                              missing_hint=f"build it first (hlocal build) or fix {where}")
     return inspect_bytes(data, label or str(path))

@@ -200,7 +200,7 @@ def _flavor_name(flavor: str) -> str:
     return "stock Envoy" if flavor == "envoy" else "the Higress gateway"
 
 
-DEFAULT_WASM_LOG_LEVEL = "debug"  # gateway.wasm_log_level's default (config.py)
+DEFAULT_WASM_LOG_LEVEL = "debug"  # gateway.wasm_log_level's default (config/project.py)
 
 
 def prepare(check: PluginCheck, flavor: str, wasm_log_level: str | None = None,

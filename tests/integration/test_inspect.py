@@ -66,7 +66,7 @@ def _send(state, method: str, path: str, headers: dict[str, str], body: bytes | 
 
 
 def _run_inspect(project: Project, *args: str):
-    """`hlocal inspect ...` (the command object itself: cli.py registers it on the group)."""
+    """`hlocal inspect ...` (the command object itself: cli/main.py registers it on the group)."""
     from click.testing import CliRunner
 
     from higress_local.cli.inspector import inspect_command

@@ -214,7 +214,7 @@ def test_push_is_registered_on_the_cli():
 
 @pytest.fixture
 def cli():
-    """The `hlocal` group with push on it (registered by cli.py; added here too so these tests run alone)."""
+    """The `hlocal` group with push on it (registered by cli/main.py; added here too so these tests run alone)."""
     added = "push" not in main.commands
     if added:
         main.add_command(push_command, "push")

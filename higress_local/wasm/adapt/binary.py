@@ -42,7 +42,7 @@ def sleb(data: bytes, pos: int) -> tuple[int, int]:
             return result, pos
 
 
-# The encoders live in wasm.py (the ABI rename uses them too).
+# The encoders live in wasm/module.py (the ABI rename uses them too).
 uleb_bytes = uleb_encode
 name_bytes = encode_name
 
