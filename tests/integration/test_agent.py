@@ -171,7 +171,7 @@ def test_only_the_user_can_reach_the_agent() -> None:
         for path in (base / ".hlocal", state_dir, state_dir / "run"):
             path.chmod(0o755)
         sock.chmod(0o666)
-        code = ("import sys; from higress_local import agentwire as w\n"
+        code = ("import sys; from higress_local.agent import wire as w\n"
                 "s = w.connect(sys.argv[1], 5.0)\n"  # the file system lets this user in ...
                 "try:\n    w.send(s, {'op': 'ping'}); print(w.receive(s))\n"
                 "except OSError as e:\n    print('refused:', e)")  # ... the agent closes on it (or mid-send)
