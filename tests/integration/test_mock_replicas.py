@@ -5,7 +5,6 @@ its own journal, readable per endpoint in `hlocal request`, through Stack.servic
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -23,15 +22,7 @@ def _waiting(value: float) -> str:
 
 
 @pytest.fixture(scope="module")
-def adapted_cache():
-    """Adapted modules go to the tests' cache folder, not the user's ~/.cache."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HLOCAL_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "hlocal"))
-        yield
-
-
-@pytest.fixture(scope="module")
-def replicas_stack(adapted_cache, module_projects, higress_plugin_wasm) -> Project:
+def replicas_stack(module_projects, higress_plugin_wasm) -> Project:
     project = module_projects(
         {"gateway": {"port": 0},
          "plugins": [{"name": "lb", "wasm": "lb.wasm",

@@ -77,14 +77,6 @@ def build_error_line(error: PluginBuildError) -> str:
 
 
 @pytest.fixture(scope="module")
-def adapted_cache():
-    """Adapted modules go to the tests' cache folder, never the user's ~/.cache."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HLOCAL_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "hlocal"))
-        yield
-
-
-@pytest.fixture(scope="module")
 def official(higress_plugin_wasm) -> Callable[[str], Path | PluginBuildError]:
     """Each official plugin built once per module: its .wasm, or the build's error (also remembered)."""
     results: dict[str, Path | PluginBuildError] = {}
@@ -125,7 +117,7 @@ def test_the_census_names_every_official_plugin(higress_plugin_wasm) -> None:
 
 
 @pytest.mark.parametrize("path", OFFICIAL)
-def test_official_plugin_is_not_refused_and_adapts_to_a_valid_module(path: str, official, adapted_cache) -> None:
+def test_official_plugin_is_not_refused_and_adapts_to_a_valid_module(path: str, official) -> None:
     import wasmtime
 
     from higress_local.wasm.adapt.adapter import adapt_module

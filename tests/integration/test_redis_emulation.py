@@ -7,7 +7,6 @@ import http.client
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -20,15 +19,7 @@ REDIS = {"host": "redis.internal", "port": 6379, "timeout": 2000}
 
 
 @pytest.fixture(scope="module")
-def adapted_cache():
-    """Adapted modules go to the tests' cache folder, not the user's ~/.cache."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HLOCAL_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "hlocal"))
-        yield
-
-
-@pytest.fixture(scope="module")
-def stack(adapted_cache, module_projects, sdk_plugin_wasm) -> Project:
+def stack(module_projects, sdk_plugin_wasm) -> Project:
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         pytest.fail("redis-server and redis-cli must be installed (apt-get install redis-server)")
     project = module_projects(

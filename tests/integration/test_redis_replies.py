@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -24,15 +23,7 @@ REPLAY = {"redis": {"service_name": "redis.internal", "service_port": 6379, "tim
 
 
 @pytest.fixture(scope="module")
-def adapted_cache():
-    """Adapted modules go to the tests' cache folder, not the user's ~/.cache."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HLOCAL_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "hlocal"))
-        yield
-
-
-@pytest.fixture(scope="module")
-def stack(adapted_cache, module_projects, sdk_plugin_wasm, higress_plugin_wasm) -> Project:
+def stack(module_projects, sdk_plugin_wasm, higress_plugin_wasm) -> Project:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server must be installed (apt-get install redis-server)")
     project = module_projects(

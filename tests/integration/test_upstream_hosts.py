@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
@@ -25,14 +24,6 @@ TABLE = "higress:global_least_request_table:"
 
 def _gauge(name: str, value: float) -> str:
     return f"# TYPE {name} gauge\n{name} {value}\n"
-
-
-@pytest.fixture(scope="module")
-def adapted_cache():
-    """Adapted modules go to the tests' cache folder, not the user's ~/.cache."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HLOCAL_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "hlocal"))
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +66,7 @@ def _clear(endpoints) -> None:
 
 
 @pytest.fixture(scope="module")
-def metrics_stack(adapted_cache, module_projects, higress_plugin_wasm, endpoints) -> Project:
+def metrics_stack(module_projects, higress_plugin_wasm, endpoints) -> Project:
     project = module_projects(
         {"gateway": {"port": 0},
          "plugins": [{"name": "lb", "wasm": "lb.wasm",
@@ -118,7 +109,7 @@ def test_without_a_model_the_plugin_leaves_envoy_balancing(metrics_stack: Projec
 
 
 @pytest.fixture(scope="module")
-def least_request_stack(adapted_cache, module_projects, higress_plugin_wasm, endpoints) -> Project:
+def least_request_stack(module_projects, higress_plugin_wasm, endpoints) -> Project:
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         pytest.fail("redis-server and redis-cli must be installed (apt-get install redis-server)")
     project = module_projects(
@@ -178,7 +169,7 @@ def _chat(project: Project, messages: list[dict]) -> int:
         conn.close()
 
 
-def test_prefix_cache_keeps_a_conversation_on_one_endpoint(adapted_cache, module_projects, higress_plugin_wasm,
+def test_prefix_cache_keeps_a_conversation_on_one_endpoint(module_projects, higress_plugin_wasm,
                                                           endpoints) -> None:
     project = module_projects(
         {"gateway": {"port": 0},
