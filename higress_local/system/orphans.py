@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
 from typing import TYPE_CHECKING
+
+from .proc import reap_child
 
 if TYPE_CHECKING:
     import psutil
@@ -75,13 +76,5 @@ def stop_marked(state_dir: Path, grace: float = STOP_GRACE_S, marker: str = STAC
             continue
     psutil.wait_procs(alive, timeout=grace)
     for proc in procs:
-        _reap(proc.pid)
+        reap_child(proc.pid)
     return names
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status of a child of ours so it does not linger as a zombie."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

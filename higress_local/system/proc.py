@@ -154,7 +154,7 @@ def _is_zombie(pid: int) -> bool:
 def stop_group(record: ProcessRecord, *, grace: float = 5.0) -> bool:
     """Terminate a process group politely, then kill it; True if something was running."""
     if not record.alive():
-        _reap(record.pid)
+        reap_child(record.pid)
         return False
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
@@ -165,11 +165,11 @@ def stop_group(record: ProcessRecord, *, grace: float = 5.0) -> bool:
             os.kill(record.pid, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            _reap(record.pid)
+            reap_child(record.pid)
             if not record.alive() and not _group_exists(record.pid):
                 return True
             time.sleep(0.02)
-    _reap(record.pid)
+    reap_child(record.pid)
     return True
 
 
@@ -194,8 +194,8 @@ def _group_exists(pgid: int) -> bool:
     return False
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status of our own child so it does not linger as a zombie."""
+def reap_child(pid: int) -> None:
+    """Collect the exit status of a child of ours so it does not linger as a zombie (no-op for others)."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
