@@ -18,18 +18,15 @@ class AdaptError(Exception):
 
 def uleb(data: bytes, pos: int) -> tuple[int, int]:
     """Decode an unsigned LEB128 at pos; return (value, next position)."""
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
+    return _leb(data, pos, signed=False)
 
 
 def sleb(data: bytes, pos: int) -> tuple[int, int]:
     """Decode a signed LEB128 at pos; return (value, next position)."""
+    return _leb(data, pos, signed=True)
+
+
+def _leb(data: bytes, pos: int, signed: bool) -> tuple[int, int]:
     result = shift = 0
     while True:
         byte = data[pos]
@@ -37,7 +34,7 @@ def sleb(data: bytes, pos: int) -> tuple[int, int]:
         result |= (byte & 0x7F) << shift
         shift += 7
         if byte < 0x80:
-            if byte & 0x40:
+            if signed and byte & 0x40:  # sign bit of the last group: extend
                 result -= 1 << shift
             return result, pos
 
