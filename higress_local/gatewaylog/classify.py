@@ -38,6 +38,19 @@ _CAUSES = [
     (re.compile(r"Invalid path: (?P<detail>\S+)"), "missing_file"),
 ]
 
+# What to say for the causes whose message needs no more than the detail: kind -> (error, message, hint).
+_FIXED: dict[str, tuple[type[HlocalError], str, str]] = {
+    "import_mismatch": (PluginError, "failed to load: import signature mismatch: {detail}",
+                        "the plugin was built for another ABI; rebuild it with the Higress wasm-go SDK"),
+    "unknown_abi": (PluginError, "failed to load: Envoy does not know its Proxy-Wasm ABI version",
+                    "build it with the Higress wasm-go SDK (ABI 0.2.100) or proxy-wasm-go-sdk (0.2.1)"),
+    "corrupt": (InvalidWasm, "failed to load: Envoy could not parse the module (corrupted or truncated)",
+                "rebuild it: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o main.wasm"),
+    "no_malloc": (PluginError, "failed to load: the module exports no allocator (malloc/proxy_on_memory_allocate)",
+                  "build it with -buildmode=c-shared"),
+    "missing_file": (PluginError, "failed to load: Envoy cannot read {detail}", "check plugins[].wasm"),
+}
+
 
 def plugin_errors(lines: list[str], plugin: str | None = None) -> list[str]:
     """The plugin's own error-level log lines (what it said when it refused its config)."""
@@ -141,18 +154,9 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
                                "`hlocal check` says which releases run it")
         return PluginError(f"{who} failed to load: Envoy has no host function {detail}",
                            "rebuild the plugin against the proxy-wasm ABI this gateway speaks")
-    if kind == "import_mismatch":
-        return PluginError(f"{who} failed to load: import signature mismatch: {detail}",
-                           "the plugin was built for another ABI; rebuild it with the Higress wasm-go SDK")
-    if kind == "unknown_abi":
-        return PluginError(f"{who} failed to load: Envoy does not know its Proxy-Wasm ABI version",
-                           "build it with the Higress wasm-go SDK (ABI 0.2.100) or proxy-wasm-go-sdk (0.2.1)")
-    if kind == "corrupt":
-        return InvalidWasm(f"{who} failed to load: Envoy could not parse the module (corrupted or truncated)",
-                           "rebuild it: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o main.wasm")
-    if kind == "no_malloc":
-        return PluginError(f"{who} failed to load: the module exports no allocator (malloc/proxy_on_memory_allocate)",
-                           "build it with -buildmode=c-shared")
+    if kind in _FIXED:
+        error_type, message, hint = _FIXED[kind]
+        return error_type(f"{who} " + message.format(detail=detail), hint)
     if kind == "configure_failed":
         said = plugin_errors(window, plugin)
         quote = f": {_quote(said)}" if said else " (it logged nothing at warning level or above)"
@@ -162,8 +166,6 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
         said = plugin_errors(window, plugin)
         quote = f": {_quote(said)}" if said else ""
         return PluginError(f"{who} failed to start its VM{quote}", "see `hlocal logs --plugin`")
-    if kind == "missing_file":
-        return PluginError(f"{who} failed to load: Envoy cannot read {detail}", "check plugins[].wasm")
     last = next((l for l in reversed(window) if "[error]" in l or "[critical]" in l), window[-1] if window else "")
     return PluginError(f"{who} failed to load: {last.strip()}", "see `hlocal logs gateway`")
 

@@ -13,8 +13,9 @@ def assemble(wat_path: Path) -> bytes:
     return bytes(wasmtime.wat2wasm(wat_path.read_text(encoding="utf-8")))
 
 
-def rebuild(wat_path: Path, wasm_path: Path) -> int:
-    """Write the assembled `wat_path` to `wasm_path`; the exit code of a build script."""
+def rebuild(wat_path: Path) -> int:
+    """Write the assembled `wat_path` beside it (x.wat -> x.wasm); the exit code of a build script."""
+    wasm_path = wat_path.with_suffix(".wasm")
     data = assemble(wat_path)
     wasm_path.write_bytes(data)
     print(f"wrote {wasm_path} ({len(data)} bytes)")

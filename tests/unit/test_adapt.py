@@ -12,7 +12,8 @@ from higress_local.wasm import module as wasm
 from higress_local.wasm.compat import check_compatibility
 from higress_local.wasm.adapt import adapter, cache
 from higress_local.wasm.adapt.binary import AdaptError, parse_module
-from higress_local.wasm.adapt.build import WASM, WAT, compile_shim
+from higress_local.wasm.adapt.build import WASM, WAT
+from higress_local.wasm.wat import assemble
 from higress_local.errors import PluginError
 
 I32 = wasmtime.ValType.i32()
@@ -151,7 +152,7 @@ def adapted(data: bytes | None = None, level: str = "debug") -> Host:
 
 
 def test_shipped_shim_is_built_from_the_source():
-    assert compile_shim(WAT) == WASM.read_bytes() == adapter.shim_bytes(), (
+    assert assemble(WAT) == WASM.read_bytes() == adapter.shim_bytes(), (
         "shim.wasm is stale: run `python -m higress_local.wasm.adapt.build` and commit the result")
 
 

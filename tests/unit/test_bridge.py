@@ -6,7 +6,8 @@ import pytest
 import wasmtime
 
 from higress_local.wasm.bridge import bridge_wasm_path
-from higress_local.wasm.bridge.build import WASM, WAT, compile_bridge
+from higress_local.wasm.bridge.build import WASM, WAT
+from higress_local.wasm.wat import assemble
 
 I32 = wasmtime.ValType.i32()
 
@@ -34,12 +35,12 @@ def _signature(item_type):
 
 def test_shipped_bridge_is_built_from_the_source():
     assert bridge_wasm_path() == WASM
-    assert compile_bridge(WAT) == bridge_wasm_path().read_bytes(), (
+    assert assemble(WAT) == bridge_wasm_path().read_bytes(), (
         "bridge.wasm is stale: run `python -m higress_local.wasm.bridge.build` and commit the result")
 
 
 def test_build_is_deterministic():
-    assert compile_bridge(WAT) == compile_bridge(WAT)
+    assert assemble(WAT) == assemble(WAT)
 
 
 def test_module_validates_and_has_exactly_the_abi_surface():

@@ -5,17 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..wat import assemble, rebuild
+from ..wat import rebuild
 
-HERE = Path(__file__).resolve().parent
-WAT = HERE / "shim.wat"
-WASM = HERE / "shim.wasm"
-
-
-def compile_shim(wat_path: Path = WAT) -> bytes:
-    """Assemble the shim's text module."""
-    return assemble(wat_path)
-
+WAT = Path(__file__).resolve().with_name("shim.wat")
+WASM = WAT.with_suffix(".wasm")
 
 if __name__ == "__main__":
-    sys.exit(rebuild(WAT, WASM))
+    sys.exit(rebuild(WAT))

@@ -5,17 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..wat import assemble, rebuild
+from ..wat import rebuild
 
-HERE = Path(__file__).resolve().parent
-WAT = HERE / "bridge.wat"
-WASM = HERE / "bridge.wasm"
-
-
-def compile_bridge(wat_path: Path = WAT) -> bytes:
-    """Assemble the bridge's text module."""
-    return assemble(wat_path)
-
+WAT = Path(__file__).resolve().with_name("bridge.wat")
+WASM = WAT.with_suffix(".wasm")
 
 if __name__ == "__main__":
-    sys.exit(rebuild(WAT, WASM))
+    sys.exit(rebuild(WAT))
