@@ -2,9 +2,10 @@
 
 Both are started the same way in this one process (mock backend + Envoy, then poll a request
 through the gateway until it answers 200); the medians and their ratio are printed, with the
-target from the issue (hlocal <= 1.15 x raw + 0.5 s). Also `hlocal --help` wall time.
+target from the issue (hlocal <= 1.15 x raw + 0.5 s). Also `hlocal --help` wall time, side by side with
+the same command from a baseline commit (a temporary git worktree), in alternating rounds.
 
-    python bench/up.py [--runs 5] [--plugin transformer|logger]
+    python bench/up.py [--runs 5] [--plugin transformer|logger] [--baseline REF] [--help-only]
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import os
 import time
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 HLOCAL = [sys.executable, "-m", "higress_local"]
 ROOT = Path(__file__).resolve().parents[1]
+BASELINE = "e1785b7^"  # the commit before the package was reorganised into packages by concern (issue 19)
 
 
 def first_200(port: int, timeout: float = 120.0) -> float:
@@ -89,22 +93,71 @@ def raw_up(state_dir: Path, port: int, envoy: str) -> float:
             proc.wait(timeout=30)
 
 
-def help_time(runs: int) -> tuple[float, float]:
-    def timed(argv: list[str]) -> float:
-        start = time.monotonic()
-        run(argv)
-        return time.monotonic() - start
+def _timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.monotonic()
+    run(argv, env=env, cwd=tempfile.gettempdir())  # not ROOT: the checkout must come from PYTHONPATH only
+    return time.monotonic() - start
 
-    cli = statistics.median(timed([*HLOCAL, "--help"]) for _ in range(runs))
-    bare = statistics.median(timed([sys.executable, "-c", "pass"]) for _ in range(runs))
+
+def help_time(runs: int) -> tuple[float, float]:
+    cli = statistics.median(_timed([*HLOCAL, "--help"], _tree_env(ROOT)) for _ in range(runs))
+    bare = statistics.median(_timed([sys.executable, "-c", "pass"]) for _ in range(runs))
     return cli, bare
+
+
+def _tree_env(tree: Path) -> dict[str, str]:
+    """The environment in which `python -m higress_local` imports the package from `tree`."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    found = run([sys.executable, "-c", "import higress_local; print(higress_local.__file__)"],
+                env=env, cwd=tempfile.gettempdir()).stdout.strip()
+    if not Path(found).resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"with PYTHONPATH={tree}, higress_local comes from {found}")
+    return env
+
+
+@contextmanager
+def worktree(ref: str):
+    """A detached git worktree of `ref` in a temp dir, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="hlocal-baseline-") as tmp:
+        tree = Path(tmp) / "tree"
+        run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref])
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
+def help_against_baseline(ref: str, rounds: int) -> None:
+    """`--help` of this checkout and of `ref`, alternating which goes first, so drift hits both alike."""
+    with worktree(ref) as tree:
+        envs = {"this": _tree_env(ROOT), ref: _tree_env(tree)}
+        for env in envs.values():  # warm the bytecode caches of both trees before timing
+            _timed([*HLOCAL, "--help"], env)
+        times: dict[str, list[float]] = {name: [] for name in envs}
+        for index in range(rounds):
+            order = list(envs) if index % 2 == 0 else list(reversed(envs))
+            for name in order:
+                times[name].append(_timed([*HLOCAL, "--help"], envs[name]))
+    this, base = statistics.median(times["this"]), statistics.median(times[ref])
+    print(f"\nhlocal --help, {rounds} alternating rounds, median (quartiles):")
+    for name, label in (("this", "this checkout"), (ref, ref)):
+        low, mid, high = statistics.quantiles(times[name], n=4)
+        print(f"  {label:<14} {mid:6.3f} s   ({low:.3f} .. {high:.3f})")
+    verdict = "met" if this <= base else f"slower by {1000 * (this - base):.1f} ms; compare with the quartiles"
+    print(f"  ratio          {this / base:6.3f} x   (target: no slower than the baseline: {verdict})")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--plugin", default="transformer", choices=["transformer", "logger", "headers"])
+    parser.add_argument("--baseline", default=BASELINE, help="git ref whose `--help` is timed beside this checkout's")
+    parser.add_argument("--help-rounds", type=int, default=20)
+    parser.add_argument("--help-only", action="store_true", help="time only `--help` against the baseline")
     args = parser.parse_args()
+    if args.help_only:
+        help_against_baseline(args.baseline, args.help_rounds)
+        return 0
 
     from higress_local.system.ports import free_port
     from higress_local.runtime.envoys import find_envoy
@@ -145,6 +198,7 @@ def main() -> int:
     cli, bare = help_time(max(args.runs, 5))
     print(f"\nhlocal --help   {cli:6.3f} s   (python -c pass: {bare:.3f} s; ratio {cli / bare:.2f} x; "
           f"target <= 0.25 s: {'met' if cli <= 0.25 else 'MISSED'})")
+    help_against_baseline(args.baseline, args.help_rounds)
     return 0
 
 
