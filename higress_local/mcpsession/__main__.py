@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 
 from .server import PING_INTERVAL, ControlServer, Options, SessionServer, Sessions
 from ..config.mcp_session import McpMatchRule, McpServer
+from ..system.serve import serve_until_stopped
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -45,17 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"mcp-session: cannot listen on 127.0.0.1: {exc.strerror}", file=sys.stderr)
         return 3
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     threading.Thread(target=control.serve_forever, daemon=True).start()
-    print(f"mcp-session listening on 127.0.0.1:{args.port} (sse suffix {options.settings.sse_path_suffix}, "
-          f"{len(options.settings.match_list)} rule(s)); gateway {args.gateway[0]}:{args.gateway[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.server_close()
-        control.server_close()
+    serve_until_stopped(server, f"mcp-session listening on 127.0.0.1:{args.port} (sse suffix "
+                        f"{options.settings.sse_path_suffix}, {len(options.settings.match_list)} rule(s)); "
+                        f"gateway {args.gateway[0]}:{args.gateway[1]}", control)
     return 0
 
 

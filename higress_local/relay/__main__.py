@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from ..system.serve import serve_until_stopped
 from .server import DEFAULT_MAX_BODY, RelayServer
 
 
@@ -70,15 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
         stopping = threading.Event()
         threading.Thread(target=watch, daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"relay listening on 127.0.0.1:{server.server_address[1]} for redis {args.redis[0]}:{args.redis[1]}",
-          flush=True)
     try:
-        server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        serve_until_stopped(server, f"relay listening on 127.0.0.1:{server.server_address[1]} "
+                                    f"for redis {args.redis[0]}:{args.redis[1]}")
     finally:
-        server.server_close()
         if child is not None and child.poll() is None:
             stopping.set()
             child.terminate()

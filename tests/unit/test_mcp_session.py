@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,10 +17,11 @@ import pytest
 from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError
 from higress_local.mcpsession.matching import find_rule, match_domain, match_path
-from higress_local.mcpsession.server import (FORWARDED_HEADER, Options, SessionServer, Sessions, endpoint_url,
-                                             ping_event)
+from higress_local.mcpsession.server import (FORWARDED_HEADER, HEALTH_PATH, Options, SessionServer, Sessions,
+                                             endpoint_url, ping_event)
 from higress_local.config.mcp_session import McpMatchRule, McpServer
 from higress_local.render.envoy import Layout, render_clusters, render_route_config
+from higress_local.system.ports import free_port
 from higress_local.render.mcp_session import MCP_SESSION_CLUSTER, MESSAGE_ROUTE, SSE_ROUTE
 
 RULE = {"match_rule_domain": "*", "match_rule_path": "/mcp", "match_rule_type": "prefix"}
@@ -253,3 +256,24 @@ def test_bad_and_stalled_bodies_are_refused_without_holding_a_thread() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_command_line_serves_until_sigterm():
+    port, control_port = free_port(), free_port()
+    settings = json.dumps({"enable": True, "sse_path_suffix": "/sse", "match_list": []})
+    process = subprocess.Popen([sys.executable, "-m", "higress_local.mcpsession", "--port", str(port),
+                                "--control-port", str(control_port), "--gateway", "127.0.0.1:1",
+                                "--settings", settings], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert f"mcp-session listening on 127.0.0.1:{port}" in process.stdout.readline()
+        conn = http.client.HTTPConnection("127.0.0.1", control_port, timeout=10)
+        conn.request("GET", HEALTH_PATH)
+        assert conn.getresponse().status == 200
+        conn.close()
+        process.terminate()
+        process.communicate(timeout=10)
+        assert process.returncode == 0  # SIGTERM is a clean stop (system/serve.py)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)

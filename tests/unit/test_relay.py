@@ -193,9 +193,13 @@ def test_command_line_runs_the_relay(redis_server, tmp_path):
         conn.request("GET", "/health")
         assert conn.getresponse().status == 200
         conn.close()
-    finally:
         process.terminate()
         process.communicate(timeout=10)
+        assert process.returncode == 0  # SIGTERM is a clean stop (system/serve.py)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
 
 
 def test_relay_uses_the_standard_library_only():
