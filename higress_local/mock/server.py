@@ -95,12 +95,12 @@ class MockServer:
     @property
     def url(self) -> str:
         """Base URL of the backend port."""
-        return f"http://{_url_host(self.host)}:{self.port}"
+        return _base_url(self.host, self.port)
 
     @property
     def control_url(self) -> str:
         """Base URL of the control port (what MockClient takes)."""
-        return f"http://{_url_host(self.host)}:{self.control_port}"
+        return _base_url(self.host, self.control_port)
 
     def client(self, timeout: float = 5.0) -> MockClient:
         """A MockClient for this mock's control port, carrying its token."""
@@ -239,10 +239,10 @@ def _header_pair(header: str | tuple[str, str]) -> tuple[str, str]:
     return name.lower(), value
 
 
-def _url_host(host: str) -> str:
-    """A host to connect to: wildcard binds are reached via loopback; IPv6 needs brackets."""
+def _base_url(host: str, port: int) -> str:
+    """The URL to reach a port bound on `host`: wildcard binds via loopback; IPv6 in brackets."""
     if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -21,6 +21,7 @@ import pytest
 from support import wait_for
 
 from higress_local.mock import MockClient, MockClientError, MockServer, StubConfigError, load_config
+from higress_local.mock.server import _base_url
 
 MOCK_DIR = Path(__file__).resolve().parents[2] / "higress_local" / "mock"
 DEADLINE_SECONDS = 10.0
@@ -479,3 +480,17 @@ def test_cli_serves_until_sigterm_and_exits_zero(tmp_path, layout):
             process.wait()
         process.stdout.close()
         process.stderr.close()
+
+
+@pytest.mark.parametrize("host, expected", [
+    ("0.0.0.0", "http://127.0.0.1:8"), ("", "http://127.0.0.1:8"), ("::", "http://[::1]:8"),
+    ("fe80::1", "http://[fe80::1]:8"), ("localhost", "http://localhost:8"),
+])
+def test_base_url_reaches_the_bound_host(host, expected):
+    assert _base_url(host, 8) == expected
+
+
+def test_wildcard_bound_mock_is_reached_through_its_urls():
+    with MockServer(host="0.0.0.0", quiet=True) as server:
+        assert server.control_url == f"http://127.0.0.1:{server.control_port}"
+        assert server.client().health()["ok"] is True
