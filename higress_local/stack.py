@@ -78,11 +78,11 @@ class Stack:
         return self
 
     def _start(self) -> None:
-        from .runtime import require_running, runtime_for_state, select_runtime
+        from .runtime import open_running, select_runtime
 
         if self.attach:
-            self._state = require_running(self.project)
-            self._runtime = runtime_for_state(self.project, None)
+            running = open_running(self.project)
+            self._state, self._runtime = running.state, running.runtime
             return
         self._runtime = select_runtime(self.project, self.runtime_override, echo=self.echo)
         self.owned = True  # from here on a half-started stack is ours to clean up
@@ -223,10 +223,8 @@ class Stack:
         return names[0]
 
     def _swap(self, project: Project, name: str) -> None:
-        from .runtime.reload import reload_stack
-
-        reload_stack(project, names=(name,), build=False, timeout=self.timeout)
-        self._state = StackState.load(project.state_dir) or self._state
+        result = reload_stack(project, names=(name,), build=False, timeout=self.timeout)
+        self._state = result.state or self._state
 
 
 def unique_name(base: str, tag: str = "") -> str:
@@ -242,11 +240,11 @@ def _running(project: Project) -> bool:
     state = StackState.load_or_none(project.state_dir)
     if state is None or not state.ready:
         return False
-    from .runtime import require_running
+    from .runtime import check_running
     from .errors import HlocalError
 
     try:
-        require_running(project)
+        check_running(project, state)
     except HlocalError:
         return False
     return True
