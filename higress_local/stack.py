@@ -252,7 +252,8 @@ def _running(project: Project) -> bool:
 
 # -- What the CLI asks of a project's stack -----------------------------------------------------
 # The command line reaches the runtime package only through these (imported on use: `--help` needs none
-# of it). Each hands on to the one owner: runtime/ (choice, state), runtime.lock, runtime.reload.
+# of it). Each hands on to the one owner: runtime/ (choice, state), runtime.lock, runtime.reload;
+# up, down and reload take the stack's lock here (reload inside runtime.reload, which the agent shares).
 
 def choose_runtime_name(project: Project, override: str | None) -> tuple[str, str]:
     """The runtime `up` would use and one line saying why."""
@@ -289,11 +290,34 @@ def require_running(project: Project) -> StackState:
     return running(project)
 
 
-def stack_lock(state_dir: Path, command: str, **kwargs: Any) -> Any:
-    """The stack's lock for `command` (a context manager): `up`, `down`, `reload`, `watch` one at a time."""
-    from .runtime.lock import stack_lock as lock
+def up_stack(project: Project, override: str | None, *, recreate: bool, timeout: float,
+             echo: Callable[[str], None], build: Callable[[], None] = lambda: None,
+             starting: Callable[[str], Any] = lambda _runtime: contextlib.nullcontext()) -> tuple[Any, Any]:
+    """`hlocal up` under the stack's lock: `build` stale plugins first (`auto` inspects the built modules to
+    pick the runtime), then start on the chosen runtime inside `starting(runtime name)` (the CLI's progress
+    line). Returns the runtime and its UpResult."""
+    from .runtime.lock import stack_lock
 
-    return lock(state_dir, command, **kwargs)
+    with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
+        build()
+        runtime = select_runtime(project, override, echo=echo)
+        with starting(runtime.name):
+            return runtime, runtime.up(project, recreate=recreate, timeout=timeout)
+
+
+def down_stack(project: Project, override: str | None = None, *, clean: bool = False,
+               echo: Callable[[str], None] | None = None, started: Any = None) -> list[str]:
+    """`hlocal down` under the stack's lock: stop everything of it on `started` (the runtime that started
+    it, when the caller holds it) or the one its state names; `clean` also removes .hlocal/<name>/."""
+    from .runtime.lock import stack_lock
+    from .system.ownfiles import remove_tree
+
+    with stack_lock(project.state_dir, "down", echo=echo):
+        stopped = (started or runtime_for_state(project, override)).down(project)
+        if clean:
+            # Under the lock: no `up` can be writing there. The lock file goes too; its fd stays valid.
+            remove_tree(project.state_dir)
+    return stopped
 
 
 def reload_stack(project: Project, **kwargs: Any) -> Any:
