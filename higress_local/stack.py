@@ -78,11 +78,11 @@ class Stack:
         return self
 
     def _start(self) -> None:
-        from .runtime import require_running, runtime_for_state, select_runtime
+        from .runtime import open_running, select_runtime
 
         if self.attach:
-            self._state = require_running(self.project)
-            self._runtime = runtime_for_state(self.project, None)
+            running = open_running(self.project)
+            self._state, self._runtime = running.state, running.runtime
             return
         self._runtime = select_runtime(self.project, self.runtime_override, echo=self.echo)
         self.owned = True  # from here on a half-started stack is ours to clean up
@@ -223,10 +223,8 @@ class Stack:
         return names[0]
 
     def _swap(self, project: Project, name: str) -> None:
-        from .runtime.reload import reload_stack
-
-        reload_stack(project, names=(name,), build=False, timeout=self.timeout)
-        self._state = StackState.load(project.state_dir) or self._state
+        result = reload_stack(project, names=(name,), build=False, timeout=self.timeout)
+        self._state = result.state or self._state
 
 
 def unique_name(base: str, tag: str = "") -> str:
@@ -242,11 +240,11 @@ def _running(project: Project) -> bool:
     state = StackState.load_or_none(project.state_dir)
     if state is None or not state.ready:
         return False
-    from .runtime import require_running
+    from .runtime import check_running
     from .errors import HlocalError
 
     try:
-        require_running(project)
+        check_running(project, state)
     except HlocalError:
         return False
     return True
@@ -254,7 +252,8 @@ def _running(project: Project) -> bool:
 
 # -- What the CLI asks of a project's stack -----------------------------------------------------
 # The command line reaches the runtime package only through these (imported on use: `--help` needs none
-# of it). Each hands on to the one owner: runtime/ (choice, state), runtime.lock, runtime.reload.
+# of it). Each hands on to the one owner: runtime/ (choice, state), runtime.lock, runtime.reload;
+# up, down and reload take the stack's lock here (reload inside runtime.reload, which the agent shares).
 
 def choose_runtime_name(project: Project, override: str | None) -> tuple[str, str]:
     """The runtime `up` would use and one line saying why."""
@@ -291,11 +290,34 @@ def require_running(project: Project) -> StackState:
     return running(project)
 
 
-def stack_lock(state_dir: Path, command: str, **kwargs: Any) -> Any:
-    """The stack's lock for `command` (a context manager): `up`, `down`, `reload`, `watch` one at a time."""
-    from .runtime.lock import stack_lock as lock
+def up_stack(project: Project, override: str | None, *, recreate: bool, timeout: float,
+             echo: Callable[[str], None], build: Callable[[], None] = lambda: None,
+             starting: Callable[[str], Any] = lambda _runtime: contextlib.nullcontext()) -> tuple[Any, Any]:
+    """`hlocal up` under the stack's lock: `build` stale plugins first (`auto` inspects the built modules to
+    pick the runtime), then start on the chosen runtime inside `starting(runtime name)` (the CLI's progress
+    line). Returns the runtime and its UpResult."""
+    from .runtime.lock import stack_lock
 
-    return lock(state_dir, command, **kwargs)
+    with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
+        build()
+        runtime = select_runtime(project, override, echo=echo)
+        with starting(runtime.name):
+            return runtime, runtime.up(project, recreate=recreate, timeout=timeout)
+
+
+def down_stack(project: Project, override: str | None = None, *, clean: bool = False,
+               echo: Callable[[str], None] | None = None, started: Any = None) -> list[str]:
+    """`hlocal down` under the stack's lock: stop everything of it on `started` (the runtime that started
+    it, when the caller holds it) or the one its state names; `clean` also removes .hlocal/<name>/."""
+    from .runtime.lock import stack_lock
+    from .system.ownfiles import remove_tree
+
+    with stack_lock(project.state_dir, "down", echo=echo):
+        stopped = (started or runtime_for_state(project, override)).down(project)
+        if clean:
+            # Under the lock: no `up` can be writing there. The lock file goes too; its fd stays valid.
+            remove_tree(project.state_dir)
+    return stopped
 
 
 def reload_stack(project: Project, **kwargs: Any) -> Any:

@@ -188,3 +188,20 @@ def wait_until_serving_the_recorded_version(project: "Project", plugin: str, tim
             return None
 
     wait_for(lambda: serving() == recorded, timeout, "Envoy to serve the version the state records")
+
+
+def count_state_reads(monkeypatch: Any) -> list[Path]:
+    """Every read of a state.json from here on (all of them go through state.read_private)."""
+    import higress_local.state as state_module
+
+    reads: list[Path] = []
+    real = state_module.read_private
+
+    def counted(path: Path, *args, **kwargs):
+        if path.name == state_module.STATE_FILE:
+            reads.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(state_module, "read_private", counted)
+    return reads
+

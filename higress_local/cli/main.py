@@ -66,13 +66,6 @@ def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
     ctx.obj = {"config_file": config_file, "debug": debug}
 
 
-def stack_lock(*args: Any, **kwargs: Any):
-    """stack.stack_lock, imported on use (`--help` needs neither it nor the runtime package)."""
-    from ..stack import stack_lock as lock
-
-    return lock(*args, **kwargs)
-
-
 _project = project_from
 
 
@@ -96,15 +89,13 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
 
     from .progress import Progress
     from .report import follow_up_flags, print_up_summary
-    from ..stack import select_runtime
+    from ..stack import up_stack
 
     project = _project(ctx)
-    echo = lambda m: click.echo(m, err=True)  # noqa: E731
-    with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
-        _build_before_up(project, build)  # first: auto inspects the built modules to pick the runtime
-        rt = select_runtime(project, runtime, echo=echo)
-        with Progress(f"starting {project.name} ({rt.name})", detail=lambda: _up_detail(project)):
-            result = rt.up(project, recreate=recreate, timeout=timeout)
+    rt, result = up_stack(project, runtime, recreate=recreate, timeout=timeout,
+                          echo=lambda m: click.echo(m, err=True), build=lambda: _build_before_up(project, build),
+                          starting=lambda name: Progress(f"starting {project.name} ({name})",
+                                                         detail=lambda: _up_detail(project)))
     print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.get("name")))
     _start_agent(project)
     _startup_warnings(project, strict)
@@ -129,8 +120,9 @@ def _foreground(project, rt) -> None:
 
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-        with stack_lock(project.state_dir, "down", echo=lambda m: click.echo(m, err=True)):
-            stopped = rt.down(project)
+        from ..stack import down_stack
+
+        stopped = down_stack(project, echo=lambda m: click.echo(m, err=True), started=rt)
         click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running", err=True)
 
 
@@ -255,15 +247,10 @@ def watch(ctx: click.Context) -> None:
 @click.pass_context
 def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
     """Stop everything of this stack (safe to run twice)."""
-    from ..stack import runtime_for_state
-    from ..system.ownfiles import remove_tree
+    from ..stack import down_stack
 
     project = _project(ctx)
-    with stack_lock(project.state_dir, "down", echo=lambda m: click.echo(m, err=True)):
-        stopped = runtime_for_state(project, runtime).down(project)
-        if clean:
-            # Under the lock: no `up` can be writing there. The lock file goes too; its fd stays valid.
-            remove_tree(project.state_dir)
+    stopped = down_stack(project, runtime, clean=clean, echo=lambda m: click.echo(m, err=True))
     click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running")
     if clean:
         click.echo(f"removed {project.state_dir}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from ..config.project import Project
@@ -123,13 +124,32 @@ def resolve_flavor(project: Project, override: str | None) -> str:
     return "higress" if name == "docker" else "envoy"
 
 
-def require_running(project: Project) -> StackState:
-    state = StackState.load(project.state_dir)
+@dataclass(frozen=True)
+class RunningStack:
+    """A running stack as one command sees it: its state.json, read once, and the runtime that started it."""
+
+    project: Project
+    state: StackState
+    runtime: Runtime
+
+
+def open_running(project: Project) -> RunningStack:
+    """The running stack, reading its state once; NotRunning when it is not (fully) up."""
+    return check_running(project, StackState.load(project.state_dir))
+
+
+def check_running(project: Project, state: StackState | None) -> RunningStack:
+    """As open_running, for a state the caller has just read (under the stack lock)."""
     if state is None or not state.ready:
         raise NotRunning(f"stack {project.name!r} is not running", NOT_RUNNING_HINT)
-    status = _make(state.runtime).status(project)
+    runtime = _make(state.runtime)
+    status = runtime.status_of(project, state)
     if not status.running:
         dead = ", ".join(c.name for c in status.components if c.state != "running")
         raise NotRunning(f"stack {project.name!r} is not fully running ({dead} not running)",
                          "see `hlocal status`; restart with `hlocal up --recreate`")
-    return state
+    return RunningStack(project, state, runtime)
+
+
+def require_running(project: Project) -> StackState:
+    return open_running(project).state

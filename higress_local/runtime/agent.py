@@ -29,7 +29,9 @@ from ..agent import wire as agentwire
 from ..wasm.gobuild import needs_build
 from ..config.project import load_project
 from ..errors import HlocalError, Stopped
-from .reload import reload_stack, restart_reasons
+from . import check_running
+from .lock import stack_lock
+from .reload import reload_running, restart_reasons
 from ..system.orphans import AGENT_MARKER, COMPONENT_MARKER, STACK_MARKER
 from ..state import StackState
 from ..system.wait import clear_interrupt, install_interrupt_flag
@@ -227,13 +229,16 @@ class Agent:
                 return {"fallback": "the CLI reports a config error itself"}
             if project.state_dir.resolve() != self.state_dir.resolve():
                 return {"fallback": f"another stack ({project.state_dir})"}
-            state = StackState.load_or_none(project.state_dir)
-            if state is None or restart_reasons(project, state):
-                return {"fallback": "not running, or the change needs a restart"}
-            names = tuple(request["plugins"])
-            if request["build"] and any(needs_build(p) for p in project.plugins if not names or p.name in names):
-                return {"fallback": "a plugin needs a build"}
-            result = reload_stack(project, names=names, build=False, timeout=request["timeout"])
+            # The state is read once, under the lock, and the reload runs from what was read.
+            with stack_lock(project.state_dir, "reload", wait=request["timeout"]):
+                state = StackState.load_or_none(project.state_dir)
+                if state is None or restart_reasons(project, state):
+                    return {"fallback": "not running, or the change needs a restart"}
+                names = tuple(request["plugins"])
+                if request["build"] and any(needs_build(p) for p in project.plugins if not names or p.name in names):
+                    return {"fallback": "a plugin needs a build"}
+                result = reload_running(check_running(project, state), names=names, build=False,
+                                        timeout=request["timeout"])
         except HlocalError as exc:
             return {"exit": int(exc.exit_code), "error": [exc.message, exc.hint or ""]}
         except KeyboardInterrupt:

@@ -73,6 +73,10 @@ class Runtime(abc.ABC):
         """Describe every component, including dead ones."""
 
     @abc.abstractmethod
+    def status_of(self, project: Project, state: StackState) -> StackStatus:
+        """As status, for a state the caller has already read (no second read of state.json)."""
+
+    @abc.abstractmethod
     def gateway_output(self, project: Project) -> tuple[Any, int]:
         """The gateway's output as a LogWatch source, and the position of its end right now."""
 

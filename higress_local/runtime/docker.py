@@ -284,7 +284,9 @@ class DockerRuntime(Runtime):
         return present
 
     def status(self, project: Project) -> StackStatus:
-        state = StackState.load_or_none(project.state_dir)
+        return self.status_of(project, StackState.load_or_none(project.state_dir))
+
+    def status_of(self, project: Project, state: StackState | None) -> StackStatus:
         client = docker_client(timeout=5.0)
         containers = self._containers(client, project)
         if state is None and not containers:

@@ -189,6 +189,9 @@ class NativeRuntime(Runtime):
             if marked:
                 return _status_without_state(project, "no state file")
             return StackStatus(name=project.name, runtime=self.name, running=False)
+        return self.status_of(project, state)
+
+    def status_of(self, project: Project, state: StackState) -> StackStatus:
         components = []
         for name in component_names(state):
             component = state.components.get(name)

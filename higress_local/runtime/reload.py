@@ -20,7 +20,7 @@ from ..errors import ConfigError, EnvironmentProblem, HlocalError, PluginError, 
 from .redeliver import Redelivery
 from ..system.readiness import CDS_STAT_PREFIX, RDS_STAT_PREFIX, ecds_stats, xds_stats
 from ..render.envoy import CLUSTERS_FILE, ROUTES_FILE, ecds_file_name, plugin_filter_name, render_ecds
-from . import require_running, runtime_for_state
+from . import RunningStack, open_running
 from .files import GatewayFiles, Swap
 from .lock import stack_lock
 from .stage import config_sha256, ecds_version, plugin_state, restart_key, source_stat, version_of, xds_documents
@@ -37,6 +37,7 @@ class ReloadResult:
     restarted: list[str] = field(default_factory=list)
     seconds: float = 0.0
     build_seconds: float = 0.0
+    state: StackState | None = None  # the stack's state as this reload left it (and saved it)
 
     @property
     def changed(self) -> bool:
@@ -81,13 +82,15 @@ def reload_stack(project: Project, *, names: tuple[str, ...] = (), build: bool =
     # One command at a time per stack (a watcher and a hand-run reload may overlap, or `down` may
     # start meanwhile): each one reads the live versions and writes state.json.
     with stack_lock(project.state_dir, "reload", wait=timeout, echo=echo):
-        return _reload(project, names=names, build=build, restart=restart, timeout=timeout, echo=echo)
+        return reload_running(open_running(project), names=names, build=build, restart=restart,
+                              timeout=timeout, echo=echo)
 
 
-def _reload(project: Project, *, names: tuple[str, ...], build: bool, restart: bool, timeout: float,
-            echo: Callable[[str], None]) -> ReloadResult:
-    state = require_running(project)
-    runtime = runtime_for_state(project, None)
+def reload_running(running: RunningStack, *, names: tuple[str, ...] = (), build: bool = True,
+                   restart: bool = False, timeout: float = 120.0,
+                   echo: Callable[[str], None] = lambda _l: None) -> ReloadResult:
+    """reload_stack for a caller that holds the stack's lock and has read its state (once, under it)."""
+    project, state, runtime = running.project, running.state, running.runtime
     for name in names:
         project.plugin(name)  # unknown name: a clear error before anything happens
     result = ReloadResult()
@@ -98,7 +101,7 @@ def _reload(project: Project, *, names: tuple[str, ...], build: bool, restart: b
                               "run `hlocal reload --restart` (the gateway restarts; requests fail meanwhile)")
         started = time.monotonic()
         result.build_seconds = _build_stale(project, names, build, echo)
-        runtime.restart_gateway(project, timeout)
+        result.state = runtime.restart_gateway(project, timeout).state
         result.restarted = ["gateway", "backend"]
         result.lines.append("restarted the stack (--restart)" + (": " + "; ".join(reasons) if reasons else ""))
         result.seconds = time.monotonic() - started
@@ -134,6 +137,7 @@ def _reload(project: Project, *, names: tuple[str, ...], build: bool, restart: b
         result.lines.append(f"{xds.what} reloaded in {result.seconds:.2f} s")
     files.remove_unreferenced_modules()
     state.save(project.state_dir)
+    result.state = state
     return result
 
 

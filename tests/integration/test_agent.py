@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from support import (HLOCAL, Project, processes_mentioning, reload_stopped_by_sigterm, wait_for,
-                     wait_until_serving_the_recorded_version)
+from support import (HLOCAL, Project, count_state_reads, processes_mentioning, reload_stopped_by_sigterm,
+                     wait_for, wait_until_serving_the_recorded_version)
 
 from higress_local.agent.control import ping
 from higress_local.system.orphans import AGENT_MARKER, find_marked
@@ -122,6 +122,22 @@ def test_a_signal_forwarded_to_the_agent_rolls_the_swap_back(stack: Project, tra
     assert (stack.state_dir / "ecds" / "headers.json").read_text() == before
     wait_until_serving_the_recorded_version(stack, "headers")
     assert ping(stack.state_dir), "the agent goes on serving after a forwarded signal"
+
+
+def test_a_reload_served_by_the_agent_reads_the_state_once(stack: Project, monkeypatch) -> None:
+    from higress_local.runtime.agent import Agent
+
+    _set(stack, "2")
+    reads = count_state_reads(monkeypatch)
+    # The agent's own reload, in this process so its reads can be counted.
+    answer = Agent(stack.state_dir)._run_reload({
+        "file": str(stack.path / "hlocal.yaml"), "cwd": str(stack.path), "name": None, "env": dict(os.environ),
+        "plugins": [], "build": True, "timeout": 60.0})
+    assert answer["exit"] == 0, answer
+    assert any(line.startswith("plugin headers: config changed") for line in answer["out"]), answer
+    assert len(reads) == 1, f"{len(reads)} reads of state.json"
+    assert reads[0] == stack.state_dir / "state.json"
+    assert _version(stack) == "2"
 
 
 def test_down_stops_the_agent_and_a_stale_socket_is_not_followed(stack: Project) -> None:
