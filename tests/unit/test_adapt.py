@@ -16,7 +16,7 @@ from higress_local.wasm.adapt.build import WASM, WAT
 from higress_local.wasm.wat import assemble
 from higress_local.errors import PluginError
 
-I32 = wasmtime.ValType.i32()
+from wasm_host import ScriptedHost
 
 # A module shaped like a Go wasip1 build of a wasm-go plugin: the Higress imports, the SDK's
 # callbacks, data above Go's reserved range, and a go:buildid section.
@@ -82,36 +82,21 @@ def _cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.ENV_CACHE, str(tmp_path / "cache"))
 
 
-class Host:
+class Host(ScriptedHost):
     """Stock Envoy's side, scripted: records what the adapted module asks for."""
 
     def __init__(self, data: bytes) -> None:
-        self.engine = wasmtime.Engine()
-        self.store = wasmtime.Store(self.engine)
         self.calls: list[tuple] = []
         self.next_token = 41
         self.status_header = b"200"
         self.http_result = 0
-        linker = wasmtime.Linker(self.engine)
-        for name, params, fn in (
-            ("proxy_log", 3, lambda c, *a: 0),
-            ("proxy_http_call", 10, self.http_call),
-            ("proxy_get_header_map_value", 5, self.get_header),
-            ("proxy_get_buffer_bytes", 5, self.get_buffer),
-            ("proxy_call_foreign_function", 6, lambda c, *a: self.calls.append(("foreign",) + a) or 1),
-        ):
-            linker.define_func("env", name, wasmtime.FuncType([I32] * params, [I32]), fn, access_caller=True)
-        self.instance = linker.instantiate(self.store, wasmtime.Module(self.engine, data))
-        self.memory = self.instance.exports(self.store)["memory"]
-
-    def read(self, at: int, size: int) -> bytes:
-        return bytes(self.memory.read(self.store, at, at + size))
-
-    def u32(self, at: int) -> int:
-        return struct.unpack("<I", self.read(at, 4))[0]
-
-    def call(self, name: str, *args: int) -> int:
-        return self.instance.exports(self.store)[name](self.store, *args)
+        super().__init__(data, [
+            ("env", "proxy_log", 3, lambda c, *a: 0),
+            ("env", "proxy_http_call", 10, self.http_call),
+            ("env", "proxy_get_header_map_value", 5, self.get_header),
+            ("env", "proxy_get_buffer_bytes", 5, self.get_buffer),
+            ("env", "proxy_call_foreign_function", 6, lambda c, *a: self.calls.append(("foreign",) + a) or 1),
+        ], access_caller=True)
 
     def http_call(self, caller, uri, uri_len, hdr, hdr_len, body, body_len, tr, tr_len, timeout, token_ptr):
         if self.http_result:

@@ -11,7 +11,8 @@ import wasmtime
 from higress_local.wasm import module as wasm
 from higress_local.wasm.adapt import adapter, cache
 
-I32 = wasmtime.ValType.i32()
+from wasm_host import ScriptedHost
+
 
 # A Go-like plugin: its proxy_on_response_body returns the action in $action and, when $inject_in_body
 # is set, injects "IN" while running (as wasm-go's MCP framework does from a streaming-body callback).
@@ -57,25 +58,19 @@ def _cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.ENV_CACHE, str(tmp_path / "cache"))
 
 
-class Envoy:
+class Envoy(ScriptedHost):
     """The host side: one response body per stream, edited as Envoy's Buffer::copyFrom does."""
 
     def __init__(self) -> None:
         data = adapter.adapt_module(wasm.add_custom_section(wasmtime.wat2wasm(PLUGIN), "go:buildid", b"t"))
-        self.engine = wasmtime.Engine()
-        self.store = wasmtime.Store(self.engine)
         self.body = bytearray()
         self.continued: list[int] = []
-        linker = wasmtime.Linker(self.engine)
-        for name, params, fn in (
-            ("proxy_log", 3, lambda c, *a: 0),
-            ("proxy_set_buffer_bytes", 5, self.set_buffer),
-            ("proxy_continue_stream", 1, lambda c, kind: self.continued.append(kind) or 0),
-            ("proxy_set_effective_context", 1, lambda c, ctx: 0),
-        ):
-            linker.define_func("env", name, wasmtime.FuncType([I32] * params, [I32]), fn, access_caller=True)
-        self.instance = linker.instantiate(self.store, wasmtime.Module(self.engine, data))
-        self.memory = self.instance.exports(self.store)["memory"]
+        super().__init__(data, [
+            ("env", "proxy_log", 3, lambda c, *a: 0),
+            ("env", "proxy_set_buffer_bytes", 5, self.set_buffer),
+            ("env", "proxy_continue_stream", 1, lambda c, kind: self.continued.append(kind) or 0),
+            ("env", "proxy_set_effective_context", 1, lambda c, ctx: 0),
+        ], access_caller=True)
 
     def set_buffer(self, caller, kind, start, length, ptr, size):
         assert kind == 1, "only the response body is edited"
@@ -88,9 +83,6 @@ class Envoy:
         else:
             return 2
         return 0
-
-    def call(self, name: str, *args: int) -> int:
-        return self.instance.exports(self.store)[name](self.store, *args)
 
     def chunk(self, context: int, data: bytes, end: bool = False) -> int:
         """Envoy hands the plugin a chunk (the buffered body plus this chunk while buffering)."""

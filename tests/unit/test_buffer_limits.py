@@ -17,7 +17,8 @@ from higress_local.config.project import parse_project
 from higress_local.errors import ConfigError
 from higress_local.render.envoy import Layout, render_bootstrap, render_clusters
 
-I32 = wasmtime.ValType.i32()
+from wasm_host import ScriptedHost
+
 
 # A Go-like wasm-go module: fd_write imported twice (as Go's wasip1 runtime does), no
 # proxy_send_local_response; its body callback buffers (StopIterationAndBuffer) unless told not to.
@@ -55,27 +56,18 @@ def go_module(wat: str = GO_BUFFERING) -> bytes:
     return wasm.add_custom_section(wasmtime.wat2wasm(wat), "go:buildid", b"test")
 
 
-class Host:
+class Host(ScriptedHost):
     """Stock Envoy's side, scripted: the stream's set_decoder_buffer_limit and what the copy sends."""
 
     def __init__(self, data: bytes) -> None:
-        self.store = wasmtime.Store(engine := wasmtime.Engine())
         self.properties: dict[bytes, bytes] = {}
         self.replies: list[tuple[int, bytes, bytes]] = []
         self.writes: list[int] = []
-        linker = wasmtime.Linker(engine)
-        linker.define_func("wasi_snapshot_preview1", "fd_write", wasmtime.FuncType([I32] * 4, [I32]),
-                           lambda fd, *_: self.writes.append(fd) or 0)
-        linker.define_func("env", "proxy_get_property", wasmtime.FuncType([I32] * 4, [I32]), self.get_property)
-        linker.define_func("env", "proxy_send_local_response", wasmtime.FuncType([I32] * 8, [I32]), self.reply)
-        self.instance = linker.instantiate(self.store, wasmtime.Module(engine, data))
-        self.memory = self.instance.exports(self.store)["memory"]
-
-    def read(self, at: int, size: int) -> bytes:
-        return bytes(self.memory.read(self.store, at, at + size))
-
-    def call(self, name: str, *args: int) -> int:
-        return self.instance.exports(self.store)[name](self.store, *args)
+        super().__init__(data, [
+            ("wasi_snapshot_preview1", "fd_write", 4, lambda fd, *_: self.writes.append(fd) or 0),
+            ("env", "proxy_get_property", 4, self.get_property),
+            ("env", "proxy_send_local_response", 8, self.reply),
+        ])
 
     def get_property(self, path, path_len, value_pp, size_p) -> int:
         value = self.properties.get(self.read(path, path_len))

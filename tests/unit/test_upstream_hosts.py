@@ -18,9 +18,10 @@ from higress_local.errors import ConfigError
 from higress_local.config.models import Endpoint, Service
 from higress_local.render.endpoints import OVERRIDE_HOST_HEADER, override_header_guards, render_endpoints_cluster
 
+from wasm_host import ScriptedHost
+
 from .test_adapt import header_pairs
 
-I32 = wasmtime.ValType.i32()
 LLM = Service(name="llm", kind="static", host="llm", port=80,
               urls=(Endpoint("10.0.0.1", 8001), Endpoint("10.0.0.2", 8002, "vllm:num_requests_waiting 3\n")))
 OTHER = Service(name="b", kind="fqdn", host="b.example", port=80, urls=(Endpoint("10.0.0.3", 80),))
@@ -54,25 +55,17 @@ def _cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.ENV_CACHE, str(tmp_path / "cache"))
 
 
-class Host:
+class Host(ScriptedHost):
     """Stock Envoy, scripted: the cluster_name property and the request headers."""
 
     def __init__(self, data: bytes, cluster: bytes) -> None:
-        self.store = wasmtime.Store(engine := wasmtime.Engine())
         self.cluster, self.headers, self.paths = cluster, {}, []
-        linker = wasmtime.Linker(engine)
-        # A retired Higress-only slot stays linkable through proxy_log (adapt/merge.py).
-        linker.define_func("env", "proxy_log", wasmtime.FuncType([I32] * 3, [I32]), lambda *a: 0)
-        linker.define_func("env", "proxy_get_property", wasmtime.FuncType([I32] * 4, [I32]), self.get_property)
-        linker.define_func("env", "proxy_replace_header_map_value", wasmtime.FuncType([I32] * 5, [I32]), self.replace)
-        self.instance = linker.instantiate(self.store, wasmtime.Module(engine, data))
-        self.memory = self.instance.exports(self.store)["memory"]
-
-    def read(self, at: int, size: int) -> bytes:
-        return bytes(self.memory.read(self.store, at, at + size))
-
-    def call(self, name: str, *args: int) -> int:
-        return self.instance.exports(self.store)[name](self.store, *args)
+        super().__init__(data, [
+            # A retired Higress-only slot stays linkable through proxy_log (adapt/merge.py).
+            ("env", "proxy_log", 3, lambda *a: 0),
+            ("env", "proxy_get_property", 4, self.get_property),
+            ("env", "proxy_replace_header_map_value", 5, self.replace),
+        ])
 
     def get_property(self, path, path_len, value_pp, size_pp):
         self.paths.append(self.read(path, path_len))
