@@ -58,16 +58,14 @@ def inspect_command(ctx: click.Context, request_id: int | None, limit: int, repl
         where = f"kept: {kept[0]}…{kept[-1]}" if kept else "none captured yet"
         raise ConfigError(f"no captured request #{request_id}", f"the ring keeps the newest requests ({where})")
     if replay:
-        from ..inspect.view import replay_request
-        from ..probe.send import send_request
-
-        method, path, headers, body = replay_request(record)
-        exchange = send_request(state, method, path, headers, body)
+        replayed = replay_stored(state, store, record)
         if as_json:
-            click.echo(json.dumps({"replayed": request_id, "status": exchange.status}, indent=2))
+            click.echo(json.dumps(replayed, indent=2))
             return
-        click.echo(f"replayed #{request_id}: {method} {path} -> {exchange.status}  "
-                   f"({exchange.seconds * 1000:.0f} ms); it is a new entry in `hlocal inspect`")
+        stored = (f"stored as #{replayed['id']} (`hlocal inspect {replayed['id']}`)" if replayed["id"] is not None
+                  else f"not captured within {REPLAY_CAPTURE_S:.0f} s; `hlocal inspect` lists it once it is")
+        click.echo(f"replayed #{request_id}: {replayed['method']} {replayed['path']} -> {replayed['status']}  "
+                   f"({replayed['ms']:.0f} ms); {stored}")
         return
     if as_json:
         click.echo(json.dumps(record_json(record), indent=2, ensure_ascii=False))
@@ -76,20 +74,34 @@ def inspect_command(ctx: click.Context, request_id: int | None, limit: int, repl
         click.echo(line)
 
 
+# The collector stores a request about a second after it ends (inspect/collector.py); allow for a loaded machine.
+REPLAY_CAPTURE_S = 10.0
+
+
+def replay_stored(state, store, record: dict) -> dict:
+    """Send a captured client request again and return once the replay's own entry is stored:
+    {replayed, id (None when it was not captured in time), method, path, status, ms}."""
+    from ..inspect.view import replay_request, stored_record
+    from ..probe.send import REQUEST_ID_HEADER, send_request
+
+    method, path, headers, body = replay_request(record)
+    exchange = send_request(state, method, path, headers, body)
+    tag = next(v for n, v in exchange.request_headers if n == REQUEST_ID_HEADER)
+    stored = stored_record(store, tag, REPLAY_CAPTURE_S)
+    return {"replayed": record["id"], "id": stored["id"] if stored else None, "method": method, "path": path,
+            "status": exchange.status, "ms": round(exchange.seconds * 1000, 1)}
+
+
 def replayer(state, store):
     """What the page's Replay button runs: the original client request, sent again."""
 
     def replay(record_id: int) -> dict:
         from ..errors import ConfigError
-        from ..inspect.view import replay_request
-        from ..probe.send import send_request
 
         record = store.get(record_id)
         if record is None:
             raise ConfigError(f"no captured request #{record_id}", "it fell out of the ring")
-        method, path, headers, body = replay_request(record)
-        exchange = send_request(state, method, path, headers, body)
-        return {"replayed": record_id, "status": exchange.status, "ms": round(exchange.seconds * 1000, 1)}
+        return replay_stored(state, store, record)
 
     return replay
 

@@ -32,12 +32,12 @@ def list_row(record: dict[str, Any]) -> dict[str, Any]:
 def format_list(records: list[dict[str, Any]]) -> list[str]:
     if not records:
         return ["no requests captured yet (send one through the gateway)"]
-    out = []
+    out = [f"{'ID':>5}  {'TIME':<8}  {'METHOD':<6} {'PATH':<30} {'STATUS':>6}  {'PLUGINS':<16} CHANGES"]
     for row in map(list_row, records):
         stamp = time.strftime("%H:%M:%S", time.localtime(row["time"] or 0))
         plugins = ",".join(row["plugins"]) or "-"
         out.append(f"{row['id']:>5}  {stamp}  {row['method'] or '?':<6} {row['path'] or '?':<30} "
-                   f"{row['status'] if row['status'] is not None else '-':>3}  {plugins:<16} {row['changes']}")
+                   f"{row['status'] if row['status'] is not None else '-':>6}  {plugins:<16} {row['changes']}")
     return out
 
 
@@ -148,13 +148,18 @@ def record_for_request(state_dir: Path, request_id: str, timeout: float = 3.0) -
     """The captured record of the request tagged `x-hlocal-request-id: request_id` (hlocal's clients
     tag every request), waiting up to `timeout` for the collector (it records a request about a
     second after it ends); None when capture is off or the record never came."""
-    from ..errors import WaitTimeout
-    from ..system.wait import Deadline, NotYet
     from .store import Store
 
     store = Store(store_dir(state_dir))
     if not store.directory.is_dir():
         return None
+    return stored_record(store, request_id, timeout)
+
+
+def stored_record(store: Any, request_id: str, timeout: float) -> dict[str, Any] | None:
+    """The record in `store` of the request tagged `request_id`, waiting up to `timeout`; None if it never came."""
+    from ..errors import WaitTimeout
+    from ..system.wait import Deadline, NotYet
 
     def find() -> dict[str, Any]:
         for record in store.recent(limit=100):

@@ -165,16 +165,17 @@ def test_replay_makes_a_new_entry(inspected) -> None:
     project, state, _ = inspected
     assert _send(state, "GET", "/get/replayme", {"x-remove": "1"}) == 200
     first = _captured(project, "/get/replayme")
-    assert "-> 200" in _run_inspect(project, str(first["id"]), "--replay").output
-
-    def second():
-        rows = [r for r in _inspect(project, "-n", "50")["requests"] if r["path"] == "/get/replayme"]
-        return rows if len(rows) >= 2 else None
-
-    rows = wait_for(second, timeout=10, what="the replayed request")
-    assert rows[0]["id"] > first["id"]
+    output = _run_inspect(project, str(first["id"]), "--replay").output
+    assert "-> 200" in output
+    # --replay returns once the replay's own entry is stored: listed at once, no waiting here
+    rows = [r for r in _inspect(project, "-n", "50")["requests"] if r["path"] == "/get/replayme"]
+    assert len(rows) == 2 and rows[0]["id"] > first["id"], rows
+    assert f"stored as #{rows[0]['id']} (`hlocal inspect {rows[0]['id']}`)" in output
     replayed = _inspect(project, str(rows[0]["id"]))
     assert dict(replayed["client_request"]["headers"])["x-remove"] == "1"
+    again = json.loads(_run_inspect(project, str(first["id"]), "--replay", "--json").output)
+    assert again["replayed"] == first["id"] and again["status"] == 200 and again["id"] > rows[0]["id"]
+    assert _inspect(project, str(again["id"]))["path"] == "/get/replayme"
 
 
 def _chromium() -> str:

@@ -97,8 +97,13 @@ def test_the_views_mark_changes_and_list_logs_and_calls() -> None:
     assert "  + x-deny: yes" in text and "x-hlocal-request-id" not in text
     assert "  ~ a3: \"t3\" → \"t3-new\"" in text
     assert "p: denied   [request id]" in text and "service auth received: GET /check -> 200   [time]" in text
-    (row,) = format_list([_record()])
+    header, row = format_list([_record()])
     assert "POST" in row and "/post" in row and "403" in row and "status 200 → 403" in row
+    assert header.split() == ["ID", "TIME", "METHOD", "PATH", "STATUS", "PLUGINS", "CHANGES"]
+    for title, value in (("METHOD", "POST"), ("PATH", "/post"), ("PLUGINS", "p   "), ("CHANGES", "req +x-new")):  # each heads its column
+        assert header.index(title) == row.index(value), (header, row)
+    assert header.index("STATUS") + len("STATUS") == row.index("403") + len("403")  # right-aligned
+    assert format_list([]) == ["no requests captured yet (send one through the gateway)"]  # no lone header
 
 
 def test_replay_sends_the_clients_request_without_what_the_gateway_added() -> None:
