@@ -24,7 +24,7 @@ gateway:
 plugins:
   - name: {plugin}
     wasm: {wasm}{wasm_comment}
-{build}    config: {{}}                  # the plugin's configuration, as YAML (the gateway gets it as JSON)
+{build}    config: {{}}                  # TODO {config_todo}
     # rules:                    # per-route configs, as Higress matchRules
     #   - match_route_prefix: [/admin]
     #     config: {{}}
@@ -105,7 +105,33 @@ def stock_envoy_runs(wasm: Path, name: str) -> tuple[bool, str]:
     return False, "; ".join(check.compat.problems)
 
 
-def render_config(*, name: str, plugin: str, wasm: str, build: str | None, runtime: str, why_docker: str) -> str:
+def config_keys(directory: Path) -> list[str]:
+    """The keys the plugin's Go sources read from their JSON config (`json.Get("key")`, gjson as the
+    wasm-go SDK hands it over): a hint for the TODO in hlocal.yaml, not a schema."""
+    keys: list[str] = []
+    for source in sorted(directory.glob("*.go")):
+        try:
+            text = source.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for key in CONFIG_KEY.findall(text):
+            if key not in keys:
+                keys.append(key)
+    return keys[:12]
+
+
+CONFIG_KEY = re.compile(r"\b\w*[jJ](?:son|SON)\w*\.Get\(\s*\"([A-Za-z0-9_.\-]+)\"\s*\)")
+
+
+def config_todo(keys: list[str]) -> str:
+    """What the placeholder `config: {}` needs: the keys the sources read, when found."""
+    if keys:
+        return f"fill in what the plugin reads: {', '.join(keys)} (as YAML; the gateway gets JSON)"
+    return "the plugin's configuration, as YAML (the gateway gets it as JSON)"
+
+
+def render_config(*, name: str, plugin: str, wasm: str, build: str | None, runtime: str, why_docker: str,
+                  keys: list[str] | None = None) -> str:
     """The commented hlocal.yaml text; `build` is None (no build section), "" (default) or a build.dir."""
     if runtime == "docker":
         runtime_comment = f"               # the Higress gateway image (what auto picks): stock Envoy cannot run it ({why_docker})"
@@ -119,7 +145,7 @@ def render_config(*, name: str, plugin: str, wasm: str, build: str | None, runti
     return CONFIG_TEMPLATE.format(
         name=name, plugin=plugin, wasm=wasm, build=build_line, runtime=runtime, runtime_comment=runtime_comment,
         wasm_comment="" if build is not None else "           # relative to this file",
-        build_step="build, " if build is not None else "",
+        build_step="build, " if build is not None else "", config_todo=config_todo(keys or []),
     )
 
 
@@ -154,8 +180,12 @@ def init_project(directory: Path, *, wasm: str | None = None, force: bool = Fals
         if not module.is_file():
             notes.append(f"{module.name} is not built yet: `hlocal build` (or `hlocal test`) builds it")
     relative = os.path.relpath(module, directory).replace(os.sep, "/")
+    keys = config_keys(directory)
+    notes.append("hlocal.yaml's `config: {}` is a placeholder (TODO): a plugin that needs keys"
+                 + (f" (its Go sources read {', '.join(keys)})" if keys else "")
+                 + " rejects it at `hlocal up` (exit 4); fill it in, then the probe and tests/ run as written")
     text = render_config(name=sanitise_name(directory.name), plugin=name, wasm=f"./{relative}", build=build,
-                         runtime="native" if runnable else "docker", why_docker=why)
+                         runtime="native" if runnable else "docker", why_docker=why, keys=keys)
     parse_project(yaml.safe_load(text), targets[0])  # the template must always be valid
     targets[1].parent.mkdir(parents=True, exist_ok=True)
     targets[0].write_text(text, encoding="utf-8")

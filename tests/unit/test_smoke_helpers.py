@@ -95,6 +95,23 @@ def test_init_detects_go_mod_and_refuses_to_overwrite(tmp_path: Path) -> None:
     assert forced.exit_code == 0, forced.output
 
 
+def test_init_marks_the_config_todo_with_the_keys_the_go_sources_read(tmp_path: Path) -> None:
+    """`config: {}` would be rejected by a plugin that needs keys (the `new` template needs `value`): say so."""
+    template = Path(__file__).resolve().parents[2] / "higress_local" / "templates" / "new" / "main.go.tmpl"
+    (tmp_path / "main.go").write_text(template.read_text().replace("${name}", "greeter"))
+    (tmp_path / "go.mod").write_text("module example.com/greeter\n")
+    result = CliRunner().invoke(main, ["-f", str(tmp_path), "init"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "hlocal.yaml").read_text()
+    assert "config: {}                  # TODO fill in what the plugin reads: header, value, denyPrefixes" in text
+    assert "placeholder (TODO)" in result.output and "read header, value, denyPrefixes" in result.output
+    assert "rejects it at `hlocal up` (exit 4)" in result.output
+    (tmp_path / "main.go").write_text("package main\n")  # nothing to name: the TODO stays generic
+    again = CliRunner().invoke(main, ["-f", str(tmp_path), "init", "--force"])
+    assert again.exit_code == 0 and "placeholder (TODO)" in again.output, again.output
+    assert "# TODO the plugin's configuration" in (tmp_path / "hlocal.yaml").read_text()
+
+
 def test_init_without_a_module_or_go_mod_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["-f", str(tmp_path), "init"])
     assert result.exit_code == 2
