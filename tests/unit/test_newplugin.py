@@ -153,3 +153,19 @@ def test_cli_new_bad_name_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "error: 'Edge!' is not a valid plugin name" in result.output
     assert not (tmp_path / "Edge!").exists()
+
+
+def test_the_generated_readme_deploys_with_hlocal_push(tmp_path: Path) -> None:
+    """The plugin's README ships it the way hlocal does (`hlocal push` of the OCI layout Higress loads)."""
+    from higress_local.project.push import ImageRef
+
+    newplugin.new_project(tmp_path, "my-plugin")
+    readme = (tmp_path / "my-plugin" / "README.md").read_text()
+    deploy = readme.split("## Deploy", 1)[1]
+    assert "Dockerfile" not in deploy and "FROM scratch" not in deploy
+    (push,) = [line.split("#")[0].split() for line in deploy.splitlines() if line.startswith("hlocal push")]
+    assert push[:3] == ["hlocal", "push", "my-plugin"]  # the plugin's name in hlocal.yaml
+    config = yaml.safe_load((tmp_path / "my-plugin" / "hlocal.yaml").read_text())
+    assert config["plugins"][0]["name"] == push[2]
+    assert ImageRef.parse(push[3]).tag == "1.0.0"  # a reference `hlocal push` accepts
+    assert "hlocal export higress" in deploy
