@@ -38,9 +38,10 @@ unit: install
 integration: install
 	$(PY) -m pytest tests/integration
 
+# `make demo PORT=10001` moves the gateway off the port in examples/transformer/hlocal.yaml (10000).
 demo: install-demo
 	$(PY) $(DEMO)/fetch_plugin.py
-	$(HLOCAL) -f $(DEMO) up
+	$(HLOCAL) -f $(DEMO) up $(if $(PORT),--port $(PORT))
 	$(HLOCAL) -f $(DEMO) probe
 	@echo
 	@echo "The demo stack is still running. Try:"
