@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def reader_env(bin_dir: Path, port: int) -> dict[str, str]:
     """What the reader's shell has: `hlocal` (this checkout) and Go on PATH, the SDK reachable, PORT."""
     bin_dir.mkdir()
     shim = bin_dir / "hlocal"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m higress_local "$@"\n')
+    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m higress_local \"$@\"\n")
     shim.chmod(0o755)
     env = sdk_build_env()
     go = find_go()

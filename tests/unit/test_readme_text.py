@@ -48,3 +48,12 @@ def test_auto_is_described_as_the_code_chooses(tmp_path: Path) -> None:
     assert not [line for line in mentions if "engine answers" in line], "auto does not depend on a Docker engine"
     reference = next(line for line in mentions if line.startswith("runtime: auto"))
     assert "native unless a plugin needs the Higress image" in reference
+
+
+def test_calling_other_services_says_redis_calls_work_as_the_emulation_catalogue_does() -> None:
+    from higress_local.wasm.adapt.catalog import REDIS
+
+    section = " ".join(_section("Calling other services").split())
+    assert not REDIS.refused  # the native runtime emulates proxy_redis_*: the README must not say it refuses
+    assert "Redis calls work on both runtimes" in section and "Redis relay" in section
+    assert not re.search(r"redis[^.]*\b(refused|refuses|not supported|cannot run)", section, re.IGNORECASE)
