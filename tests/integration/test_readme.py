@@ -58,12 +58,33 @@ def run_block(block: str, cwd: Path, env: dict[str, str]) -> subprocess.Complete
                           text=True, timeout=BLOCK_TIMEOUT)
 
 
+def init_then_fill_in(project: Path, env: dict[str, str]) -> None:
+    """What the README says of `hlocal init` on the `new` plugin: its `config: {}` is a TODO that the plugin
+    rejects at `up` (exit 4), and once filled in, the probe and the smoke test pass as written."""
+    def hlocal(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["hlocal", *args], cwd=project, env=env, capture_output=True, text=True,
+                              timeout=BLOCK_TIMEOUT)
+
+    init = hlocal("init", "--force")
+    assert init.returncode == 0 and "placeholder (TODO)" in init.stderr, init.stdout + init.stderr
+    config = project / "hlocal.yaml"
+    assert "# TODO fill in what the plugin reads: header, value, denyPrefixes" in config.read_text()
+    rejected = hlocal("up")
+    assert rejected.returncode == 4 and "rejected its configuration" in rejected.stderr, rejected.stderr
+    config.write_text(config.read_text().replace("config: {}", "config: {value: filled}", 1))
+    for step in ("up", "probe", "test", "down"):
+        done = hlocal(step)
+        assert done.returncode == 0, f"hlocal {step} after init:\n{done.stdout}{done.stderr}"
+        if step == "test":
+            assert "1 passed" in done.stdout, done.stdout
+
+
 def test_the_readme_blocks_extract() -> None:
     text = README.read_text(encoding="utf-8")
     start, walkthrough = (shell_blocks(text, s) for s in SECTIONS)
     assert len(start) == 1 and start[0].startswith("hlocal new my-plugin")
     assert len(walkthrough) == 1 and "${PORT:-10000}" in walkthrough[0]
-    assert " -f " not in walkthrough[0].replace("logs --plugin -f", "")  # nothing that follows forever
+    assert " -f" not in walkthrough[0]  # nothing that follows forever (`logs -f`)
 
 
 def test_the_readme_runs_as_written(tmp_path: Path) -> None:
@@ -92,6 +113,7 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
         assert f"127.0.0.1:{port}" in walkthrough  # the gateway listened where PORT said
         assert "PASS" in walkthrough and "adds a header" in walkthrough
         assert re.search(r"x-my-plugin:\s*on", walkthrough, re.IGNORECASE)  # `hlocal request`: what the backend saw
+        init_then_fill_in(home / "my-plugin", env)
     finally:
         project = home / "my-plugin"
         if project.is_dir():
