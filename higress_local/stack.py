@@ -295,14 +295,18 @@ def up_stack(project: Project, override: str | None, *, recreate: bool, timeout:
              starting: Callable[[str], Any] = lambda _runtime: contextlib.nullcontext()) -> tuple[Any, Any]:
     """`hlocal up` under the stack's lock: `build` stale plugins first (`auto` inspects the built modules to
     pick the runtime), then start on the chosen runtime inside `starting(runtime name)` (the CLI's progress
-    line). Returns the runtime and its UpResult."""
+    line); on a running stack, apply what changed instead. Returns the runtime and its UpResult."""
     from .runtime.lock import stack_lock
+
+    from .runtime import select_runtime as select
+    from .runtime.converge import up_converging
 
     with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
         build()
-        runtime = select_runtime(project, override, echo=echo)
+        # On a running stack `up` applies what changed (runtime/converge.py), a switch of runtime too.
+        runtime = select(project, override, echo=echo, switch=True)
         with starting(runtime.name):
-            return runtime, runtime.up(project, recreate=recreate, timeout=timeout)
+            return runtime, up_converging(runtime, project, recreate=recreate, timeout=timeout)
 
 
 def down_stack(project: Project, override: str | None = None, *, clean: bool = False,

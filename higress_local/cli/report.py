@@ -41,11 +41,14 @@ def follow_up_flags(project_file: Path, cwd: Path, name_override: str | None = N
 def print_up_summary(result, follow_up: str = "") -> None:
     state = result.state
     if result.already_running:
-        click.echo(f"{state.name} is already running ({state.runtime}); nothing changed "
-                   f"(use --recreate to restart it)")
+        if not result.applied:
+            click.echo(f"{state.name} is already running ({state.runtime}); nothing changed "
+                       f"(--recreate restarts it)")
     else:
         click.echo(f"{state.name} is up on the {state.runtime} runtime ({_flavor(state.flavor)}) "
                    f"in {result.seconds:.1f} s")
+    for line in result.applied:  # `up` on a running stack: what it applied, and how
+        click.echo(line)
     click.echo(f"  gateway  {state.gateway_url}")
     if state.https_url:
         click.echo(f"  https    {state.https_url}  (self-signed: {state.layout.tls_cert if state.layout else '?'})")
