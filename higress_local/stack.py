@@ -148,10 +148,15 @@ class Stack:
     # -- talking to it -------------------------------------------------------------
     def request(self, method: str, path: str, headers: Sequence[tuple[str, str]] = (),
                 body: bytes | None = None) -> Any:
-        """Send one request (repeated headers go out as separate lines); returns a probe.Exchange."""
+        """Send one request (repeated headers go out as separate lines); returns a probe.Exchange whose
+        `.upstream` is what the backend received, as the `upstream` fixture gives it (an UpstreamRequest)."""
+        from .probe.exchanges import UpstreamRequest
         from .probe.send import send_request
 
-        return send_request(self.state, method, path, headers, body)
+        exchange = send_request(self.state, method, path, headers, body)
+        if exchange.upstream is not None:
+            exchange.upstream = UpstreamRequest.from_entry(exchange.upstream)
+        return exchange
 
     def session(self) -> Any:
         """A requests.Session whose relative URLs go to the gateway (an exchanges.GatewaySession)."""
