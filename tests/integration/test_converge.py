@@ -56,7 +56,8 @@ def test_up_applies_a_config_edit_by_reload_then_says_nothing_changed(stack: Pro
     stack.write()
     applied = stack.hlocal("up")
     assert applied.returncode == 0, applied
-    assert "applied by reload:" in applied.stdout and "plugin headers: config changed" in applied.stdout, applied
+    assert f"{stack.name} is already running (native); applied by reload:" in applied.stdout, applied
+    assert "  plugin headers: config changed, live in " in applied.stdout, applied
     assert "restarted" not in applied.stdout and "nothing changed" not in applied.stdout
     assert _gateway_pid(stack) == gateway  # in place: the same Envoy
     assert _version(stack.state()["gateway_port"]) == "2"
