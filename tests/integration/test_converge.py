@@ -96,6 +96,15 @@ def test_up_restarts_for_a_chain_change_and_keeps_a_port_0_gateway_s_port(stack:
     assert again.returncode == 0 and "nothing changed" in again.stdout, again
 
 
+def test_up_restarts_for_a_new_service_and_starts_it(stack: Project) -> None:
+    stack.config["services"] = [{"name": "alt", "kind": "fqdn", "host": "alt.internal", "port": 8080}]
+    stack.write()
+    result = stack.hlocal("up")
+    assert result.returncode == 0, result
+    assert "restarted the gateway: services changed" in result.stdout, result
+    assert "svc-alt" in stack.state()["components"]
+
+
 def test_reload_restart_keeps_the_port_and_leaves_exactly_one_agent(stack: Project) -> None:
     port = stack.state()["gateway_port"]
     first = _one_agent(stack)
