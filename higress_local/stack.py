@@ -148,10 +148,15 @@ class Stack:
     # -- talking to it -------------------------------------------------------------
     def request(self, method: str, path: str, headers: Sequence[tuple[str, str]] = (),
                 body: bytes | None = None) -> Any:
-        """Send one request (repeated headers go out as separate lines); returns a probe.Exchange."""
+        """Send one request (repeated headers go out as separate lines); returns a probe.Exchange whose
+        `.upstream` is what the backend received, as the `upstream` fixture gives it (an UpstreamRequest)."""
+        from .probe.exchanges import UpstreamRequest
         from .probe.send import send_request
 
-        return send_request(self.state, method, path, headers, body)
+        exchange = send_request(self.state, method, path, headers, body)
+        if exchange.upstream is not None:
+            exchange.upstream = UpstreamRequest.from_entry(exchange.upstream)
+        return exchange
 
     def session(self) -> Any:
         """A requests.Session whose relative URLs go to the gateway (an exchanges.GatewaySession)."""
@@ -295,14 +300,18 @@ def up_stack(project: Project, override: str | None, *, recreate: bool, timeout:
              starting: Callable[[str], Any] = lambda _runtime: contextlib.nullcontext()) -> tuple[Any, Any]:
     """`hlocal up` under the stack's lock: `build` stale plugins first (`auto` inspects the built modules to
     pick the runtime), then start on the chosen runtime inside `starting(runtime name)` (the CLI's progress
-    line). Returns the runtime and its UpResult."""
+    line); on a running stack, apply what changed instead. Returns the runtime and its UpResult."""
     from .runtime.lock import stack_lock
+
+    from .runtime import select_runtime as select
+    from .runtime.converge import up_converging
 
     with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
         build()
-        runtime = select_runtime(project, override, echo=echo)
+        # On a running stack `up` applies what changed (runtime/converge.py), a switch of runtime too.
+        runtime = select(project, override, echo=echo, switch=True)
         with starting(runtime.name):
-            return runtime, runtime.up(project, recreate=recreate, timeout=timeout)
+            return runtime, up_converging(runtime, project, recreate=recreate, timeout=timeout)
 
 
 def down_stack(project: Project, override: str | None = None, *, clean: bool = False,

@@ -14,6 +14,7 @@ def resolved_config(project: Project, runtime: str, why: str) -> dict[str, Any]:
     """A plain document of `project`; `runtime` is what `up` would run (and `why`)."""
     doc = _plain(dataclasses.asdict(project))
     doc.pop("state_root", None)
+    doc.pop("port_option", None)  # shown as gateway.port, which it set
     doc["file"] = str(project.file)
     doc["state_dir"] = str(project.state_dir)
     doc["runtime"] = {"configured": project.runtime, "resolved": runtime, "why": why}

@@ -84,7 +84,7 @@ _project = project_from
 @click.pass_context
 def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, build: bool | None,
        watch_after: bool, strict: bool, foreground: bool) -> None:
-    """Start the gateway, plugins and mock backend; wait until ready."""
+    """Start the gateway, plugins and mock backend; wait until ready. On a running stack, apply what changed."""
     from pathlib import Path
 
     from .progress import Progress

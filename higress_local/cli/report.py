@@ -40,12 +40,15 @@ def follow_up_flags(project_file: Path, cwd: Path, name_override: str | None = N
 
 def print_up_summary(result, follow_up: str = "") -> None:
     state = result.state
+    applied = list(result.applied)  # `up` on a running stack: what it applied, and how
     if result.already_running:
-        click.echo(f"{state.name} is already running ({state.runtime}); nothing changed "
-                   f"(use --recreate to restart it)")
+        what = applied.pop(0) if applied else "nothing changed (--recreate restarts it)"
+        click.echo(f"{state.name} is already running ({state.runtime}); {what}")
     else:
         click.echo(f"{state.name} is up on the {state.runtime} runtime ({_flavor(state.flavor)}) "
                    f"in {result.seconds:.1f} s")
+    for line in applied:
+        click.echo(line)
     click.echo(f"  gateway  {state.gateway_url}")
     if state.https_url:
         click.echo(f"  https    {state.https_url}  (self-signed: {state.layout.tls_cert if state.layout else '?'})")

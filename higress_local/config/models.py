@@ -245,6 +245,7 @@ class Project:
     probes: tuple[Probe, ...] = ()
     services: tuple[Service, ...] = ()
     state_root: Path | None = None  # where rendered files go; default .hlocal/<name>/ next to the file
+    port_option: bool = False  # gateway.port came from the command line (--port): errors name that
 
     @property
     def root(self) -> Path:

@@ -84,7 +84,7 @@ def apply_overrides(project: Project, *, name: str | None = None, port: int | No
     if port is not None:
         if not 0 <= port <= 65535:
             raise ConfigError(f"--port {port} is not a port number", "use 1-65535, or 0 for a free port")
-        project = dataclasses.replace(project, gateway=dataclasses.replace(project.gateway, port=port))
+        project = dataclasses.replace(project, gateway=dataclasses.replace(project.gateway, port=port), port_option=True)
     return project
 
 

@@ -95,6 +95,13 @@ class UpstreamRequest:
             return self.body.encode()
         return base64.b64decode(self.raw.get("body_base64") or b"")
 
+    # The journal entry's own keys, as `Stack.request(...).upstream` gave them when it was a plain dict.
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
 
 class UpstreamJournal:
     """The mock backend's journal from a starting point on (the start of a test)."""

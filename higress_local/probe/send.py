@@ -27,7 +27,7 @@ class Exchange:
     status: int = 0
     response_headers: dict[str, str] = field(default_factory=dict)
     response_body: bytes = b""
-    upstream: dict[str, Any] | None = None
+    upstream: dict[str, Any] | None = None  # the journal entry (an exchanges.UpstreamRequest from Stack.request)
     seconds: float = 0.0
     effects: Any = None  # observe.Effects: plugin log lines, calls to services, explanations
     # Where the request went, wherever that was: the backend's or the route's service's journal entry
@@ -54,7 +54,7 @@ class Exchange:
             "request": {"method": self.method, "url": self.url, "headers": self.request_headers,
                         "body": self.request_body.decode("utf-8", errors="replace") if self.request_body else None},
             "response": {"status": self.status, "headers": self.response_headers, "body": self.response_text()},
-            "upstream": self.upstream,
+            "upstream": getattr(self.upstream, "raw", self.upstream),  # an UpstreamRequest's journal entry
             "received_by": self.received_by,
             "matched_by": self.matched_by or None,
             **({"received": self.received} if self.received_by not in (None, "backend") else {}),

@@ -84,11 +84,13 @@ def remember_runtime(project: Project, name: str) -> None:
     write_private(project.state_dir / LAST_RUNTIME_FILE, f"{name}\n".encode())
 
 
-def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None) -> Runtime:
-    """The runtime for `up`; refuses when the stack already runs on the other one."""
+def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None,
+                   switch: bool = False) -> Runtime:
+    """The runtime for `up`; refuses when the stack already runs on the other one, unless the caller
+    `switch`es it over (`up` on a running stack: runtime/converge.py restarts it there)."""
     name, why = choose_runtime_name(project, override)
     state = StackState.load_or_none(project.state_dir)
-    if state is not None and state.runtime != name:
+    if state is not None and state.runtime != name and not switch:
         other = _make(state.runtime)
         if any(c.state == "running" for c in other.status(project).components):
             raise ConfigError(

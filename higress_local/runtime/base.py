@@ -53,6 +53,7 @@ class UpResult:
     already_running: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # `up` on a running stack: what it changed, and how
 
 
 class Runtime(abc.ABC):

@@ -18,6 +18,7 @@ from ..gatewaylog.classify import LogWatch
 from ..config.project import Plugin, Project
 from ..errors import ConfigError, EnvironmentProblem, HlocalError, PluginError, WaitTimeout
 from .redeliver import Redelivery
+from .restart import restart_stack
 from ..system.readiness import CDS_STAT_PREFIX, RDS_STAT_PREFIX, ecds_stats, xds_stats
 from ..render.envoy import CLUSTERS_FILE, ROUTES_FILE, ecds_file_name, plugin_filter_name, render_ecds
 from . import RunningStack, open_running
@@ -101,9 +102,11 @@ def reload_running(running: RunningStack, *, names: tuple[str, ...] = (), build:
                               "run `hlocal reload --restart` (the gateway restarts; requests fail meanwhile)")
         started = time.monotonic()
         result.build_seconds = _build_stale(project, names, build, echo)
-        result.state = runtime.restart_gateway(project, timeout).state
+        restarted, moved = restart_stack(runtime, project, state, timeout)
+        result.state = restarted.state
         result.restarted = ["gateway", "backend"]
         result.lines.append("restarted the stack (--restart)" + (": " + "; ".join(reasons) if reasons else ""))
+        result.lines += moved
         result.seconds = time.monotonic() - started
         return result
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..gatewaylog.classify import LogWatch, classify_exit
 from ..config.project import Plugin, Project
-from ..errors import ConfigError, CorruptState
+from ..errors import ConfigError, CorruptState, PortInUse
 from ..inspect.view import taps_dir
 from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_ready_check
 from ..system.readiness import ReadyTarget, wait_until_ready
@@ -175,7 +175,13 @@ def restart_key(project: Project) -> RestartKey:
 def resolve_gateway_ports(project: Project, check: bool = True) -> tuple[int, int]:
     """The listener and admin ports on 127.0.0.1: as configured (checked free unless `check` is off) or picked."""
     if check:
-        gateway_port = portlib.resolve(project.gateway.port, "gateway listener, gateway.port")
+        setting = "--port" if project.port_option else "gateway.port"
+        try:
+            gateway_port = portlib.resolve(project.gateway.port, f"gateway listener, {setting}")
+        except PortInUse as exc:
+            if project.port_option:  # not hlocal.yaml's: the command line set it
+                exc.hint = "pass another --port (0 picks a free one), or stop that process"
+            raise
         admin_port = portlib.resolve(project.gateway.admin_port, "gateway admin, gateway.admin_port")
     else:  # `hlocal render`: nothing starts now, so a port taken now (e.g. by the running stack) is fine
         gateway_port = project.gateway.port or portlib.free_port()

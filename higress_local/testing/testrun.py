@@ -46,8 +46,10 @@ def run_smoke_tests(project: Project, args: Sequence[str], *, runtime: str | Non
 
     cwd = Path.cwd()
     with Stack(project, runtime=runtime, keep=keep, timeout=timeout, echo=echo) as stack:
-        how = "already running" if stack.reused else f"up on the {stack.runtime_name} runtime"
-        echo(f"hlocal: {project.name} is {how} at {stack.url}; running pytest")
+        if stack.reused:  # the stack has said so already (Stack.start)
+            echo(f"hlocal: running pytest against {stack.url}")
+        else:
+            echo(f"hlocal: {project.name} is up on the {stack.runtime_name} runtime at {stack.url}; running pytest")
         code = run_foreground(pytest_argv(project, args, cwd), cwd=cwd)
     if keep or stack.reused:
         echo(f"hlocal: {project.name} left running at {stack.url} (stop it with `hlocal down`)")
