@@ -90,7 +90,8 @@ def format_record(record: dict[str, Any]) -> list[str]:
     out += _body_lines("response body", result.get("response_body"))
     if record.get("plugin_logs"):
         out += ["", "plugin log lines:"]
-        out += [f"  {line['plugin']}: {line['text']}   [{line['matched_by']}]" for line in record["plugin_logs"]]
+        out += [f"  {line['plugin']}: {line['text']}   [{line['matched_by']}]".replace("\n", "\n    ")
+                for line in record["plugin_logs"]]
     for name, calls in (record.get("service_calls") or {}).items():
         for call in calls:
             out.append(f"service {name} received: {call.get('method')} {call.get('path')} -> {call.get('status')}"

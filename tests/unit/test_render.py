@@ -203,16 +203,26 @@ def test_the_wasm_filter_on_stock_envoy():
             "root_id": "first",
             "vm_config": {"vm_id": "first", "runtime": V8, "code": {"local": {"filename": "/mods/first.wasm"}}},
             "configuration": {"@type": STRING_VALUE, "value": plugin_configuration_json(first)},
-            "fail_open": False,
             "allow_on_headers_stop_iteration": True,
+            "failure_policy": "FAIL_RELOAD",
         },
     }
+
+
+@pytest.mark.parametrize(("policy", "envoy"), [("FAIL_RELOAD", "FAIL_RELOAD"), ("FAIL_CLOSED", "FAIL_CLOSED"),
+                                               ("FAIL_OPEN", "FAIL_IGNORE")])
+def test_failure_policy_maps_to_envoys_name_and_never_comes_with_fail_open(policy: str, envoy: str):
+    plugin = Plugin(name="p", wasm=Path("/p.wasm"), failure_policy=policy)
+    config = render_wasm_filter(plugin, "/m.wasm", layout("envoy"))["config"]
+    assert config["failure_policy"] == envoy
+    assert "fail_open" not in config  # stock Envoy refuses both together
 
 
 def test_the_higress_gateway_gets_no_stop_iteration_opt_in():
     config = render_wasm_filter(two_plugins().plugins[1], "/m.wasm", layout("higress"))["config"]
     assert "allow_on_headers_stop_iteration" not in config
     assert config["fail_open"] is True
+    assert "failure_policy" not in config  # Higress's Envoy recovers a crashed VM itself; 1.27 has no such field
 
 
 def test_the_configuration_string_is_the_plugin_configuration_with_sorted_keys():
