@@ -176,7 +176,8 @@ def start_panic(lines: list[str], plugin: str | None = None) -> GoPanic | None:
     found = None
     for line in reassemble(lines):
         match = PLUGIN_LINE.search(line)
-        if match and (plugin is None or match.group("plugin") == plugin) and "goroutine " in line:
+        # Go's init() runs before the plugin has a name: its dump names none (group "plugin" is None).
+        if match and (plugin is None or match.group("plugin") in (plugin, None)) and "goroutine " in line:
             found = panic_in(match.group("message")) or found
     return found
 

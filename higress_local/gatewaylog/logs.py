@@ -21,8 +21,11 @@ from .panics import DUMP_START, join_fragments, panic_in
 
 # Envoy prints what a plugin logs as "wasm log <plugin> <root_id> <vm_id>: <message>"
 # (envoyproxy/envoy source/extensions/common/wasm/context.cc, Context::log). hlocal gives the plugin
-# name as all three, so a raw line repeats it; wasm-go then prefixes "[<plugin name>]" itself.
-PLUGIN_LINE = re.compile(r"wasm log (?P<plugin>[^\s:]+)(?: [^\s:]*)?(?: [^\s:]*)?: (?P<message>.*)$")
+# name as all three, so a raw line repeats it; wasm-go then prefixes "[<plugin name>]" itself. What a
+# module prints before any plugin context exists (Go's init(), its runtime) is "wasm log: <message>":
+# then the group "plugin" is None.
+PLUGIN_LINE = re.compile(r"wasm log(?: (?P<plugin>[^\s:]+)(?: [^\s:]*)?(?: [^\s:]*)?)?: (?P<message>.*)$")
+VM_NAME = "(plugin VM)"  # how a line that names no plugin is shown
 BRIDGE = "hlocal.bridge"
 # wasm-go prefixes its messages "[plugin] [trace id] [request id] " (pkg/log); the name is said already,
 # and where a line is shown (one request, one component's log) the ids are "[nil]" or known.
@@ -54,7 +57,7 @@ def short_plugin_line(line: str) -> str | None:
     match = PLUGIN_LINE.search(line)
     if match is None or match.group("plugin") == BRIDGE:
         return None
-    name = match.group("plugin")
+    name = match.group("plugin") or VM_NAME
     return f"{name}: {plugin_message(name, match.group('message'))}"
 
 

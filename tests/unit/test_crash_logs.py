@@ -95,3 +95,14 @@ def test_with_several_plugins_a_trap_goes_to_the_one_that_last_logged_on_its_thr
     assert [p for p, _ in plugin_traps(lines, ["crashy", "other"])] == [None]
     said = "[2026-12-07 12:29:57.880][6827][info][wasm] [context.cc:1151] wasm log other other other: [other] hi"
     assert [p for p, _ in plugin_traps([said, *lines], ["crashy", "other"])] == ["other"]
+
+
+def test_a_panic_in_init_names_no_plugin_yet_and_still_fails_up_with_its_line():
+    # Go's init() runs before the plugin has a context: Envoy logs "wasm log: ..." with no names.
+    lines = (DATA / "init_panic.log").read_text().splitlines()
+    error = classify_lines(lines, ["my-plugin"])
+    assert error is not None and error.exit_code == 4
+    assert error.message == ("plugin 'my-plugin' panicked while starting: boom in init\n"
+                             "  at main.init.0 (/home/dev/my-plugin/main.go:27)")
+    shown = [short_plugin_line(line) for line in reassemble(lines) if "panic: " in line]
+    assert shown == ["(plugin VM): panic: boom in init\n  at main.init.0 (/home/dev/my-plugin/main.go:27)"]
