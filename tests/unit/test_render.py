@@ -390,3 +390,14 @@ def test_inspect_puts_a_tap_first_and_one_just_before_the_router(flavor):
 
 def test_no_inspect_dir_means_no_tap():
     assert not any("tap" in name for name in filter_names(render_bootstrap(two_plugins(), layout())))
+
+
+def test_a_failure_policy_change_is_a_config_change_and_the_default_keeps_old_versions():
+    from hashlib import sha256
+
+    from higress_local.runtime.stage import version_of
+
+    default = Plugin(name="p", wasm=Path("/p.wasm"))
+    closed = Plugin(name="p", wasm=Path("/p.wasm"), failure_policy="FAIL_CLOSED")
+    assert version_of("abc", default) == sha256(b"abc" + plugin_configuration_json(default).encode()).hexdigest()[:16]
+    assert version_of("abc", closed) != version_of("abc", default)
