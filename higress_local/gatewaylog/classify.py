@@ -158,6 +158,10 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
     if panic is not None:  # in init() or the config parse: say what and where, not "failed to configure"
         return PluginError("\n".join([f"{who} panicked while starting: {panic.message}", *panic.frame_lines()]),
                            "fix the code at that line; Go's whole dump is in `hlocal logs gateway`")
+    traps = vm_traps(window)
+    if traps:  # no Go dump (another language, or a trap the Go runtime did not see): the engine's own words
+        return PluginError(f"{who} crashed while starting: {traps[-1][1].summary()}",
+                           "the whole in-VM backtrace is in `hlocal logs gateway`")
     if kind == "configure_failed":
         said = plugin_errors(window, plugin)
         quote = f": {_quote(said)}" if said else " (it logged nothing at warning level or above)"

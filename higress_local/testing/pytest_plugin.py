@@ -256,7 +256,20 @@ def _report_sections(record: RecordedTest) -> list[tuple[str, str]]:
         shown = [timed_plugin_line(line) for line in logged[-REPORT_LOG_LINES:]]
         more = f"({len(logged) - len(shown)} earlier lines not shown)\n" if len(logged) > len(shown) else ""
         sections.append(("hlocal: plugin logs during the test", more + "\n".join(shown)))
+    crashes = _crash_notes(record)
+    if crashes:
+        sections.append(("hlocal: plugin crashes during the test", "\n".join(crashes)))
     return sections
+
+
+def _crash_notes(record: RecordedTest) -> list[str]:
+    """The VM traps in the gateway's output since the test started, and what they mean for later requests."""
+    from ..gatewaylog.classify import plugin_traps
+    from ..probe.observe import crash_note
+
+    project = record.stack.project
+    traps = plugin_traps(record.marker.lines, [p.name for p in project.plugins])
+    return [crash_note(project, plugin, trap.summary()) for plugin, trap in traps]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -106,3 +106,11 @@ def test_a_panic_in_init_names_no_plugin_yet_and_still_fails_up_with_its_line():
                              "  at main.init.0 (/home/dev/my-plugin/main.go:27)")
     shown = [short_plugin_line(line) for line in reassemble(lines) if "panic: " in line]
     assert shown == ["(plugin VM): panic: boom in init\n  at main.init.0 (/home/dev/my-plugin/main.go:27)"]
+
+
+def test_a_trap_at_start_without_a_go_dump_fails_up_with_the_engines_words_and_the_frame():
+    lines = [line for line in (DATA / "init_panic.log").read_text().splitlines() if "wasm log: " not in line]
+    error = classify_lines(lines, ["my-plugin"])
+    assert error is not None and error.exit_code == 4
+    assert error.message == ("plugin 'my-plugin' crashed while starting: Uncaught RuntimeError: unreachable "
+                             "in _initialize at main.init.0")
