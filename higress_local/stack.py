@@ -184,11 +184,11 @@ class Stack:
         return LogWatch(source, [], start=position)
 
     def plugin_logs_since(self, marker: Any) -> list[str]:
-        """The plugins' own log lines written since `marker` was taken."""
-        from .gatewaylog.logs import plugin_lines
+        """The plugins' own log lines written since `marker` was taken (a Go dump's fragments as one line)."""
+        from .gatewaylog.logs import plugin_lines, reassemble
 
         marker.poll()
-        return plugin_lines(marker.lines)
+        return plugin_lines(reassemble(marker.lines))
 
     def _runtime_or_state(self) -> Any:
         if self._runtime is None:

@@ -98,7 +98,8 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
                                                          detail=lambda: _up_detail(project)))
     print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.get("name")))
     _start_agent(project)
-    _startup_warnings(project, strict)
+    if not result.already_running:  # else the log holds an earlier start and requests since
+        _startup_warnings(project, strict)
     if foreground:
         _foreground(project, rt)
         return
@@ -256,6 +257,21 @@ def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
         click.echo(f"removed {project.state_dir}")
 
 
+def _add_crashes(project, report) -> None:
+    """Each plugin's VM traps so far (`crashes`: what each said), from the running gateway's log."""
+    from ..errors import HlocalError
+    from ..probe.observe import plugin_crashes_of
+
+    if not report.components:
+        return
+    try:
+        crashes = plugin_crashes_of(project)
+    except (HlocalError, OSError):  # no log to read (a docker gateway that is gone): nothing to add
+        return
+    for plugin in report.plugins:
+        plugin["crashes"] = crashes.get(plugin["name"], []) + crashes.get("", [])
+
+
 @main.command()
 @project_options()
 @_runtime_option
@@ -268,6 +284,7 @@ def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
 
     project = _project(ctx)
     report = runtime_for_state(project, runtime).status(project)
+    _add_crashes(project, report)
     print_status(report, as_json=as_json)
     if not report.running:  # scripts can say `hlocal status && ...`
         if not report.components:

@@ -108,7 +108,9 @@ def print_status(report, *, as_json: bool) -> None:
         click.echo(f"  {c.name:<{width}} {c.state:<8} pid {c.pid or '-':<7} up {_duration(c.uptime_seconds):<7} "
                    f"{ports}{'  ' + extra if extra else ''}")
     for p in report.plugins:
-        click.echo(f"  plugin   {p['name']}  sha256 {p['sha256'][:12]}  ABI {p['abi']}")
+        crashes = p.get("crashes") or []
+        crashed = f"  crashed {len(crashes)}x, last: {crashes[-1]}" if crashes else ""
+        click.echo(f"  plugin   {p['name']}  sha256 {p['sha256'][:12]}  ABI {p['abi']}{crashed}")
 
 
 def print_probe_results(results, *, as_json: bool) -> None:

@@ -78,6 +78,7 @@ class Plugin:
     config: dict[str, Any] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     fail_open: bool = False
+    failure_policy: str = "FAIL_RELOAD"  # after a VM trap: FAIL_RELOAD, FAIL_CLOSED or FAIL_OPEN
     build: Build | None = None
     phase: str = "UNSPECIFIED_PHASE"
     priority: int = 0

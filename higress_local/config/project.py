@@ -185,7 +185,8 @@ def _higress_release(node: Node) -> str | None:
 
 
 def _plugin(node: Node, base: Path) -> Plugin:
-    node.mapping(["name", "wasm", "config", "rules", "fail_open", "build", "phase", "priority"], optional=False)
+    node.mapping(["name", "wasm", "config", "rules", "fail_open", "failure_policy", "build", "phase", "priority"],
+                 optional=False)
     name = node.child("name").string(pattern=NAME_PATTERN, what="a valid plugin name (lowercase letters, digits, - and _)")
     wasm_node = node.child("wasm")
     wasm = safe_absolute(base / wasm_node.string())
@@ -202,10 +203,25 @@ def _plugin(node: Node, base: Path) -> Plugin:
         config=config,
         rules=rules,
         fail_open=node.child("fail_open").boolean(False),
+        failure_policy=_failure_policy(node),
         build=None if build_node.value is None and "build" not in node.value else _build(build_node, base, wasm),
         phase=_phase(node.child("phase")),
         priority=node.child("priority").integer(0),
     )
+
+
+def _failure_policy(node: Node) -> str:
+    """What Envoy does with the plugin after its VM traps: FAIL_RELOAD (a fresh VM for the next request,
+    as Higress's gateway does), FAIL_CLOSED (503) or FAIL_OPEN (skip the plugin). `fail_open: true`
+    alone keeps meaning FAIL_OPEN."""
+    policy_node, fail_open = node.child("failure_policy"), node.value.get("fail_open") is True
+    if policy_node.value is None:
+        return "FAIL_OPEN" if fail_open else "FAIL_RELOAD"
+    policy_node.value = policy_node.string().upper()
+    policy = policy_node.choice(FAILURE_POLICIES)
+    if fail_open and policy != "FAIL_OPEN":
+        raise policy_node.error(f"{policy} contradicts fail_open: true", "keep one of them")
+    return policy
 
 
 def _build(node: Node, base: Path, wasm: Path) -> Build:
@@ -238,6 +254,9 @@ def _build(node: Node, base: Path, wasm: Path) -> Build:
 def parse_rules(data: Any, source: str) -> tuple[Rule, ...]:
     """Validate a `rules:` list given outside hlocal.yaml (e.g. by the pytest marker)."""
     return tuple(_rule(n) for n in Node(data, "rules", source).list().items())
+
+
+FAILURE_POLICIES = ("FAIL_RELOAD", "FAIL_CLOSED", "FAIL_OPEN")
 
 
 def _phase(node: Node) -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import EnvironmentProblem, HlocalError, InvalidWasm, PluginError, PortInUse
-from .logs import PLUGIN_LINE, read_lines
+from .logs import PLUGIN_LINE, THREAD, WASM_GO_PREFIX, read_lines, reassemble
+from .panics import GoPanic, VmTrap, panic_in, vm_traps
 
 # Lines that end a failed load. Envoy names the plugin by its Wasm config name (= plugin name).
 # Envoy >= 1.3x (1.36 and 1.40 measured): "Plugin X failed to load", "Unable to create Wasm plugin X".
@@ -61,12 +62,8 @@ def plugin_errors(lines: list[str], plugin: str | None = None) -> list[str]:
         if not match or not level or level.group("level") not in ("error", "critical", "warning"):
             continue
         if plugin is None or match.group("plugin") == plugin:
-            found.append(_WASM_GO_PREFIX.sub("", match.group("message").strip()))
+            found.append(WASM_GO_PREFIX.sub("", match.group("message").strip()))
     return found
-
-
-# wasm-go prefixes its log lines with "[plugin] [request id] [trace id] "; the name is already said.
-_WASM_GO_PREFIX = re.compile(r"^\[[\w.-]+\] \[[^\]]*\] \[[^\]]*\] ")
 
 
 def _quote(said: list[str]) -> str:
@@ -157,6 +154,14 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
     if kind in _FIXED:
         error_type, message, hint = _FIXED[kind]
         return error_type(f"{who} " + message.format(detail=detail), hint)
+    panic = start_panic(window, plugin)
+    if panic is not None:  # in init() or the config parse: say what and where, not "failed to configure"
+        return PluginError("\n".join([f"{who} panicked while starting: {panic.message}", *panic.frame_lines()]),
+                           "fix the code at that line; Go's whole dump is in `hlocal logs gateway`")
+    traps = vm_traps(window)
+    if traps:  # no Go dump (another language, or a trap the Go runtime did not see): the engine's own words
+        return PluginError(f"{who} crashed while starting: {traps[-1][1].summary()}",
+                           "the whole in-VM backtrace is in `hlocal logs gateway`")
     if kind == "configure_failed":
         said = plugin_errors(window, plugin)
         quote = f": {_quote(said)}" if said else " (it logged nothing at warning level or above)"
@@ -168,6 +173,37 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
         return PluginError(f"{who} failed to start its VM{quote}", "see `hlocal logs --plugin`")
     last = next((l for l in reversed(window) if "[error]" in l or "[critical]" in l), window[-1] if window else "")
     return PluginError(f"{who} failed to load: {last.strip()}", "see `hlocal logs gateway`")
+
+
+def start_panic(lines: list[str], plugin: str | None = None) -> GoPanic | None:
+    """The last Go panic the plugin (any plugin when None) printed in these lines."""
+    found = None
+    for line in reassemble(lines):
+        match = PLUGIN_LINE.search(line)
+        # Go's init() runs before the plugin has a name: its dump names none (group "plugin" is None).
+        if match and (plugin is None or match.group("plugin") in (plugin, None)) and "goroutine " in line:
+            found = panic_in(match.group("message")) or found
+    return found
+
+
+def plugin_traps(lines: list[str], plugins: list[str]) -> list[tuple[str | None, VmTrap]]:
+    """Every VM trap in the lines and the plugin it stopped (None when it cannot be told: the trap line
+    names no plugin, so with several it is the one that last logged on the trap's thread, if any)."""
+    out = []
+    for index, trap in vm_traps(lines):
+        plugin = plugins[0] if len(plugins) == 1 else _last_to_log(lines[max(0, index - _NEARBY):index + 1], plugins)
+        out.append((plugin, trap))
+    return out
+
+
+def _last_to_log(window: list[str], plugins: list[str]) -> str | None:
+    """The plugin that last logged on the thread of the window's last line."""
+    thread = THREAD.match(window[-1])
+    for line in reversed(window[:-1]) if thread else ():
+        said, other = PLUGIN_LINE.search(line), THREAD.match(line)
+        if said and other and other.group("tid") == thread.group("tid") and said.group("plugin") in plugins:
+            return said.group("plugin")
+    return None
 
 
 class LogWatch:

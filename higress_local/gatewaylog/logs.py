@@ -17,11 +17,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from .panics import DUMP_START, join_fragments, panic_in
+
 # Envoy prints what a plugin logs as "wasm log <plugin> <root_id> <vm_id>: <message>"
 # (envoyproxy/envoy source/extensions/common/wasm/context.cc, Context::log). hlocal gives the plugin
-# name as all three, so a raw line repeats it; wasm-go then prefixes "[<plugin name>]" itself.
-PLUGIN_LINE = re.compile(r"wasm log (?P<plugin>[^\s:]+)(?: [^\s:]*)?(?: [^\s:]*)?: (?P<message>.*)$")
+# name as all three, so a raw line repeats it; wasm-go then prefixes "[<plugin name>]" itself. What a
+# module prints before any plugin context exists (Go's init(), its runtime) is "wasm log: <message>":
+# then the group "plugin" is None.
+PLUGIN_LINE = re.compile(r"wasm log(?: (?P<plugin>[^\s:]+)(?: [^\s:]*)?(?: [^\s:]*)?)?: (?P<message>.*)$")
+VM_NAME = "(plugin VM)"  # how a line that names no plugin is shown
 BRIDGE = "hlocal.bridge"
+# wasm-go prefixes its messages "[plugin] [trace id] [request id] " (pkg/log); the name is said already,
+# and where a line is shown (one request, one component's log) the ids are "[nil]" or known.
+WASM_GO_PREFIX = re.compile(r"^\[[\w.-]+\] \[[^\]]*\] \[[^\]]*\] ")
+# The Envoy thread id of "[time][tid][level]": the fragments of one Go dump come from one thread.
+THREAD = re.compile(r"^\[[^\]]*\]\[(?P<tid>\d+)\]")
+_ERROR = re.compile(r"[\[\t]error[\]\t]")
 
 _ENVOY_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\]")
 _ISO_TIME = re.compile(r"^\[?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\]?(?=\s|$)")
@@ -41,14 +52,22 @@ def plugin_lines(lines: Iterable[str]) -> list[str]:
 
 
 def short_plugin_line(line: str) -> str | None:
-    """`plugin-name: message` for a plugin's line (Envoy's prefix and the repeated name dropped); else None."""
+    """`plugin-name: message` for a plugin's line (Envoy's and wasm-go's prefixes dropped: the name once);
+    a Go panic in it as its message and the plugin's own frames, one per line. Else None."""
     match = PLUGIN_LINE.search(line)
     if match is None or match.group("plugin") == BRIDGE:
         return None
-    name, message = match.group("plugin"), match.group("message")
+    name = match.group("plugin") or VM_NAME
+    return f"{name}: {plugin_message(name, match.group('message'))}"
+
+
+def plugin_message(name: str, message: str) -> str:
+    """What a plugin said, without wasm-go's prefix; a Go panic as its message and own frames, one a line."""
+    message = WASM_GO_PREFIX.sub("", message)
     if message.startswith(f"[{name}] "):
         message = message[len(name) + 3:]
-    return f"{name}: {message}"
+    panic = panic_in(message) if "goroutine " in message else None
+    return "\n".join(panic.lines()) if panic is not None else message
 
 
 def timed_plugin_line(line: str) -> str:
@@ -123,6 +142,43 @@ def parse_since(text: str, now: float | None = None) -> float:
     return found
 
 
+def reassemble(lines: list[str]) -> list[str]:
+    """The lines with each run of Go dump fragments joined into one plugin line (newlines as `\\n`)."""
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        match = PLUGIN_LINE.search(line)
+        if match is None or not DUMP_START.match(match.group("message")):
+            out.append(line)
+            index += 1
+            continue
+        run, rest = _fragment_run(lines, index, match.group("plugin"))
+        text = join_fragments(run).replace("\n", "\\n")
+        out.append(line[:match.start("message")] + text)
+        out.extend(rest)
+        index += len(run) + len(rest)
+    return out
+
+
+def _fragment_run(lines: list[str], start: int, plugin: str) -> tuple[list[str], list[str]]:
+    """The fragments of one dump from lines[start] on (same plugin and thread), and the other threads'
+    lines met among them (kept, in order, after the joined line)."""
+    thread = THREAD.match(lines[start])
+    fragments, others = [], []
+    for line in lines[start:]:
+        match = PLUGIN_LINE.search(line)
+        same_thread = thread is None or (THREAD.match(line) or thread).group("tid") == thread.group("tid")
+        if match and match.group("plugin") == plugin and same_thread and _ERROR.search(line) \
+                and (not fragments or not DUMP_START.match(match.group("message"))):
+            fragments.append(match.group("message"))
+        elif same_thread:
+            break
+        else:
+            others.append(line)
+    return fragments, others
+
+
 @dataclass
 class LogLine:
     """One line of one source, with the time it carries (or inherits from the line before it)."""
@@ -173,14 +229,14 @@ class LogView:
         short = short_plugin_line(text)
         if short is not None:
             text = short
-        elif self.timestamps:
-            text = _ENVOY_TIME.sub("", text, count=1).lstrip()
+        elif self.timestamps:  # the line's own time is said once, in front
+            text = _ISO_TIME.sub("", _ENVOY_TIME.sub("", text, count=1), count=1).lstrip()
         if self.timestamps:
             stamp = (datetime.fromtimestamp(line.time, timezone.utc).isoformat(timespec="milliseconds")
                      .replace("+00:00", "Z") if line.time is not None else "-")
             text = f"{stamp} {text}"
-        if self.prefix:
-            text = f"{line.source:<{self.width}}| {text}"
+        if self.prefix:  # every line of a multi-line message (a panic's frames) carries it
+            text = "\n".join(f"{line.source:<{self.width}}| {part}" for part in text.split("\n"))
         return text
 
 
@@ -210,7 +266,7 @@ def follow_files(
     sources = []
     for name, path in files.items():
         lines, offsets[name] = read_lines(path)
-        items = timed(name, lines)
+        items = timed(name, reassemble(lines))
         carry[name] = items[-1].time if items else None
         sources.append(items)
     backlog = [line for line in merge(sources) if view.keep(line)]
@@ -221,7 +277,7 @@ def follow_files(
         fresh = []
         for name, path in files.items():
             lines, offsets[name] = read_lines(path, offsets[name])
-            items = timed(name, lines, carry[name])
+            items = timed(name, reassemble(lines), carry[name])
             if items:
                 carry[name] = items[-1].time
             fresh.append(items)

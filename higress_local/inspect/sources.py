@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..gatewaylog.logs import plugin_message
 from ..mock.client import MockClient, MockClientError
 
 WINDOW = 5000  # items kept per source
@@ -74,7 +75,8 @@ def parse_plugin_line(line: str) -> LogLine | None:
     if not names or names[0] == _BRIDGE:
         return None
     text = match.group("message")
-    out = LogLine(time=envoy_time(line) or 0.0, plugin=names[0], text=text, raw=line)
+    # Shown as `plugin: text`: without wasm-go's "[plugin] [id] [id]" (the name once), a panic as lines.
+    out = LogLine(time=envoy_time(line) or 0.0, plugin=names[0], text=plugin_message(names[0], text), raw=line)
     wasm_go = _WASM_GO.match(text)
     if wasm_go and wasm_go.group("rid") != "nil":
         out.request_id = wasm_go.group("rid")

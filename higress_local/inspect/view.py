@@ -64,7 +64,7 @@ def _marks(header_diff: diff.HeaderDiff | None, side: str) -> dict[str, str]:
     return {**{n: "-" for n, _ in header_diff.removed}, **{n: "~" for n, _, _ in header_diff.changed}}
 
 
-def format_record(record: dict[str, Any]) -> list[str]:
+def format_record(record: dict[str, Any], plugin_logs: bool = True) -> list[str]:
     """The four views (marks: + added, - removed, ~ changed by the plugins), then the diff, logs and calls."""
     result = diff.analyse(record)
     req, resp = result.get("request_headers"), result.get("response_headers")
@@ -88,9 +88,12 @@ def format_record(record: dict[str, Any]) -> list[str]:
     out += ["", "changes: " + diff.summary(record)]
     out += _body_lines("request body", result.get("request_body"))
     out += _body_lines("response body", result.get("response_body"))
-    if record.get("plugin_logs"):
+    if plugin_logs and record.get("plugin_logs"):
         out += ["", "plugin log lines:"]
-        out += [f"  {line['plugin']}: {line['text']}   [{line['matched_by']}]" for line in record["plugin_logs"]]
+        for line in record["plugin_logs"]:  # a panic's frames on the lines below its message
+            head, _, frames = line["text"].partition("\n")
+            out.append(f"  {line['plugin']}: {head}   [{line['matched_by']}]")
+            out += [f"    {frame}" for frame in frames.split("\n") if frames]
     for name, calls in (record.get("service_calls") or {}).items():
         for call in calls:
             out.append(f"service {name} received: {call.get('method')} {call.get('path')} -> {call.get('status')}"

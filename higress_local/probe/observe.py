@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..gatewaylog.classify import LogWatch
+from ..gatewaylog.classify import LogWatch, plugin_traps
 from ..config.project import Project
-from ..gatewaylog.logs import is_plugin_line
+from ..gatewaylog.logs import PLUGIN_LINE, is_plugin_line, reassemble, short_plugin_line
 from ..mock.client import MockClient, MockClientError
 from ..runtime import runtime_for_state
 from ..state import StackState
@@ -75,7 +75,7 @@ class Observation:
     def finish(self) -> Effects:
         watch = LogWatch(self.source, [], start=self.offset)
         watch.poll()
-        effects = Effects(plugin_lines=[line for line in watch.lines if is_plugin_line(line)])
+        effects = Effects(plugin_lines=[line for line in reassemble(watch.lines) if is_plugin_line(line)])
         for name, seq in self.seqs.items():
             try:
                 calls = _control(self.controls[name], self.state).journal(since=seq)
@@ -84,6 +84,8 @@ class Observation:
             if calls:
                 effects.service_calls[name] = calls
         effects.notes = explain(self.project, self.state, effects.plugin_lines, self.timeouts, _timeouts(self.state))
+        effects.notes += [crash_note(self.project, plugin, trap.summary())
+                          for plugin, trap in plugin_traps(watch.lines, [p.name for p in self.state.plugins])]
         return effects
 
 
@@ -129,8 +131,17 @@ def _stub_delay(service: Any) -> int:
 
 
 def _message(line: str) -> str:
-    """What the plugin said, without Envoy's prefix."""
-    return line.split("wasm log ", 1)[-1]
+    """`plugin: what it said`, without Envoy's prefix and wasm-go's."""
+    return short_plugin_line(line) or line.split("wasm log ", 1)[-1]
+
+
+# wasm-go's "[plugin] [trace id] [request id] ": a real request id says the line was logged for a request.
+_REQUEST_ID = re.compile(r"^\[[^\]]+\] \[[^\]]*\] \[(?!nil\])[^\]]+\] ")
+
+
+def _during_request(line: str) -> bool:
+    match = PLUGIN_LINE.search(line)
+    return match is not None and _REQUEST_ID.match(match.group("message")) is not None
 
 
 def level_of(line: str) -> str | None:
@@ -142,8 +153,8 @@ def startup_warnings(lines: list[str]) -> list[str]:
     """The plugin lines logged at error or critical level while the gateway started (e.g. a plugin
     that rejected its configuration and fell back to deny-all): `up` shows them, `up --strict` fails."""
     out = []
-    for line in lines:
-        if is_plugin_line(line) and level_of(line) in ("error", "critical"):
+    for line in reassemble(lines):  # a Go panic's fragments as one; a request's lines are not the start's
+        if is_plugin_line(line) and level_of(line) in ("error", "critical") and not _during_request(line):
             out.append(f"{level_of(line)}: {_message(line)}")
     return out
 
@@ -163,6 +174,31 @@ def no_response(exchange: Any, timeout: float, observation: "Observation | None"
         message += f"\nnote: {note}"
     return WaitTimeout(message, "a plugin paused the request (ActionPause / StopIteration) and did not resume it "
                                 "or send a response, e.g. after a failed call: resume or answer on every path")
+
+
+_AFTER_TRAP = {
+    "FAIL_RELOAD": "the next request gets a fresh VM, as on Higress (failure_policy FAIL_RELOAD)",
+    "FAIL_CLOSED": "its requests get 503 until `hlocal reload` (failure_policy FAIL_CLOSED)",
+    "FAIL_OPEN": "requests skip it until `hlocal reload` (failure_policy FAIL_OPEN)",
+}
+
+
+def crash_note(project: Project, plugin: str | None, what: str) -> str:
+    """What a VM trap means for the requests after it, by the plugin's failure_policy."""
+    policy = next((p.failure_policy for p in project.plugins if p.name == plugin), None)
+    after = f"; {_AFTER_TRAP[policy]}" if policy in _AFTER_TRAP else ""
+    return f"plugin {plugin or '(one of the plugins)'} crashed: its VM trapped: {what}{after}"
+
+
+def plugin_crashes_of(project: Project) -> dict[str, list[str]]:
+    """The VM traps of the running gateway so far, by plugin ("" when it cannot be told), as summaries."""
+    source, _ = runtime_for_state(project, None).gateway_output(project)
+    watch = LogWatch(source, [], start=0)
+    watch.poll()
+    crashes: dict[str, list[str]] = {}
+    for plugin, trap in plugin_traps(watch.lines, [p.name for p in project.plugins]):
+        crashes.setdefault(plugin or "", []).append(trap.summary())
+    return crashes
 
 
 def startup_warnings_of(project: Project) -> list[str]:

@@ -153,7 +153,7 @@ def _wasm_plugin(plugin: Plugin, url: str | None, metadata: _Metadata, result: E
         "url": url,
         "phase": plugin.phase,
         "priority": plugin.priority,
-        "failStrategy": "FAIL_OPEN" if plugin.fail_open else "FAIL_CLOSE",
+        "failStrategy": "FAIL_OPEN" if plugin.failure_policy == "FAIL_OPEN" else "FAIL_CLOSE",  # fail_open implies it
         "defaultConfigDisable": disabled,
         "defaultConfig": dict(plugin.config),
     }

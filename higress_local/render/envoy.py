@@ -88,6 +88,9 @@ def plugin_configuration_json(plugin: Plugin) -> str:
     return higress_json(plugin.configuration())
 
 
+ENVOY_FAILURE_POLICY = {"FAIL_RELOAD": "FAIL_RELOAD", "FAIL_CLOSED": "FAIL_CLOSED", "FAIL_OPEN": "FAIL_IGNORE"}
+
+
 def render_wasm_filter(plugin: Plugin, module_path: str, layout: Layout) -> dict[str, Any]:
     """The typed Wasm filter config for one plugin."""
     config: dict[str, Any] = {
@@ -99,11 +102,17 @@ def render_wasm_filter(plugin: Plugin, module_path: str, layout: Layout) -> dict
             "code": {"local": {"filename": module_path}},
         },
         "configuration": {"@type": STRING_VALUE, "value": plugin_configuration_json(plugin)},
-        "fail_open": plugin.fail_open,
     }
     if layout.stock_envoy:
         # Higress's ABI 0.2.100 lets header callbacks pause the stream; stock Envoy needs the opt-in.
         config["allow_on_headers_stop_iteration"] = True
+        # After a trap Higress's Envoy builds a fresh VM for the next request (higress-group/envoy
+        # wasm_filter.h createFilter: isFailed() -> rebuild); stock Envoy >= 1.33 does it with FAIL_RELOAD
+        # (envoyproxy/envoy api/envoy/extensions/wasm/v3/wasm.proto FailurePolicy; it refuses fail_open
+        # together with failure_policy, and names "open" FAIL_IGNORE).
+        config["failure_policy"] = ENVOY_FAILURE_POLICY[plugin.failure_policy]
+    else:  # Higress's own Envoy: its fail_open, as Higress renders a WasmPlugin's failStrategy
+        config["fail_open"] = plugin.fail_open
     return {"@type": WASM_TYPE, "config": config}
 
 

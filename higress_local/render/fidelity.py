@@ -238,4 +238,19 @@ BEHAVIOUR_EMULATIONS: list[Emulation] = [
                 "upstream) and it is logged twice in the access log; upstream_type sse (endpoint rewrite), "
                 "servers, enable_user_level_server and rate_limit are refused; native runtime only",
     ),
+    Emulation(
+        key="failure_policy",
+        higress="after a plugin's VM traps (a Go fatal error, stack overflow, unreachable) Higress's Envoy "
+                "builds a fresh VM for the next request on that worker (higress-group/envoy wasm_filter.h "
+                "createFilter: isFailed() -> rebuild, at most once per cooldown); only when that fails does the "
+                "WasmPlugin's failStrategy (fail_open) apply",
+        hlocal="renders Envoy's failure_policy from plugins[].failure_policy: FAIL_RELOAD by default (stock "
+               "Envoy >= 1.33 reloads the VM for the next request, with a backoff), FAIL_CLOSED (503) or "
+               "FAIL_OPEN (Envoy's FAIL_IGNORE: requests skip the plugin) when asked; `hlocal request` notes "
+               "the trap and `hlocal status` counts it per plugin",
+        differs="Envoy's reload backoff is not Higress's cooldown, so a plugin that traps on every request is "
+                "reloaded at another pace; with FAIL_RELOAD, fail_open cannot also apply when a reload fails "
+                "(stock Envoy refuses both); FAIL_CLOSED and FAIL_OPEN have no Higress equivalent (it always "
+                "tries a fresh VM first)",
+    ),
 ]

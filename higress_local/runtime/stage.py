@@ -85,8 +85,10 @@ def ecds_version(check: PluginCheck) -> str:
 
 
 def version_of(served_sha256: str, plugin: Plugin) -> str:
-    """The ECDS version of a module + configuration pair."""
-    digest = hashlib.sha256(served_sha256.encode() + plugin_configuration_json(plugin).encode())
+    """The ECDS version of a module + configuration pair (+ a failure_policy other than the default, which
+    is in the filter config too: changing it is a config-only reload)."""
+    policy = b"" if plugin.failure_policy == "FAIL_RELOAD" else plugin.failure_policy.encode()
+    digest = hashlib.sha256(served_sha256.encode() + plugin_configuration_json(plugin).encode() + policy)
     return digest.hexdigest()[:16]
 
 

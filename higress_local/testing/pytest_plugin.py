@@ -235,16 +235,20 @@ def _report_sections(record: RecordedTest) -> list[tuple[str, str]]:
     sections = []
     response = record.last_response()
     if response is not None:
-        received = UpstreamJournal(record.stack.journal(), record.since).of(response)
-        lines = format_exchange(exchange_of(response, received))
-        sections.append(("hlocal: last exchange (client response, then what the backend received)", "\n".join(lines)))
+        captured = None
         if record.stack.project.gateway.inspect:  # gateway.inspect: the four views and the plugins' diff
             from ..inspect.view import format_record, record_for_request
 
             captured = record_for_request(record.stack.project.state_dir,
                                           response.request.headers.get("x-hlocal-request-id", ""))
-            if captured is not None:
-                sections.append(("hlocal: inspector diff of the last request", "\n".join(format_record(captured))))
+        if captured is not None:  # the exchange once: the inspector's views hold what the backend received
+            sections.append(("hlocal: last exchange, as the inspector saw it (client, plugins, upstream)",
+                             "\n".join(format_record(captured, plugin_logs=False))))
+        else:
+            received = UpstreamJournal(record.stack.journal(), record.since).of(response)
+            lines = format_exchange(exchange_of(response, received))
+            sections.append(("hlocal: last exchange (client response, then what the backend received)",
+                             "\n".join(lines)))
     logged = record.stack.plugin_logs_since(record.marker)
     if logged:
         from ..gatewaylog.logs import timed_plugin_line
@@ -252,7 +256,20 @@ def _report_sections(record: RecordedTest) -> list[tuple[str, str]]:
         shown = [timed_plugin_line(line) for line in logged[-REPORT_LOG_LINES:]]
         more = f"({len(logged) - len(shown)} earlier lines not shown)\n" if len(logged) > len(shown) else ""
         sections.append(("hlocal: plugin logs during the test", more + "\n".join(shown)))
+    crashes = _crash_notes(record)
+    if crashes:
+        sections.append(("hlocal: plugin crashes during the test", "\n".join(crashes)))
     return sections
+
+
+def _crash_notes(record: RecordedTest) -> list[str]:
+    """The VM traps in the gateway's output since the test started, and what they mean for later requests."""
+    from ..gatewaylog.classify import plugin_traps
+    from ..probe.observe import crash_note
+
+    project = record.stack.project
+    traps = plugin_traps(record.marker.lines, [p.name for p in project.plugins])
+    return [crash_note(project, plugin, trap.summary()) for plugin, trap in traps]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

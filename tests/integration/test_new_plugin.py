@@ -8,6 +8,7 @@ process, run from the project folder as a user would.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -113,3 +114,27 @@ def test_compiler_errors_show_once(tmp_path: Path) -> None:
     assert built.returncode == 4, built
     assert built.output.count("undefined: undefinedThing") == 1, built
     assert "error: building plugin 'broken' failed (exit 1):" in built.stderr
+
+
+def test_a_panic_added_at_start_of_the_new_template_fails_up_with_its_message_and_line(tmp_path: Path) -> None:
+    needs_go()
+    needs_proxy()
+    env = sdk_build_env()
+    assert hlocal(tmp_path, "new", "crash", env=env).returncode == 0
+    project = tmp_path / "crash"
+    main_go = project / "main.go"
+    main_go.write_text(main_go.read_text().replace("func init() {\n", "func init() {\n\tpanic(\"boom in init\")\n", 1))
+    line = main_go.read_text().splitlines().index('\tpanic("boom in init")') + 1
+    config = project / "hlocal.yaml"
+    config.write_text(re.sub(r"(?m)^(\s*port:) \d+", r"\1 0", config.read_text(), count=1))
+    try:
+        up = hlocal(project, "up", env=env)
+        assert up.returncode == 4, up
+        assert "error: plugin 'crash' panicked while starting: boom in init" in up.stderr, up
+        assert f"main.go:{line})" in up.stderr, up
+        assert "Traceback" not in up.output
+    finally:
+        hlocal(project, "down", env=env)
+        stray = processes_mentioning(str(project / ".hlocal"))
+        kill_processes_mentioning(str(project / ".hlocal"))
+    assert not stray, f"processes left behind: {stray}"

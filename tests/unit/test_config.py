@@ -157,6 +157,12 @@ def test_a_probe_with_only_a_name_sends_get_slash_and_expects_nothing():
 # -- the full shape -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("written", ["FAIL_CLOSED", "fail_closed"])
+def test_failure_policy_is_read_in_either_case(written: str):
+    (only,) = parse({"plugins": [plugin(failure_policy=written)]}).plugins
+    assert only.failure_policy == "FAIL_CLOSED"
+
+
 def test_a_full_document_parses_into_the_models(tmp_path):
     (tmp_path / "hlocal.yaml").write_text(FULL)
     project = load_project(cwd=tmp_path)
@@ -169,6 +175,7 @@ def test_a_full_document_parses_into_the_models(tmp_path):
     headers, deny = project.plugins
     assert headers.wasm == (tmp_path / "build" / "headers.wasm").resolve()
     assert headers.fail_open is True and deny.fail_open is False
+    assert (headers.failure_policy, deny.failure_policy) == ("FAIL_OPEN", "FAIL_RELOAD")  # fail_open alone means open
     assert headers.config == {"add": {"x-a": "1"}}
     assert headers.rules == (
         Rule(match_route=("api",), config={"add": {"x-b": "2"}}),
@@ -314,6 +321,11 @@ def test_unknown_plugin_name_lists_the_known_ones():
         ({"plugins": [plugin(config="k: v")]}, "plugins[0].config: expected a mapping, got a string"),
         ({"plugins": [plugin(fail_open="yes")]}, "plugins[0].fail_open: expected true or false, got a string"),
         ({"plugins": [plugin(fail_open=1)]}, "plugins[0].fail_open: expected true or false, got an integer"),
+        ({"plugins": [plugin(failure_policy="reboot")]},
+         "plugins[0].failure_policy: 'REBOOT' is not one of FAIL_RELOAD, FAIL_CLOSED, FAIL_OPEN"),
+        ({"plugins": [plugin(failure_policy=True)]}, "plugins[0].failure_policy: expected a string"),
+        ({"plugins": [plugin(fail_open=True, failure_policy="FAIL_CLOSED")]},
+         "plugins[0].failure_policy: FAIL_CLOSED contradicts fail_open: true"),
         ({"plugins": [plugin(rules={"match_route": "r"})]}, "plugins[0].rules: expected a list, got a mapping"),
         ({"plugins": [plugin(rules=[{"config": {"a": 1}}])]},
          "plugins[0].rules[0]: a rule needs at least one of match_route, match_domain, match_service, match_route_prefix"),

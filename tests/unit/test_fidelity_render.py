@@ -200,7 +200,7 @@ def test_certificate_is_reused_while_it_covers_the_names_and_replaced_otherwise(
 def test_every_behaviour_has_one_entry_that_says_how_and_what_differs():
     keys = [e.key for e in BEHAVIOUR_EMULATIONS]
     assert keys == ["clear_route_cache", "route_name", "decoder_buffer_limit", "client_address", "access_log",
-                    "stats_tags", "tls", "properties", "mcp_sse"]
+                    "stats_tags", "tls", "properties", "mcp_sse", "failure_policy"]
     for entry in BEHAVIOUR_EMULATIONS:
         assert isinstance(entry, Emulation) and entry.higress and entry.hlocal and not entry.refused
     decoder = next(e for e in BEHAVIOUR_EMULATIONS if e.key == "decoder_buffer_limit")

@@ -51,7 +51,7 @@ def test_startup_warnings_keep_error_and_critical_plugin_lines() -> None:
              PREFIX.replace("[error]", "[info]") + "started",
              "[2026-12-02 09:00:00.000][1][error][config] not a plugin line",
              PREFIX + "cannot parse rule"]
-    assert startup_warnings(lines) == ["critical: p p: config rejected, deny all", "error: p p: cannot parse rule"]
+    assert startup_warnings(lines) == ["critical: p: config rejected, deny all", "error: p: cannot parse rule"]
 
 
 def test_time_window_guess_prefers_same_path_and_skips_other_requests() -> None:

@@ -93,7 +93,7 @@ def test_request_shows_plugin_lines_as_logs_does():
            "wasm log my-plugin my-plugin my-plugin: [my-plugin] [nil] [3002fe61] added x-my-plugin to /hello")
     effects = SimpleNamespace(service_calls={}, plugin_lines=[raw], notes=[])
     assert effects_lines(SimpleNamespace(effects=effects)) == [
-        "plugin log: my-plugin: [nil] [3002fe61] added x-my-plugin to /hello", ""]
+        "plugin log: my-plugin: added x-my-plugin to /hello", ""]  # the name once, not three times
 
 
 def test_plugin_lines_in_a_test_report_keep_their_time():

@@ -203,16 +203,26 @@ def test_the_wasm_filter_on_stock_envoy():
             "root_id": "first",
             "vm_config": {"vm_id": "first", "runtime": V8, "code": {"local": {"filename": "/mods/first.wasm"}}},
             "configuration": {"@type": STRING_VALUE, "value": plugin_configuration_json(first)},
-            "fail_open": False,
             "allow_on_headers_stop_iteration": True,
+            "failure_policy": "FAIL_RELOAD",
         },
     }
+
+
+@pytest.mark.parametrize(("policy", "envoy"), [("FAIL_RELOAD", "FAIL_RELOAD"), ("FAIL_CLOSED", "FAIL_CLOSED"),
+                                               ("FAIL_OPEN", "FAIL_IGNORE")])
+def test_failure_policy_maps_to_envoys_name_and_never_comes_with_fail_open(policy: str, envoy: str):
+    plugin = Plugin(name="p", wasm=Path("/p.wasm"), failure_policy=policy)
+    config = render_wasm_filter(plugin, "/m.wasm", layout("envoy"))["config"]
+    assert config["failure_policy"] == envoy
+    assert "fail_open" not in config  # stock Envoy refuses both together
 
 
 def test_the_higress_gateway_gets_no_stop_iteration_opt_in():
     config = render_wasm_filter(two_plugins().plugins[1], "/m.wasm", layout("higress"))["config"]
     assert "allow_on_headers_stop_iteration" not in config
     assert config["fail_open"] is True
+    assert "failure_policy" not in config  # Higress's Envoy recovers a crashed VM itself; 1.27 has no such field
 
 
 def test_the_configuration_string_is_the_plugin_configuration_with_sorted_keys():
@@ -380,3 +390,14 @@ def test_inspect_puts_a_tap_first_and_one_just_before_the_router(flavor):
 
 def test_no_inspect_dir_means_no_tap():
     assert not any("tap" in name for name in filter_names(render_bootstrap(two_plugins(), layout())))
+
+
+def test_a_failure_policy_change_is_a_config_change_and_the_default_keeps_old_versions():
+    from hashlib import sha256
+
+    from higress_local.runtime.stage import version_of
+
+    default = Plugin(name="p", wasm=Path("/p.wasm"))
+    closed = Plugin(name="p", wasm=Path("/p.wasm"), failure_policy="FAIL_CLOSED")
+    assert version_of("abc", default) == sha256(b"abc" + plugin_configuration_json(default).encode()).hexdigest()[:16]
+    assert version_of("abc", closed) != version_of("abc", default)
