@@ -12,7 +12,7 @@ import click
 
 from .options import project_from, project_options, runtime_option as _runtime_option
 from .project import COMMANDS as PROJECT_COMMANDS
-from ..errors import ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
+from ..errors import ConfigError, ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
 
 
 class HlocalGroup(click.Group):
@@ -390,10 +390,12 @@ def _read_data(data: str | None) -> bytes | None:
               help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
 @click.option("--junitxml", type=click.Path(dir_okay=False),
               help="Write the results as JUnit XML to this file (pytest's --junitxml).")
+@click.option("--compare", type=click.Choice(["native", "docker"]), default=None,
+              help="Run the same tests on this runtime too; print each test's outcome on both; exit 1 if any differs.")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep: bool, timeout: float,
-               junitxml: str | None, pytest_args: tuple[str, ...]) -> None:
+               junitxml: str | None, compare: str | None, pytest_args: tuple[str, ...]) -> None:
     """Start the stack, run the smoke tests with pytest (default: tests/), stop it; exit with pytest's status.
 
     Arguments after hlocal's own options go to pytest, e.g. `hlocal test -- -k headers -x`.
@@ -403,6 +405,14 @@ def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep
     project = _project(ctx)
     require_pytest()
     _build_before_up(project, build)
+    if compare is not None:
+        from ..testing.compare import compare_runtimes
+
+        if keep:
+            raise ConfigError("--keep and --compare do not go together", "--compare stops each stack after its run")
+        ctx.exit(compare_runtimes(project, pytest_args, runtime=runtime, other=compare, timeout=timeout,
+                                  echo=lambda m: click.echo(m, err=True), out=click.echo,
+                                  junitxml=os.path.abspath(junitxml) if junitxml else None))
     if junitxml is not None:
         pytest_args = (f"--junitxml={os.path.abspath(junitxml)}", *pytest_args)
     code = run_smoke_tests(project, pytest_args, runtime=runtime, keep=keep, timeout=timeout,
