@@ -1,6 +1,6 @@
 """Runs action.yml's steps here, in order, as GitHub's runner would: its `run:` scripts for real under
 bash with the step's `env:` and `working-directory:`, the GITHUB_ENV/GITHUB_PATH/GITHUB_OUTPUT files honoured,
-and each `uses:` step handed to a stand-in the test gives (a fresh venv for setup-python, Go from the dev
+and each `uses:` step (its `with:` evaluated) handed to a stand-in the test gives (a fresh venv for setup-python, Go from the dev
 extra for setup-go). Expressions are evaluated for the few forms action.yml uses; any other is an error, so a
 new form in action.yml makes the test say so instead of running something else.
 """
@@ -66,6 +66,8 @@ class ActionRunner:
         raise AssertionError(f"the local runner does not know the expression {expression!r}")
 
     def evaluate(self, text: Any) -> str:
+        if isinstance(text, bool):  # YAML's true, as an action receives it
+            return str(text).lower()
         return EXPRESSION.sub(lambda m: self.value(m.group(1)), str(text))
 
     def should_run(self, step: dict[str, Any]) -> bool:
@@ -86,7 +88,8 @@ class ActionRunner:
             if not self.should_run(step):
                 self.run.steps.append((name, "skipped"))
             elif "uses" in step:
-                self.stand_ins[step["uses"].split("@")[0]](step, self.run)
+                inputs = {key: self.evaluate(value) for key, value in step.get("with", {}).items()}
+                self.stand_ins[step["uses"].split("@")[0]](inputs, self.run)
                 self.run.steps.append((name, "stand-in"))
             else:
                 self.run.steps.append((name, self._script(step, name, timeout)))

