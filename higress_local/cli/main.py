@@ -5,13 +5,14 @@ Heavy modules are imported inside the commands so that `hlocal --help` stays fas
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
 
 from .options import project_from, project_options, runtime_option as _runtime_option
 from .project import COMMANDS as PROJECT_COMMANDS
-from ..errors import ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
+from ..errors import ConfigError, ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
 
 
 class HlocalGroup(click.Group):
@@ -404,10 +405,14 @@ def _read_data(data: str | None) -> bytes | None:
 @click.option("--keep", is_flag=True, help="Leave the stack running afterwards.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, envvar="HLOCAL_UP_TIMEOUT",
               help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
+@click.option("--junitxml", type=click.Path(dir_okay=False),
+              help="Write the results as JUnit XML to this file (pytest's --junitxml).")
+@click.option("--compare", type=click.Choice(["native", "docker"]), default=None,
+              help="Run the same tests on this runtime too; print each test's outcome on both; exit 1 if any differs.")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep: bool, timeout: float,
-               pytest_args: tuple[str, ...]) -> None:
+               junitxml: str | None, compare: str | None, pytest_args: tuple[str, ...]) -> None:
     """Start the stack, run the smoke tests with pytest (default: tests/), stop it; exit with pytest's status.
 
     Arguments after hlocal's own options go to pytest, e.g. `hlocal test -- -k headers -x`.
@@ -417,6 +422,16 @@ def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep
     project = _project(ctx)
     require_pytest()
     _build_before_up(project, build)
+    if compare is not None:
+        from ..testing.compare import compare_runtimes
+
+        if keep:
+            raise ConfigError("--keep and --compare do not go together", "--compare stops each stack after its run")
+        ctx.exit(compare_runtimes(project, pytest_args, runtime=runtime, other=compare, timeout=timeout,
+                                  echo=lambda m: click.echo(m, err=True), out=click.echo,
+                                  junitxml=os.path.abspath(junitxml) if junitxml else None))
+    if junitxml is not None:
+        pytest_args = (f"--junitxml={os.path.abspath(junitxml)}", *pytest_args)
     code = run_smoke_tests(project, pytest_args, runtime=runtime, keep=keep, timeout=timeout,
                            echo=lambda m: click.echo(m, err=True))
     ctx.exit(code)

@@ -41,6 +41,12 @@ MCP_FILES = (
 )
 # --template NAME -> (folder under templates/, its files)
 TEMPLATES = {"plugin": ("new", FILES), "mcp": ("new-mcp", MCP_FILES)}
+# Every template also gets the CI workflow that runs its tests with hlocal's GitHub Action (action.yml).
+WORKFLOW = ("ci/test.yml.tmpl", ".github/workflows/test.yml")
+# hlocal's package metadata names no repository yet: the workflow then says `uses: OWNER/hlocal@REF`
+# and README ("A plugin's CI") says what to put there.
+PLACEHOLDER_REPOSITORY = "OWNER/hlocal"
+GITHUB_REPOSITORY = re.compile(r"https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?/?$")
 
 
 @dataclass
@@ -73,9 +79,10 @@ def render_files(name: str, template_name: str = "plugin") -> dict[str, str]:
     if template_name not in TEMPLATES:
         raise ConfigError(f"no project template {template_name!r}", f"templates: {', '.join(TEMPLATES)}")
     folder, files = TEMPLATES[template_name]
-    root = resources.files("higress_local") / "templates" / folder
+    root = resources.files("higress_local") / "templates"
+    values = {"name": name, **workflow_values()}
     rendered = {}
-    for template, target in files:
+    for template, target in [*((f"{folder}/{t}", target) for t, target in files), WORKFLOW]:
         source = root.joinpath(*template.split("/"))
         try:
             text = source.read_text(encoding="utf-8")
@@ -83,8 +90,33 @@ def render_files(name: str, template_name: str = "plugin") -> dict[str, str]:
             raise EnvironmentProblem(f"hlocal's project template {template} is missing from its installation",
                                      "reinstall hlocal (pip install --force-reinstall higress-local, or pip "
                                      "install -e . in a checkout)") from exc
-        rendered[target] = Template(text).substitute(name=name)
+        rendered[target] = Template(text).substitute(values)
     return rendered
+
+
+def action_repository() -> str | None:
+    """owner/name of hlocal's GitHub repository, from the Project-URL entries of its package metadata."""
+    from importlib import metadata
+
+    try:
+        urls = metadata.metadata("higress-local").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for entry in urls:
+        found = GITHUB_REPOSITORY.match(entry.split(",", 1)[-1].strip())
+        if found:
+            return found.group(1)
+    return None
+
+
+def workflow_values() -> dict[str, str]:
+    """What the CI workflow template needs: the action (this hlocal's repository) at this hlocal's version."""
+    from .. import __version__
+
+    repository = action_repository()
+    note = "" if repository else (f"# {PLACEHOLDER_REPOSITORY}: put the GitHub repository you take hlocal from "
+                                  "(owner/name), and after @ its tag or commit.")
+    return {"action": repository or PLACEHOLDER_REPOSITORY, "ref": f"v{__version__}", "action_note": note}
 
 
 def new_project(parent: Path, name: str, *, force: bool = False, template: str = "plugin") -> NewProject:

