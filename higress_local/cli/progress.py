@@ -3,7 +3,8 @@
 On a terminal, one line with the elapsed time is redrawn in place from a background thread and
 erased when the step ends; the step's own result line is then printed by the caller as usual. When
 stderr is a pipe or a file (CI, `2>log`), a step that passes a second gets one plain line saying
-what it waits for, so a log shows where the time went without a line per tick.
+what it waits for (and another when that changes), so a log shows where the time went without a
+line per tick.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Progress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._width = 0
+        self._said = ""  # off a terminal: the last line said
 
     def line(self) -> str:
         """What the progress line says now, e.g. "starting demo: Envoy is starting plugin x (12 s)"."""
@@ -75,24 +77,26 @@ class Progress:
         self.stream.write(message + "\n")
         self.stream.flush()
 
-    def tick(self) -> bool:
-        """Show what is due now; False once nothing more will be shown (off a terminal: after its one line)."""
+    def tick(self) -> None:
+        """Show what is due now: off a terminal, a line only when what the step waits for is new."""
         if self.clock() - self.started < SHOW_AFTER_S:
-            return True
+            return
         if not self.tty:
-            self.stream.write(self.once() + "\n")
-            self.stream.flush()
-            return False
+            text = self.once()
+            if text != self._said:
+                self.stream.write(text + "\n")
+                self.stream.flush()
+                self._said = text
+            return
         text = self.line()
         pad = max(0, self._width - len(text))
         self.stream.write("\r" + text + " " * pad)
         self.stream.flush()
         self._width = len(text)
-        return True
 
     def _run(self) -> None:
-        while not self._stop.wait(TICK_S) and self.tick():
-            pass
+        while not self._stop.wait(TICK_S):
+            self.tick()
 
 
 def _is_tty(stream: TextIO) -> bool:

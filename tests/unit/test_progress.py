@@ -20,15 +20,20 @@ class FakeTty(io.StringIO):
 
 def test_off_a_terminal_a_step_over_a_second_says_once_what_it_waits_for():
     now = [100.0]
+    doing = ["preparing"]
     stream = io.StringIO()
-    progress = Progress("reloading demo", detail=lambda: "Envoy is compiling plugin x", stream=stream,
-                        clock=lambda: now[0])
+    progress = Progress("starting demo", detail=lambda: doing[0], stream=stream, clock=lambda: now[0])
     assert progress.tty is False
     now[0] += 0.5
-    assert progress.tick() is True and stream.getvalue() == ""  # under a second: nothing yet
+    progress.tick()
+    assert stream.getvalue() == ""  # under a second: nothing yet
     now[0] += 0.7
-    assert progress.tick() is False  # said, and nothing more to say
-    assert stream.getvalue() == "reloading demo: Envoy is compiling plugin x …\n"
+    progress.tick()
+    now[0] += 5.0
+    progress.tick()  # the same wait: not said again
+    doing[0] = "Envoy is starting plugin x"
+    progress.tick()
+    assert stream.getvalue() == "starting demo: preparing …\nstarting demo: Envoy is starting plugin x …\n"
 
 
 def test_a_short_step_off_a_terminal_prints_only_its_own_output():
