@@ -71,7 +71,8 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # this checkout's hlocal, here and (PYTHONPATH, child_env) in every child
+sys.path.insert(1, str(ROOT / "tests"))
 
 from load import LoadLoop, LoadResult  # noqa: E402
 from plugin_build import DEFAULT_CACHE_DIR, build_plugin  # noqa: E402
@@ -110,13 +111,16 @@ class Measurement:
 
 
 def child_env(pycache: Path) -> dict[str, str]:
-    """The environment of every hlocal process: bytecode cached (in a temp dir), as in any installation.
+    """The environment of every hlocal process: this checkout's hlocal, its bytecode cached (in a temp
+    dir), as in any installation.
 
     With PYTHONDONTWRITEBYTECODE each `hlocal` run would compile all its modules from source again.
     """
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    # Not the caller's cwd nor an installed copy: the hlocal under test is this checkout's.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
 
@@ -282,6 +286,12 @@ def wait_for_agent(stack: Stack, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def agent_log_tail(stack: Stack, lines: int = 12) -> str:
+    """The end of the agent's log: the bench's temp dir, and the log with it, is gone once it fails."""
+    log = stack.state_dir / "logs" / "agent.log"
+    return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else "(no agent.log)"
+
+
 def agent_served(stack: Stack) -> int:
     log = stack.state_dir / "logs" / "agent.log"
     return log.read_text().count("reload served") if log.exists() else 0
@@ -368,7 +378,7 @@ def bench(stack: Stack, runs: int, tail: int, restart_runs: int) -> tuple[dict[s
                 served = agent_served(stack)
                 record(name, measure(stack, "x-version", is_value(str(version)), stack.reload, tail))
                 if agent_served(stack) != served + 1:
-                    raise BenchError(f"the reload agent did not serve the reload (see {stack.state_dir}/logs/agent.log)")
+                    raise BenchError("the reload agent did not serve the reload; its log ends:\n" + agent_log_tail(stack))
             elif name == "config_cli":
                 stack.write_config(str(version))
                 record(name, measure(stack, "x-version", is_value(str(version)),

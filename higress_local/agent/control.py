@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import wire as agentwire
 from ..render.commandlines import agent_args
-from ..system.proc import spawn
+from ..system.proc import own_pythonpath, spawn
 from ..system.ownfiles import ensure_dir
 from ..system.orphans import AGENT_MARKER, COMPONENT_MARKER, STACK_MARKER, find_marked, stack_marker, stop_marked
 
@@ -41,6 +41,7 @@ def ensure_agent(state_dir: Path) -> int | None:
     ensure_dir(state_dir / agentwire.RUN_DIR)
     env = {k: v for k, v in os.environ.items() if k not in (STACK_MARKER, COMPONENT_MARKER)}
     env[AGENT_MARKER] = stack_marker(state_dir)
+    env["PYTHONPATH"] = own_pythonpath(env)  # it starts in /: it must import this hlocal, not an installed one
     proc = spawn(agent_args(str(state_dir)), log_file=state_dir / "logs" / "agent.log", env=env, cwd=Path("/"))
     return proc.pid
 

@@ -155,6 +155,20 @@ def _up_detail(project) -> str | None:
     return "starting the backend and services"
 
 
+def _down_detail(project) -> str | None:
+    """What `down` is waiting for: the stack's processes still there (a gateway draining, a collector flushing)."""
+    from ..state import StackState
+    from ..system.proc import ProcessRecord
+
+    state = StackState.load_or_none(project.state_dir)
+    if state is None:
+        return None
+    if state.runtime == "docker":
+        return "stopping the containers"
+    alive = [name for name, c in state.components.items() if c.pid and ProcessRecord(c.pid, c.start_ticks or 0).alive()]
+    return f"waiting for {', '.join(alive)} to exit" if alive else "stopping what is left"
+
+
 def _build_before_up(project, build: bool | None) -> None:
     from ..wasm.gobuild import build_plugin, needs_build
     from .progress import Progress
@@ -171,9 +185,10 @@ def _build_before_up(project, build: bool | None) -> None:
 
 def _watch(project) -> None:
     from ..project.watch import watch
+    from .progress import Phases
 
     try:
-        watch(project.file, echo=click.echo)
+        watch(project.file, echo=click.echo, phase=Phases().phase)
     except KeyboardInterrupt:
         click.echo(f"stopped watching; the stack is still running (hlocal down to stop it)", err=True)
 
@@ -187,6 +202,7 @@ def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None
     """Compile plugins to wasm and inspect the result."""
     from ..wasm.gobuild import build_plugin
     from ..errors import ConfigError
+    from .progress import Progress
 
     project = _project(ctx)
     chosen = [project.plugin(n) for n in plugins] or [p for p in project.plugins if p.build is not None]
@@ -194,7 +210,8 @@ def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None
         raise ConfigError(f"no plugin in {project.file.name} has a build section",
                           "add `build: {}` to a plugin for the default `go build`")
     for plugin in chosen:
-        done = build_plugin(plugin, echo=lambda line: click.echo(f"  | {line}", err=True), in_docker=in_docker)
+        with Progress(f"building {plugin.name}") as progress:
+            done = build_plugin(plugin, echo=lambda line: progress.echo(f"  | {line}"), in_docker=in_docker)
         click.echo(f"built {plugin.name} in {done.seconds:.1f} s: {done.wasm} ({done.size:,} bytes), "
                    f"sha256 {done.sha256}, ABI {done.abi or 'none'}")
 
@@ -209,10 +226,12 @@ def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None
 def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: bool, timeout: float) -> None:
     """Swap new builds, plugin configs, routes and stubs into the running gateway."""
     from ..stack import reload_stack
+    from .progress import Phases
 
     project = _project(ctx)
+    phases = Phases()
     result = reload_stack(project, names=plugins, build=build, restart=restart, timeout=timeout,
-                          echo=lambda line: click.echo(f"  | {line}", err=True))
+                          echo=lambda line: phases.echo(f"  | {line}"), phase=phases.phase)
     if not result.changed:
         click.echo("nothing changed")
     for line in result.lines:
@@ -250,9 +269,11 @@ def watch(ctx: click.Context) -> None:
 def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
     """Stop everything of this stack (safe to run twice)."""
     from ..stack import down_stack
+    from .progress import Progress
 
     project = _project(ctx)
-    stopped = down_stack(project, runtime, clean=clean, echo=lambda m: click.echo(m, err=True))
+    with Progress(f"stopping {project.name}", detail=lambda: _down_detail(project)) as progress:
+        stopped = down_stack(project, runtime, clean=clean, echo=progress.echo)
     click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running")
     if clean:
         click.echo(f"removed {project.state_dir}")

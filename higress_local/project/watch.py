@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, ContextManager, Iterable
 
 from ..errors import HlocalError
 
 POLL_SECONDS = 0.25
 DEBOUNCE_SECONDS = 0.3
+Phase = Callable[[str], ContextManager[Any]]  # a step that may last: the CLI shows its progress (runtime/reload.py)
 
 
 def watched_files(config_file: Path) -> dict[Path, float]:
@@ -49,15 +50,15 @@ class Cycle:
     ok: bool
 
 
-def run_cycle(config_file: Path, changed: list[Path]) -> Cycle:
+def run_cycle(config_file: Path, changed: list[Path], phase: Phase | None = None) -> Cycle:
     """Build what is stale and reload; an error is reported, never raised: the old version keeps serving."""
     from ..config.project import load_project
-    from ..runtime.reload import reload_stack
+    from ..runtime.reload import no_progress, reload_stack
 
     names = ", ".join(p.name for p in changed[:3]) + (f" +{len(changed) - 3}" if len(changed) > 3 else "")
     try:
         project = load_project(config_file)
-        result = reload_stack(project, build=True)
+        result = reload_stack(project, build=True, phase=phase or no_progress)
     except HlocalError as exc:
         message = " ".join(line.strip() for line in exc.message.splitlines())
         return Cycle(changed, f"{names} changed → error: {message}" + (f" (hint: {exc.hint})" if exc.hint else ""),
@@ -79,7 +80,8 @@ def _live_plugins(config_file: Path) -> Iterable:
 
 
 def watch(config_file: Path, echo: Callable[[str], None], *, stop: Callable[[], bool] = lambda: False,
-          poll: float = POLL_SECONDS, debounce: float = DEBOUNCE_SECONDS) -> None:
+          poll: float = POLL_SECONDS, debounce: float = DEBOUNCE_SECONDS,
+          phase: Phase | None = None) -> None:
     """Poll file times; after a change settles for `debounce` seconds, run one cycle. Ctrl-C ends it."""
     seen = watched_files(config_file)
     echo(f"watching {len(seen)} files (hlocal.yaml and plugin sources); Ctrl-C to stop watching")
@@ -97,6 +99,6 @@ def watch(config_file: Path, echo: Callable[[str], None], *, stop: Callable[[], 
                 break
             changed = sorted(set(changed) | set(changed_files(now, settled)))
             now = settled
-        cycle = run_cycle(config_file, changed)
+        cycle = run_cycle(config_file, changed, phase)
         echo(cycle.line)
         seen = watched_files(config_file)  # a build writes the wasm; do not react to our own output

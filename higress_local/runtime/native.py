@@ -18,7 +18,7 @@ from .envoys import find_envoy
 from ..config.project import Project
 from ..config.models import Gateway
 from ..errors import ConfigError, CorruptState, EnvironmentProblem
-from ..system.proc import ProcessRecord, spawn, stop_group
+from ..system.proc import ProcessRecord, own_pythonpath, spawn, stop_group
 from ..system.ownfiles import write_private
 from ..system.wait import raise_if_interrupted
 from ..state import ComponentState, StackState
@@ -98,7 +98,7 @@ class NativeRuntime(Runtime):
         files = GatewayFiles(project.state_dir)
         status_file, log_file = files.status_file(name), files.log(name)
         status_file.unlink(missing_ok=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=_package_root(),
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=own_pythonpath(),
                    **{STACK_MARKER: stack_marker(project.state_dir), COMPONENT_MARKER: name})
         proc = spawn(supervised(str(status_file), argv), log_file=log_file, env=env, private=True)
         record = ProcessRecord.of(proc.pid)
@@ -260,13 +260,6 @@ def token_file(state_dir: Path, state: StackState) -> str | None:
     path = state_dir / "run" / "control.token"
     write_private(path, state.control_token.encode())
     return str(path)
-
-
-def _package_root() -> str:
-    """PYTHONPATH entry that makes `higress_local` importable in child Pythons (editable or not)."""
-    root = str(Path(__file__).resolve().parents[2])
-    existing = os.environ.get("PYTHONPATH")
-    return f"{root}{os.pathsep}{existing}" if existing else root
 
 
 def _read_exit(component: ComponentState) -> dict:

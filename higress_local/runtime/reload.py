@@ -7,12 +7,13 @@ and clusters are RDS/CDS files handled the same way; stubs go to the mock's cont
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from ..gatewaylog.classify import LogWatch
 from ..config.project import Plugin, Project
@@ -30,6 +31,14 @@ from ..system.wait import Deadline, NotYet
 
 if TYPE_CHECKING:
     from ..wasm.plugins import PluginCheck
+
+
+# A phase of the reload that may last (a build, Envoy compiling a module): the CLI shows its progress.
+Phase = Callable[[str], ContextManager[Any]]
+
+
+def no_progress(_label: str) -> ContextManager[Any]:
+    return contextlib.nullcontext()
 
 
 @dataclass
@@ -78,18 +87,19 @@ def restart_reasons(project: Project, state: StackState) -> list[str]:
 
 
 def reload_stack(project: Project, *, names: tuple[str, ...] = (), build: bool = True, restart: bool = False,
-                 timeout: float = 120.0, echo: Callable[[str], None] = lambda _l: None) -> ReloadResult:
+                 timeout: float = 120.0, echo: Callable[[str], None] = lambda _l: None,
+                 phase: Phase = no_progress) -> ReloadResult:
     """Build what is stale, then swap every changed piece in place; raise a classified error if Envoy refuses."""
     # One command at a time per stack (a watcher and a hand-run reload may overlap, or `down` may
     # start meanwhile): each one reads the live versions and writes state.json.
     with stack_lock(project.state_dir, "reload", wait=timeout, echo=echo):
         return reload_running(open_running(project), names=names, build=build, restart=restart,
-                              timeout=timeout, echo=echo)
+                              timeout=timeout, echo=echo, phase=phase)
 
 
 def reload_running(running: RunningStack, *, names: tuple[str, ...] = (), build: bool = True,
                    restart: bool = False, timeout: float = 120.0,
-                   echo: Callable[[str], None] = lambda _l: None) -> ReloadResult:
+                   echo: Callable[[str], None] = lambda _l: None, phase: Phase = no_progress) -> ReloadResult:
     """reload_stack for a caller that holds the stack's lock and has read its state (once, under it)."""
     project, state, runtime = running.project, running.state, running.runtime
     for name in names:
@@ -101,8 +111,9 @@ def reload_running(running: RunningStack, *, names: tuple[str, ...] = (), build:
             raise ConfigError("this change cannot be swapped in place: " + "; ".join(reasons),
                               "run `hlocal reload --restart` (the gateway restarts; requests fail meanwhile)")
         started = time.monotonic()
-        result.build_seconds = _build_stale(project, names, build, echo)
-        restarted, moved = restart_stack(runtime, project, state, timeout)
+        result.build_seconds = _build_stale(project, names, build, echo, phase)
+        with phase(f"restarting {project.name}"):
+            restarted, moved = restart_stack(runtime, project, state, timeout)
         result.state = restarted.state
         result.restarted = ["gateway", "backend"]
         result.lines.append("restarted the stack (--restart)" + (": " + "; ".join(reasons) if reasons else ""))
@@ -110,7 +121,7 @@ def reload_running(running: RunningStack, *, names: tuple[str, ...] = (), build:
         result.seconds = time.monotonic() - started
         return result
 
-    result.build_seconds = _build_stale(project, names, build, echo)
+    result.build_seconds = _build_stale(project, names, build, echo, phase)
     started = time.monotonic()
     files = GatewayFiles(project.state_dir)
     files.guard()
@@ -120,10 +131,12 @@ def reload_running(running: RunningStack, *, names: tuple[str, ...] = (), build:
         result.lines.append(f"restored {path.relative_to(project.state_dir)} (it was deleted)")
     source, offset = runtime.gateway_output(project)
     try:
-        swaps = _write_plugin_swaps(project, state, files, names, timeout)
-        xds_changed = [] if names else _write_xds(project, state, files, timeout)
+        with phase(f"reloading {project.name}: checking and adapting what changed"):
+            swaps = _write_plugin_swaps(project, state, files, names, timeout)
+            xds_changed = [] if names else _write_xds(project, state, files, timeout)
         if swaps or xds_changed:
-            result.lines += _wait_live(project, state, files, swaps, xds_changed, source, offset, timeout)
+            with phase(f"reloading {project.name}: {_awaited(swaps)}"):
+                result.lines += _wait_live(project, state, files, swaps, xds_changed, source, offset, timeout)
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM) or refused: the accepted files go back, so what Envoy ends up
         # serving is what state.json (not yet rewritten) records.
@@ -144,7 +157,16 @@ def reload_running(running: RunningStack, *, names: tuple[str, ...] = (), build:
     return result
 
 
-def _build_stale(project: Project, names: tuple[str, ...], build: bool, echo: Callable[[str], None]) -> float:
+def _awaited(swaps: list[_Swap]) -> str:
+    """What the swap waits for: Envoy compiling new modules takes seconds (V8, per megabyte)."""
+    compiling = [s.plugin.name for s in swaps if s.describe.startswith("module")]
+    if compiling:
+        return f"Envoy is compiling plugin{'s' if len(compiling) > 1 else ''} {', '.join(compiling)}"
+    return "Envoy is applying the new configuration"
+
+
+def _build_stale(project: Project, names: tuple[str, ...], build: bool, echo: Callable[[str], None],
+                 phase: Phase = no_progress) -> float:
     from ..wasm.gobuild import build_plugin, needs_build
 
     if not build:
@@ -153,7 +175,8 @@ def _build_stale(project: Project, names: tuple[str, ...], build: bool, echo: Ca
     for plugin in project.plugins:
         if (not names or plugin.name in names) and needs_build(plugin):
             try:
-                done = build_plugin(plugin, echo=echo)
+                with phase(f"building {plugin.name}"):
+                    done = build_plugin(plugin, echo=echo)
             except PluginError as exc:
                 exc.hint = f"{exc.hint}; the running version still serves" if exc.hint else "the running version still serves"
                 raise

@@ -82,6 +82,17 @@ def spawn(
         os.close(out)
 
 
+def own_pythonpath(environ: Mapping[str, str] | None = None) -> str:
+    """PYTHONPATH for a child Python of hlocal's (agent, supervisor, mock): this very `higress_local` first.
+
+    Such children start in another folder (the agent in /), where a plain `python -m higress_local...`
+    would import whichever copy the interpreter finds (an installed one) instead of the caller's checkout.
+    """
+    root = str(Path(__file__).resolve().parents[2])
+    existing = (os.environ if environ is None else environ).get("PYTHONPATH")
+    return f"{root}{os.pathsep}{existing}" if existing else root
+
+
 def run_foreground(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run a program on this terminal (its output goes straight to the user); return its exit code."""
     argv = [str(a) for a in argv]

@@ -219,3 +219,25 @@ def test_an_agent_leaves_when_its_stack_is_gone_and_only_one_serves(tmp_path: Pa
     finally:
         first.kill()
         first.communicate(timeout=30)
+
+
+def test_the_agent_runs_the_hlocal_of_the_command_that_started_it(stack: Project, tmp_path: Path) -> None:
+    # A second checkout, found only through the caller's working folder (no PYTHONPATH): the agent
+    # starts in / and must still import this copy, or it declines every reload as "another hlocal".
+    from higress_local.agent.control import stop_agent
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "higress_local", checkout / "higress_local",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    assert stop_agent(stack.state_dir)
+    subprocess.run([sys.executable, "-c", "import sys, pathlib; from higress_local.agent.control import ensure_agent; "
+                    "ensure_agent(pathlib.Path(sys.argv[1]))", str(stack.state_dir)],
+                   cwd=checkout, env=env, check=True, timeout=60)
+    wait_for(lambda: ping(stack.state_dir), 60, "the agent started from the second checkout to answer")
+    _set(stack, "3")
+    done = subprocess.run([sys.executable, "-m", "higress_local", "-f", str(stack.path), "reload"], cwd=checkout,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "reload served" in _served(stack)[-1], _served(stack)
+    assert _version(stack) == "3"

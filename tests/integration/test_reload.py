@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -209,12 +210,12 @@ def test_watch_rebuilds_and_reloads_on_a_source_edit(source_project: Project) ->
         assert "watching" in output.next(120, "the watcher to start")
         source = project.path / "src" / "headers" / "main.go"
         source.write_text(source.read_text().replace('"(missing)"', '"(absent)"'))
-        lines.append(output.next(180, "the watcher to rebuild and reload"))
+        lines.append(_result_line(output, "the watcher to rebuild and reload"))
         assert "main.go changed" in lines[-1] and "module" in lines[-1], lines
         assert property_header() == ["(absent)"]
         # A broken edit: the watcher reports the compiler's error, the last good build keeps serving.
         source.write_text(source.read_text() + "\nfunc broken( {\n")
-        lines.append(output.next(180, "the watcher to report the broken build"))
+        lines.append(_result_line(output, "the watcher to report the broken build"))
         assert "error: building plugin 'headers' failed" in lines[-1] and "syntax error" in lines[-1], lines
         assert property_header() == ["(absent)"]
     finally:
@@ -224,6 +225,32 @@ def test_watch_rebuilds_and_reloads_on_a_source_edit(source_project: Project) ->
     while "stopped watching" not in rest[-1]:
         rest.append(output.next(10, "the watcher to say it stopped"))
     assert watcher.returncode == 0, rest
+
+
+def _result_line(output: LineReader, what: str) -> str:
+    """The watcher's next line past the progress lines (steps over a second say once what they wait for)."""
+    for _ in range(10):  # a build, a check, a swap: a few such lines per change at most
+        line = output.next(180, what)
+        if not line.rstrip().endswith(" …"):
+            return line
+    raise AssertionError(f"more progress lines than steps while waiting for {what}")
+
+
+def test_a_reload_off_a_terminal_says_once_what_it_waits_for(stack: Project) -> None:
+    from higress_local.wasm.module import add_custom_section
+
+    wasm = stack.path / "headers.wasm"
+    wasm.write_bytes(add_custom_section(wasm.read_bytes(), "hlocal-test", b"progress"))
+    done = stack.hlocal("reload", env={"HLOCAL_NO_AGENT": "1"})  # the agent answers with the result only
+    assert done.returncode == 0, done
+    live = float(re.search(r"live in ([0-9.]+) s", done.stdout).group(1))
+    said = [line for line in done.stderr.splitlines() if line.endswith(" …")]
+    assert len(said) == len(set(said)), said  # once each, not a line per tick
+    compiling = f"reloading {stack.name}: Envoy is compiling plugin headers …"
+    if live >= 3.0:  # checking a 4.5 MB module takes well under a second: the compile passed one
+        assert compiling in said, done.stderr
+    if live < 1.0:
+        assert compiling not in said, done.stderr
 
 
 def test_build_success_and_failure(native_source_project: Project) -> None:
