@@ -205,12 +205,29 @@ class StackState:
         except CorruptState:
             return None
 
+    @classmethod
+    def read(cls, directory: Path) -> "StateRead":
+        """The stack's state read once for one command, an unreadable one kept with its error."""
+        try:
+            return StateRead(cls.load(directory))
+        except CorruptState as exc:
+            return StateRead(None, exc)
+
     @staticmethod
     def remove(directory: Path) -> None:
         try:
             (directory / STATE_FILE).unlink()
         except FileNotFoundError:
             pass
+
+
+@dataclass(frozen=True)
+class StateRead:
+    """state.json as one command read it: the state (None: there is none, or it is unreadable) and,
+    when unreadable, why. Passed down so that nothing below reads the file again."""
+
+    state: StackState | None
+    problem: CorruptState | None = None
 
 
 _CORRUPT_HINT = ("`hlocal down` stops whatever of the stack still runs and removes the state; "

@@ -100,17 +100,17 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
     _start_agent(project)
     _startup_warnings(project, strict)
     if foreground:
-        _foreground(project, rt)
+        _foreground(project, rt, result.state)
         return
     if watch_after:
         _watch(project)
 
 
-def _foreground(project, rt) -> None:
+def _foreground(project, rt, state) -> None:
     """`up --foreground`: follow the merged logs until a stop signal, then stop the stack (as `down`)."""
     click.echo("running in the foreground: Ctrl-C stops the stack", err=True)
     try:
-        for line in rt.logs(project, service=None, plugin_only=False, follow=True, tail=0):
+        for line in rt.logs(project, state, service=None, plugin_only=False, follow=True, tail=0):
             click.echo(line)
     except (KeyboardInterrupt, Stopped):
         pass
@@ -264,10 +264,10 @@ def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
 def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Show each component: state, pid, ports, plugin sha, uptime. Exit 1 when not healthy."""
     from .report import print_status
-    from ..stack import runtime_for_state
+    from ..stack import Stack
 
     project = _project(ctx)
-    report = runtime_for_state(project, runtime).status(project)
+    report = Stack.resolve(project, runtime).status()
     print_status(report, as_json=as_json)
     if not report.running:  # scripts can say `hlocal status && ...`
         if not report.components:
@@ -291,13 +291,13 @@ def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_on
          tail: int | None, since: str | None, timestamps: bool, no_prefix: bool) -> None:
     """Print the stack's logs merged in time order (`access`: the gateway's access log)."""
     from ..gatewaylog.logs import parse_since
-    from ..stack import runtime_for_state
+    from ..stack import Stack
 
     cutoff = parse_since(since) if since else None
     project = _project(ctx)
-    rt = runtime_for_state(project, runtime)
-    for line in rt.logs(project, service=service, plugin_only=plugin_only, follow=follow, tail=tail,
-                        since=cutoff, timestamps=timestamps, prefix=False if no_prefix else None):
+    stack = Stack.resolve(project, runtime)
+    for line in stack.logs(service=service, plugin_only=plugin_only, follow=follow, tail=tail, since=cutoff,
+                           timestamps=timestamps, prefix=False if no_prefix else None):
         click.echo(line)
 
 

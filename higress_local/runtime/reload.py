@@ -101,7 +101,7 @@ def reload_running(running: RunningStack, *, names: tuple[str, ...] = (), build:
                               "run `hlocal reload --restart` (the gateway restarts; requests fail meanwhile)")
         started = time.monotonic()
         result.build_seconds = _build_stale(project, names, build, echo)
-        result.state = runtime.restart_gateway(project, timeout).state
+        result.state = runtime.restart_gateway(project, state, timeout).state
         result.restarted = ["gateway", "backend"]
         result.lines.append("restarted the stack (--restart)" + (": " + "; ".join(reasons) if reasons else ""))
         result.seconds = time.monotonic() - started
