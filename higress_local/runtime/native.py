@@ -108,7 +108,7 @@ class NativeRuntime(Runtime):
 
     def _start_backend(self, project: Project, state: StackState, plan: "staging.Plan") -> None:
         line = MockLine(name="backend", port=state.backend_port, control_port=state.control_port,
-                        config=str(plan.backend_config), token_file=token_file(project.state_dir, state))
+                        config=str(plan.files.backend_config), token_file=token_file(project.state_dir, state))
         self._spawn(project, state, "backend", line.native(), {"http": state.backend_port, "control": state.control_port})
 
     def _start_services(self, project: Project, state: StackState) -> None:
@@ -123,7 +123,7 @@ class NativeRuntime(Runtime):
                 self._spawn(project, state, plan.component, argv, ports)
 
     def _start_gateway(self, project: Project, state: StackState, plan: "staging.Plan", envoy: str) -> None:
-        argv = [envoy, *envoy_args(str(plan.bootstrap), project.gateway)]
+        argv = [envoy, *envoy_args(str(plan.files.bootstrap), project.gateway)]
         self._spawn(project, state, "gateway", argv, {"http": state.gateway_port, "admin": state.admin_port})
 
     # -- liveness ----------------------------------------------------------

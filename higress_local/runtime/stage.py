@@ -39,14 +39,6 @@ class Plan:
     files: GatewayFiles
     checks: list[PluginCheck] = field(default_factory=list)
 
-    @property
-    def bootstrap(self) -> Path:
-        return self.files.bootstrap
-
-    @property
-    def backend_config(self) -> Path:
-        return self.files.backend_config
-
 
 def existing_state(project: Project, recreate: bool, found: StateRead | None = None) -> StackState | None:
     """What `up` finds: links in the state folder are refused first; an unreadable state is an error
