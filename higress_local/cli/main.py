@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .options import project_from, project_options, runtime_option as _runtime_option
+from .options import json_option, project_from, project_options, runtime_option as _runtime_option
 from .project import COMMANDS as PROJECT_COMMANDS
 from ..errors import ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
 
@@ -259,7 +259,7 @@ def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
 @main.command()
 @project_options()
 @_runtime_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Show each component: state, pid, ports, plugin sha, uptime. Exit 1 when not healthy."""
@@ -304,7 +304,7 @@ def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_on
 @main.command()
 @project_options()
 @click.argument("names", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Run the probes from hlocal.yaml against the running stack."""
@@ -328,7 +328,7 @@ def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 @click.argument("path")
 @click.option("-H", "--header", "headers", multiple=True, help="Header as 'Name: value' (repeatable).")
 @click.option("-d", "--data", default=None, help="Request body (use @FILE to read a file).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...], data: str | None, as_json: bool) -> None:
     """Send one request; show the response and what the backend received."""
