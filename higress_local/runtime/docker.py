@@ -198,7 +198,7 @@ class DockerRuntime(Runtime):
 
     def _launch(self, project: Project, plan: staging.Plan, timeout: float) -> list[str]:
         client, state = self._client, plan.state
-        self._start(project)
+        self._start(project, state)
         live = self._containers(client, project)
         for service in stack_services(state):
             if service in live:
@@ -212,15 +212,14 @@ class DockerRuntime(Runtime):
     def _teardown(self, project: Project, state: StackState) -> None:
         self._compose(project, "down", "--volumes", "--remove-orphans")
 
-    def _start(self, project: Project) -> None:
+    def _start(self, project: Project, state: StackState) -> None:
         try:
             self._compose(project, "up", "--detach", "--remove-orphans", "--no-build")
         except CommandFailed as exc:
             text = exc.stderr + exc.stdout
             if "port is already allocated" in text or "address already in use" in text:
-                state = StackState.load_or_none(project.state_dir)
-                port = state.gateway_port if state else 0
-                raise PortInUse(port, "a published port of the stack", "docker reports it allocated") from exc
+                raise PortInUse(state.gateway_port, "a published port of the stack",
+                                "docker reports it allocated") from exc
             raise EnvironmentProblem(f"`docker compose up` failed: {exc.message}",
                                      f"the compose file is {project.state_dir / COMPOSE_FILE}") from exc
 
