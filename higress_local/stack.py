@@ -3,8 +3,8 @@
     with Stack.from_file("hlocal.yaml") as stack:
         stack.session().get("/api/x")
 
-The pytest plugin (`testing/pytest_plugin.py`) and `hlocal test` are built on it; the CLI's `status` and
-`logs` use `Stack.resolve` (state.json read once, handed down to the runtime).
+The pytest plugin (`testing/pytest_plugin.py`) and `hlocal test` are built on it; the CLI's `status`,
+`logs` and `down` use `Stack.resolve` (state.json read once, handed down to the runtime).
 """
 
 from __future__ import annotations
