@@ -3,7 +3,8 @@
     with Stack.from_file("hlocal.yaml") as stack:
         stack.session().get("/api/x")
 
-The pytest plugin (`testing/pytest_plugin.py`) and `hlocal test` are built on it.
+The pytest plugin (`testing/pytest_plugin.py`) and `hlocal test` are built on it; the CLI's `status`,
+`logs` and `down` use `Stack.resolve` (state.json read once, handed down to the runtime).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .config.project import Project, apply_overrides, load_project, parse_rules
 from .errors import ConfigError, EnvironmentProblem
-from .state import StackState
+from .state import StackState, StateRead
 
 
 class Stack:
@@ -41,6 +42,7 @@ class Stack:
         self.reused = False  # it was already running: attached to it instead of starting it
         self._runtime: Any = None
         self._state: StackState | None = None
+        self.found: StateRead | None = None  # state.json as `resolve` read it (None: not resolved)
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, runtime: str | None = None, attach: bool = False,
@@ -60,6 +62,15 @@ class Stack:
             return cls(project, runtime=runtime, **kwargs)
         return cls(apply_overrides(project, name=unique_name(project.name, tag), port=0), runtime=runtime,
                    remove_state=True, **kwargs)
+
+    @classmethod
+    def resolve(cls, project: Project, runtime: str | None = None) -> "Stack":
+        """The project's stack as it stands, for one command: state.json read once (an unreadable one
+        kept with its error) and, on first use, the runtime that started it, else the configured one
+        (`runtime`: --runtime). Starts nothing."""
+        stack = cls(project, runtime=runtime)
+        stack.found = StackState.read(project.state_dir)
+        return stack
 
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> "Stack":
@@ -84,9 +95,10 @@ class Stack:
             running = open_running(self.project)
             self._state, self._runtime = running.state, running.runtime
             return
-        self._runtime = select_runtime(self.project, self.runtime_override, echo=self.echo)
+        found = StackState.read(self.project.state_dir)  # once: the choice and `up` share it
+        self._runtime = select_runtime(self.project, self.runtime_override, echo=self.echo, found=found)
         self.owned = True  # from here on a half-started stack is ours to clean up
-        result = self._runtime.up(self.project, timeout=self.timeout)
+        result = self._runtime.up(self.project, timeout=self.timeout, found=found)
         if result.already_running:
             self.owned, self.reused = False, True
             self.echo(f"{self.project.name} was already running ({result.state.runtime}); "
@@ -107,8 +119,9 @@ class Stack:
         self.owned = False
         from .runtime import runtime_for_state
 
-        runtime = self._runtime or runtime_for_state(self.project, self.runtime_override)
-        stopped = runtime.down(self.project)
+        found = StackState.read(self.project.state_dir)  # as `up` left it, even half-way
+        runtime = self._runtime or runtime_for_state(self.project, self.runtime_override, found)
+        stopped = runtime.down(self.project, found.state)
         if self.remove_state:
             from .system.ownfiles import remove_tree
 
@@ -144,6 +157,26 @@ class Stack:
     def __repr__(self) -> str:
         where = f"{self._state.runtime}, {self._state.gateway_url}" if self._state else "not started"
         return f"Stack({self.project.name!r}, {where})"
+
+    # -- looking at it (a resolved stack: what `resolve` read; else state.json now) ------------------
+    def _read(self) -> StateRead:
+        return self.found if self.found is not None else StackState.read(self.project.state_dir)
+
+    def status(self) -> Any:
+        """Every component, including dead ones (a runtime.base.StackStatus)."""
+        found = self._read()
+        return self._runtime_or_state(found).status(self.project, found)
+
+    def logs(self, **options: Any) -> Iterator[str]:
+        """The stack's log lines (options as runtime.base.Runtime.logs takes them)."""
+        found = self._read()
+        return self._runtime_or_state(found).logs(self.project, found.state, **options)
+
+    def down(self, runtime: Any = None) -> list[str]:
+        """Stop everything of the stack, whoever started it, on `runtime` (default: the one that started it);
+        the caller holds the stack's lock."""
+        found = self._read()
+        return (runtime or self._runtime_or_state(found)).down(self.project, found.state)
 
     # -- talking to it -------------------------------------------------------------
     def request(self, method: str, path: str, headers: Sequence[tuple[str, str]] = (),
@@ -190,11 +223,11 @@ class Stack:
         marker.poll()
         return plugin_lines(reassemble(marker.lines))
 
-    def _runtime_or_state(self) -> Any:
+    def _runtime_or_state(self, found: StateRead | None = None) -> Any:
         if self._runtime is None:
             from .runtime import runtime_for_state
 
-            self._runtime = runtime_for_state(self.project, None)
+            self._runtime = runtime_for_state(self.project, self.runtime_override, found)
         return self._runtime
 
     # -- changing it -------------------------------------------------------------
@@ -274,18 +307,12 @@ def resolve_flavor(project: Project, override: str | None) -> str:
     return resolve(project, override)
 
 
-def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None) -> Any:
+def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None,
+                   found: StateRead | None = None) -> Any:
     """The runtime for `up`; refuses when the stack already runs on the other one."""
     from .runtime import select_runtime as select
 
-    return select(project, override, echo=echo)
-
-
-def runtime_for_state(project: Project, override: str | None) -> Any:
-    """The runtime that started the stack, else the configured one (`down`, `status`, `logs`)."""
-    from .runtime import runtime_for_state as for_state
-
-    return for_state(project, override)
+    return select(project, override, echo=echo, found=found)
 
 
 def require_running(project: Project) -> StackState:
@@ -309,9 +336,10 @@ def up_stack(project: Project, override: str | None, *, recreate: bool, timeout:
     with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
         build()
         # On a running stack `up` applies what changed (runtime/converge.py), a switch of runtime too.
-        runtime = select(project, override, echo=echo, switch=True)
+        found = StackState.read(project.state_dir)  # once, under the lock: the choice and `up` share it
+        runtime = select(project, override, echo=echo, switch=True, found=found)
         with starting(runtime.name):
-            return runtime, up_converging(runtime, project, recreate=recreate, timeout=timeout)
+            return runtime, up_converging(runtime, project, recreate=recreate, timeout=timeout, found=found)
 
 
 def down_stack(project: Project, override: str | None = None, *, clean: bool = False,
@@ -322,7 +350,7 @@ def down_stack(project: Project, override: str | None = None, *, clean: bool = F
     from .system.ownfiles import remove_tree
 
     with stack_lock(project.state_dir, "down", echo=echo):
-        stopped = (started or runtime_for_state(project, override)).down(project)
+        stopped = Stack.resolve(project, override).down(started)  # state.json read once, under the lock
         if clean:
             # Under the lock: no `up` can be writing there. The lock file goes too; its fd stays valid.
             remove_tree(project.state_dir)

@@ -24,6 +24,11 @@ STATE_FILE = "state.json"
 STATE_VERSION = 2
 
 
+def local_url(port: int, scheme: str = "http") -> str:
+    """Where this machine reaches a port of the stack: every one is published on the loopback address."""
+    return f"{scheme}://127.0.0.1:{port}"
+
+
 @dataclass
 class PluginState:
     """The module a plugin filter was given, as the gateway sees it."""
@@ -63,7 +68,7 @@ class ReplicaState:
 
     @property
     def control_url(self) -> str:
-        return f"http://127.0.0.1:{self.control_port}"
+        return local_url(self.control_port)
 
 
 @dataclass
@@ -86,7 +91,7 @@ class ServiceState:
 
     @property
     def control_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.control_port}" if self.control_port else None
+        return local_url(self.control_port) if self.control_port else None
 
     def components(self) -> list[str]:
         """The processes (containers) that run this service."""
@@ -146,19 +151,19 @@ class StackState:
 
     @property
     def https_url(self) -> str | None:
-        return f"https://127.0.0.1:{self.tls_port}" if self.tls_port else None
+        return local_url(self.tls_port, "https") if self.tls_port else None
 
     @property
     def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}"
+        return local_url(self.gateway_port)
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return local_url(self.admin_port)
 
     @property
     def control_url(self) -> str:
-        return f"http://127.0.0.1:{self.control_port}"
+        return local_url(self.control_port)
 
     def require_layout(self) -> Layout:
         if self.layout is None:
@@ -205,12 +210,29 @@ class StackState:
         except CorruptState:
             return None
 
+    @classmethod
+    def read(cls, directory: Path) -> "StateRead":
+        """The stack's state read once for one command, an unreadable one kept with its error."""
+        try:
+            return StateRead(cls.load(directory))
+        except CorruptState as exc:
+            return StateRead(None, exc)
+
     @staticmethod
     def remove(directory: Path) -> None:
         try:
             (directory / STATE_FILE).unlink()
         except FileNotFoundError:
             pass
+
+
+@dataclass(frozen=True)
+class StateRead:
+    """state.json as one command read it: the state (None: there is none, or it is unreadable) and,
+    when unreadable, why. Passed down so that nothing below reads the file again."""
+
+    state: StackState | None
+    problem: CorruptState | None = None
 
 
 _CORRUPT_HINT = ("`hlocal down` stops whatever of the stack still runs and removes the state; "

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .options import project_from, project_options
+from .options import json_option, project_from, project_options
 
 
 def _captures(ctx: click.Context):
@@ -29,7 +29,7 @@ def _captures(ctx: click.Context):
 @click.argument("request_id", metavar="[ID]", type=int, required=False)
 @click.option("-n", "limit", type=int, default=20, show_default=True, help="How many recent requests to list.")
 @click.option("--replay", is_flag=True, help="Send request ID's original client request again.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def inspect_command(ctx: click.Context, request_id: int | None, limit: int, replay: bool, as_json: bool) -> None:
     """List the requests the gateway handled, or show one: the four views and what the plugins changed.

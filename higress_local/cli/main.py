@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .options import project_from, project_options, runtime_option as _runtime_option
+from .options import json_option, project_from, project_options, runtime_option as _runtime_option
 from .project import COMMANDS as PROJECT_COMMANDS
 from ..errors import ConfigError, ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
 
@@ -102,17 +102,17 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
     if not result.already_running:  # else the log holds an earlier start and requests since
         _startup_warnings(project, strict)
     if foreground:
-        _foreground(project, rt)
+        _foreground(project, rt, result.state)
         return
     if watch_after:
         _watch(project)
 
 
-def _foreground(project, rt) -> None:
+def _foreground(project, rt, state) -> None:
     """`up --foreground`: follow the merged logs until a stop signal, then stop the stack (as `down`)."""
     click.echo("running in the foreground: Ctrl-C stops the stack", err=True)
     try:
-        for line in rt.logs(project, service=None, plugin_only=False, follow=True, tail=0):
+        for line in rt.logs(project, state, service=None, plugin_only=False, follow=True, tail=0):
             click.echo(line)
     except (KeyboardInterrupt, Stopped):
         pass
@@ -297,15 +297,15 @@ def _add_crashes(project, report) -> None:
 @main.command()
 @project_options()
 @_runtime_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Show each component: state, pid, ports, plugin sha, uptime. Exit 1 when not healthy."""
     from .report import print_status
-    from ..stack import runtime_for_state
+    from ..stack import Stack
 
     project = _project(ctx)
-    report = runtime_for_state(project, runtime).status(project)
+    report = Stack.resolve(project, runtime).status()
     _add_crashes(project, report)
     print_status(report, as_json=as_json)
     if not report.running:  # scripts can say `hlocal status && ...`
@@ -330,20 +330,20 @@ def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_on
          tail: int | None, since: str | None, timestamps: bool, no_prefix: bool) -> None:
     """Print the stack's logs merged in time order (`access`: the gateway's access log)."""
     from ..gatewaylog.logs import parse_since
-    from ..stack import runtime_for_state
+    from ..stack import Stack
 
     cutoff = parse_since(since) if since else None
     project = _project(ctx)
-    rt = runtime_for_state(project, runtime)
-    for line in rt.logs(project, service=service, plugin_only=plugin_only, follow=follow, tail=tail,
-                        since=cutoff, timestamps=timestamps, prefix=False if no_prefix else None):
+    stack = Stack.resolve(project, runtime)
+    for line in stack.logs(service=service, plugin_only=plugin_only, follow=follow, tail=tail, since=cutoff,
+                           timestamps=timestamps, prefix=False if no_prefix else None):
         click.echo(line)
 
 
 @main.command()
 @project_options()
 @click.argument("names", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Run the probes from hlocal.yaml against the running stack."""
@@ -367,7 +367,7 @@ def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 @click.argument("path")
 @click.option("-H", "--header", "headers", multiple=True, help="Header as 'Name: value' (repeatable).")
 @click.option("-d", "--data", default=None, help="Request body (use @FILE to read a file).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...], data: str | None, as_json: bool) -> None:
     """Send one request; show the response and what the backend received."""

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .options import project_from, project_options
+from .options import json_option, project_from, project_options
 from ..errors import McpCallFailed
 
 PATH_HELP = "Path of the MCP endpoint on the gateway."
@@ -20,7 +20,7 @@ def mcp_group() -> None:
 @mcp_group.command("tools")
 @project_options()
 @click.option("--path", "path", default="/mcp", show_default=True, help=PATH_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output, with each tool's input schema.")
+@json_option("Machine-readable output, with each tool's input schema.")
 @click.pass_context
 def tools_command(ctx: click.Context, path: str, as_json: bool) -> None:
     """List the tools: name, description and arguments."""
@@ -45,7 +45,7 @@ def tools_command(ctx: click.Context, path: str, as_json: bool) -> None:
 @click.argument("tool")
 @click.argument("arguments", nargs=-1, metavar="[KEY=VALUE|KEY:=JSON]...")
 @click.option("--path", "path", default="/mcp", show_default=True, help=PATH_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the whole tool result as JSON.")
+@json_option("Print the whole tool result as JSON.")
 @click.pass_context
 def call_command(ctx: click.Context, tool: str, arguments: tuple[str, ...], path: str, as_json: bool) -> None:
     """Call one tool and print its text content; exit 1 when the tool reports an error.

@@ -48,6 +48,11 @@ def runtime_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def json_option(help: str = "Machine-readable output.") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--json, passed as `as_json`: a command's report as JSON instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
 def project_from(ctx: click.Context):
     """The project the command's options (wherever given) point at, with --name/--port applied."""
     from ..config.project import load_project

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import click
 
-from .options import project_from, project_options, runtime_option as _runtime_option
+from .options import json_option, project_from, project_options, runtime_option as _runtime_option
 from ..errors import PluginError
 
 
 @click.command()
 @project_options(name=False)
 @_runtime_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Inspect each plugin module and say whether the gateway can run it."""
@@ -128,7 +128,7 @@ def new_command(name: str, parent: str, force: bool, template: str) -> None:
 
 
 @click.command("ls")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 def ls_command(as_json: bool) -> None:
     """List every hlocal stack running on this machine (any folder, both runtimes)."""
     from ..project.ls import running_stacks
@@ -140,7 +140,7 @@ def ls_command(as_json: bool) -> None:
 @click.command("config")
 @project_options(port=True)
 @_runtime_option
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
+@json_option("JSON instead of YAML.")
 @click.pass_context
 def config_command(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Print the configuration as resolved: ${VAR}s expanded, defaults filled in, overrides applied."""

@@ -54,7 +54,7 @@ def render_stack(project: Project, runtime_override: str | None, out: str | None
     lines = []
     # The same command lines `hlocal up` runs (render/commandlines.py), without hlocal's supervisor.
     backend = MockLine(name="backend", port=state.backend_port, control_port=state.control_port,
-                       config=str(plan.backend_config), token_file=token)
+                       config=str(plan.files.backend_config), token_file=token)
     lines.append(f"{shlex.join(backend.native())} &")
     for service in state.services.values():
         for replica in service.replicas:  # mock.replicas: a mock each
@@ -64,6 +64,6 @@ def render_stack(project: Project, runtime_override: str | None, out: str | None
     if plan.layout.mcp_session_port:  # gateway.mcp_server: the session process `up` starts
         session = session_argv(plan.layout.mcp_session_port, free_port(), state.gateway_port, project.gateway.mcp_server)
         lines.append(f"{shlex.join(session)} &")
-    lines.append(shlex.join([find_envoy(project.gateway), *envoy_args(str(plan.bootstrap), project.gateway)]))
+    lines.append(shlex.join([find_envoy(project.gateway), *envoy_args(str(plan.files.bootstrap), project.gateway)]))
     lines.append(f"curl -i http://127.0.0.1:{state.gateway_port}/")
     return Rendered("native", target.state_dir, lines)

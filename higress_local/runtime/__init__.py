@@ -8,7 +8,7 @@ from typing import Callable
 from ..config.project import Project
 from ..errors import ConfigError, HlocalError, NotRunning
 from ..system.ownfiles import read_private, write_private
-from ..state import StackState
+from ..state import StackState, StateRead
 from .base import Runtime
 
 NOT_RUNNING_HINT = "start it with `hlocal up`"
@@ -85,14 +85,16 @@ def remember_runtime(project: Project, name: str) -> None:
 
 
 def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None,
-                   switch: bool = False) -> Runtime:
+                   switch: bool = False, found: StateRead | None = None) -> Runtime:
     """The runtime for `up`; refuses when the stack already runs on the other one, unless the caller
-    `switch`es it over (`up` on a running stack: runtime/converge.py restarts it there)."""
+    `switch`es it over (`up` on a running stack: runtime/converge.py restarts it there). `found`:
+    state.json as the caller read it, else read here."""
     name, why = choose_runtime_name(project, override)
-    state = StackState.load_or_none(project.state_dir)
+    found = found or StackState.read(project.state_dir)
+    state = found.state
     if state is not None and state.runtime != name and not switch:
         other = _make(state.runtime)
-        if any(c.state == "running" for c in other.status(project).components):
+        if any(c.state == "running" for c in other.status(project, found).components):
             raise ConfigError(
                 f"stack {project.name!r} is already running on the {state.runtime} runtime",
                 f"stop it first with `hlocal down`, then `hlocal up --runtime {name}`",
@@ -103,17 +105,11 @@ def select_runtime(project: Project, override: str | None, echo: Callable[[str],
     return _make(name)
 
 
-def started_runtime_name(project: Project) -> str | None:
-    """The runtime the stack was started with: its state, else the record of the last `up`."""
-    state = StackState.load_or_none(project.state_dir)
-    if state is not None:
-        return state.runtime
-    return last_runtime(project)
-
-
-def runtime_for_state(project: Project, override: str | None) -> Runtime:
-    """The runtime that started the stack (state, or the last `up` even if it failed), else the configured one."""
-    name = started_runtime_name(project)
+def runtime_for_state(project: Project, override: str | None, found: StateRead | None = None) -> Runtime:
+    """The runtime that started the stack (state, or the last `up` even if it failed), else the configured one.
+    `found`: state.json as the caller read it, else read here."""
+    state = (found or StackState.read(project.state_dir)).state
+    name = state.runtime if state is not None else last_runtime(project)
     if name is None:
         name, _ = choose_runtime_name(project, override)
     return _make(name)

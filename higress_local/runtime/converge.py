@@ -11,26 +11,28 @@ import dataclasses
 from ..agent.control import stop_agent
 from ..config.project import Project
 from ..errors import HlocalError
-from ..state import StackState
+from ..state import StackState, StateRead
 from . import RunningStack, check_running, runtime_for_state
 from .base import Runtime, UpResult
 from .reload import reload_running, restart_reasons
 from .restart import restart_stack
 
-def up_converging(runtime: Runtime, project: Project, *, recreate: bool, timeout: float) -> UpResult:
+def up_converging(runtime: Runtime, project: Project, *, recreate: bool, timeout: float,
+                  found: StateRead) -> UpResult:
     """`up` on `runtime`: start the stack, or bring a running one in line with `project`.
-    The caller holds the stack's lock and has built what was stale."""
-    running = _running(project)
+    The caller holds the stack's lock, has built what was stale and read state.json (`found`)."""
+    running = _running(project, found.state)
     if running is None:
-        previous = runtime_for_state(project, None)
+        previous = runtime_for_state(project, None, found)
         if previous.name != runtime.name:  # what is left of it on the other runtime goes first
-            previous.down(project)
+            previous.down(project, found.state)
+            found = StateRead(None)
         stop_agent(project.state_dir)  # one left by a stack that died: a fresh start renews run/ under it
-        return runtime.up(project, recreate=recreate, timeout=timeout)
+        return runtime.up(project, recreate=recreate, timeout=timeout, found=found)
     changes = restart_changes(project, running.state, runtime.name)
     if recreate or changes:
         if running.runtime.name != runtime.name:
-            running.runtime.down(project)
+            running.runtime.down(project, running.state)
         result, moved = restart_stack(runtime, project, running.state, timeout)
         result.applied = ["restarted the gateway: " + "; ".join(changes or ["--recreate"]), *moved]
         return result
@@ -52,9 +54,8 @@ def restart_changes(project: Project, state: StackState, runtime_name: str) -> l
     return changes + restart_reasons(project, state)
 
 
-def _running(project: Project) -> RunningStack | None:
+def _running(project: Project, state: StackState | None) -> RunningStack | None:
     """The stack as it runs now (every component up), else None: then `up` starts it as usual."""
-    state = StackState.load_or_none(project.state_dir)
     try:
         return check_running(project, state)
     except HlocalError:

@@ -21,8 +21,8 @@ from ..system.proc import run, stream
 from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT,
                               ComposePlan, ComposeService, mock_command, project_name, render_compose)
 from ..render.envoy import Layout
-from ..state import ComponentState, StackState
-from ..system.wait import Deadline, NotYet, raise_if_interrupted
+from ..state import ComponentState, StackState, StateRead
+from ..system.wait import Deadline, NotYet
 from . import stage as staging
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from ..system.dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
@@ -159,6 +159,7 @@ class DockerRuntime(Runtime):
     """Runs the stack with Docker Compose; `status` reads containers through the Docker SDK."""
 
     name = "docker"
+    _client: Any = None  # the Docker SDK client of one `up` (set by _preflight)
 
     # -- compose -----------------------------------------------------------
     def _compose(self, project: Project, *args: str, timeout: float = 300.0):
@@ -171,61 +172,54 @@ class DockerRuntime(Runtime):
         return {c.labels.get("com.docker.compose.service", c.name): c for c in found}
 
     # -- up ----------------------------------------------------------------
-    def up(self, project: Project, *, recreate: bool = False, timeout: float = 60.0) -> UpResult:
-        started = time.monotonic()
-        flavor = project.gateway.flavor or "higress"
-        client = docker_client()
+    # -- the hooks of Runtime.up -------------------------------------------
+    def _preflight(self, project: Project) -> str:
+        self._client = docker_client()  # the engine answers (kept for the steps of this `up`)
         compose_version()
-        existing = staging.existing_state(project, recreate)
-        containers = self._containers(client, project)
-        if existing is not None and existing.ready and not recreate and _all_running(containers, existing):
-            return UpResult(state=existing, already_running=True)
-        if existing is not None or containers:
+        return project.gateway.flavor or "higress"
+
+    def _running(self, project: Project, state: StackState) -> bool:
+        return _all_running(self._containers(self._client, project), state)
+
+    def _clear(self, project: Project, existing: StackState | None) -> None:
+        if existing is not None or self._containers(self._client, project):
             self._compose(project, "down", "--volumes", "--remove-orphans")  # stale or --recreate
             StackState.remove(project.state_dir)
 
-        ensure_images(client, [
+    def _plan(self, project: Project, flavor: str) -> staging.Plan:
+        ensure_images(self._client, [
             ImageNeed(imagelib.gateway_image(project, flavor), imagelib.image_source(project, flavor, "gateway"),
                       f"gateway.image (or ${imagelib.ENV_HIGRESS if flavor == 'higress' else imagelib.ENV_ENVOY})"),
             ImageNeed(imagelib.backend_image(project), imagelib.image_source(project, flavor, "backend"),
                       f"backend.image (or ${imagelib.ENV_BACKEND})"),
             *service_images(project),
         ])
-        plan = plan_docker(project, flavor)
-        state = plan.state
-        state.save(project.state_dir)
-        notes: list[str] = []
-        try:
-            self._start(project)
-            live = self._containers(client, project)
-            for service in stack_services(state):
-                if service in live:
-                    state.components[service] = ComponentState(name=service, pid=None, ports=_host_ports(live[service]))
-            state.save(project.state_dir)
-            gateway = live.get("gateway")
-            staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_running(client, project, plan),
-                               log_source=lambda: _container_lines(gateway) if gateway is not None else [])
-            notes.extend(self._wait_healthy(client, project, timeout=max(30.0, timeout / 2)))
-            raise_if_interrupted()  # a Ctrl-C swallowed during an import still stops `up`
-        except BaseException:
-            self._compose(project, "down", "--volumes", "--remove-orphans")
-            StackState.remove(project.state_dir)
-            raise
-        plan.files.commit()
-        state.ready = True
-        state.ready_seconds = time.monotonic() - started
-        state.save(project.state_dir)
-        return UpResult(state=state, seconds=state.ready_seconds, notes=notes)
+        return plan_docker(project, flavor)
 
-    def _start(self, project: Project) -> None:
+    def _launch(self, project: Project, plan: staging.Plan, timeout: float) -> list[str]:
+        client, state = self._client, plan.state
+        self._start(project, state)
+        live = self._containers(client, project)
+        for service in stack_services(state):
+            if service in live:
+                state.components[service] = ComponentState(name=service, pid=None, ports=_host_ports(live[service]))
+        state.save(project.state_dir)
+        gateway = live.get("gateway")
+        staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_running(client, project, plan),
+                           log_source=lambda: _container_lines(gateway) if gateway is not None else [])
+        return self._wait_healthy(client, project, timeout=max(30.0, timeout / 2))
+
+    def _teardown(self, project: Project, state: StackState) -> None:
+        self._compose(project, "down", "--volumes", "--remove-orphans")
+
+    def _start(self, project: Project, state: StackState) -> None:
         try:
             self._compose(project, "up", "--detach", "--remove-orphans", "--no-build")
         except CommandFailed as exc:
             text = exc.stderr + exc.stdout
             if "port is already allocated" in text or "address already in use" in text:
-                state = StackState.load_or_none(project.state_dir)
-                port = state.gateway_port if state else 0
-                raise PortInUse(port, "a published port of the stack", "docker reports it allocated") from exc
+                raise PortInUse(state.gateway_port, "a published port of the stack",
+                                "docker reports it allocated") from exc
             raise EnvironmentProblem(f"`docker compose up` failed: {exc.message}",
                                      f"the compose file is {project.state_dir / COMPOSE_FILE}") from exc
 
@@ -266,10 +260,10 @@ class DockerRuntime(Runtime):
             return [f"healthchecks not settled: {exc}"]
 
     # -- down / status / logs ------------------------------------------------
-    def down(self, project: Project) -> list[str]:
+    def down(self, project: Project, state: StackState | None) -> list[str]:
         GatewayFiles(project.state_dir).guard()
         stop_agent(project.state_dir)  # first: no reload may be in flight while the gateway stops
-        state = StackState.load_or_none(project.state_dir)  # unreadable: compose finds the containers by label
+        # No state (or an unreadable one): compose finds the containers by label.
         try:
             client = docker_client(timeout=5.0)
         except EnvironmentProblem:
@@ -283,8 +277,8 @@ class DockerRuntime(Runtime):
         StackState.remove(project.state_dir)
         return present
 
-    def status(self, project: Project) -> StackStatus:
-        return self.status_of(project, StackState.load_or_none(project.state_dir))
+    def status(self, project: Project, found: StateRead) -> StackStatus:
+        return self.status_of(project, found.state)
 
     def status_of(self, project: Project, state: StackState | None) -> StackStatus:
         client = docker_client(timeout=5.0)
@@ -317,8 +311,8 @@ class DockerRuntime(Runtime):
 
         return lines, len(lines())
 
-    def logs(self, project: Project, *, service: str | None, plugin_only: bool, follow: bool,
-             tail: int | None, since: float | None = None, timestamps: bool = False,
+    def logs(self, project: Project, state: StackState | None, *, service: str | None, plugin_only: bool,
+             follow: bool, tail: int | None, since: float | None = None, timestamps: bool = False,
              prefix: bool | None = None) -> Iterator[str]:
         """The containers' output merged in time order (Docker stamps every line); `access` is the
         gateway's stdout lines that are JSON access entries."""

@@ -17,11 +17,10 @@ from . import envoys
 from .envoys import find_envoy
 from ..config.project import Project
 from ..config.models import Gateway
-from ..errors import ConfigError, CorruptState, EnvironmentProblem
+from ..errors import ConfigError, EnvironmentProblem
 from ..system.proc import ProcessRecord, own_pythonpath, spawn, stop_group
 from ..system.ownfiles import write_private
-from ..system.wait import raise_if_interrupted
-from ..state import ComponentState, StackState
+from ..state import ComponentState, StackState, StateRead
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from .files import GatewayFiles
 from ..system.orphans import COMPONENT_MARKER, STACK_MARKER, component_of, find_marked, stack_marker, stop_marked
@@ -45,56 +44,55 @@ class NativeRuntime(Runtime):
     """Runs the stack as process groups on this machine; state in .hlocal/<name>/."""
 
     name = "native"
+    _envoy = ""  # the Envoy binary `up` found (set by _plan, used by _launch)
 
-    def up(self, project: Project, *, recreate: bool = False, timeout: float = 60.0) -> UpResult:
-        started = time.monotonic()
+    # -- the hooks of Runtime.up -------------------------------------------
+    def _preflight(self, project: Project) -> str:
         flavor = project.gateway.flavor or "envoy"
         if flavor != "envoy":
             raise ConfigError(
                 f"{project.file.name}: gateway.flavor: {flavor!r} needs the docker runtime",
                 "use `--runtime docker`, or set gateway.flavor: envoy to run stock Envoy natively",
             )
-        existing = staging.existing_state(project, recreate)
-        if existing is not None and existing.ready and self._all_alive(existing) and not recreate:
-            return UpResult(state=existing, already_running=True)
+        return flavor
+
+    def _running(self, project: Project, state: StackState) -> bool:
+        return self._all_alive(state)
+
+    def _clear(self, project: Project, existing: StackState | None) -> None:
         # Partly dead, unreadable, left by a killed hlocal, or --recreate: stop what is left first,
         # so that our own orphan is never "port in use".
         self._stop_all(project, existing)
         StackState.remove(project.state_dir)
 
-        envoy = find_envoy(project.gateway)
-        plan = staging.plan_native(project, flavor)
-        state = plan.state
-        state.save(project.state_dir)
-        try:
-            self._start_backend(project, state, plan)
-            self._start_services(project, state)
-            if plan.layout.mcp_session_port:  # gateway.mcp_server: Higress's mcp-session, emulated
-                control = free_port()
-                argv = session_argv(plan.layout.mcp_session_port, control, state.gateway_port,
-                                    project.gateway.mcp_server)
-                self._launch(project, state, SESSION_COMPONENT, argv,
-                             {"http": plan.layout.mcp_session_port, "control": control})
-            self._start_gateway(project, state, plan, envoy)
-            if plan.layout.inspect_dir:  # gateway.inspect: the collector turns Envoy's taps into records
-                from ..inspect.wiring import collector_argv
+    def _plan(self, project: Project, flavor: str) -> "staging.Plan":
+        self._envoy = find_envoy(project.gateway)  # before any file is written: no Envoy, nothing to plan
+        return staging.plan_native(project, flavor)
 
-                self._launch(project, state, "inspector",
-                             collector_argv(project.state_dir, state, token_file(project.state_dir, state)), {})
-            ready = staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_alive(state))
-            raise_if_interrupted()  # a Ctrl-C swallowed during an import still stops `up`
-        except BaseException:
-            self._stop_all(project, state)
-            StackState.remove(project.state_dir)
-            raise
-        plan.files.commit()
-        state.ready = True
-        state.ready_seconds = time.monotonic() - started
-        state.save(project.state_dir)
-        return UpResult(state=state, seconds=state.ready_seconds, notes=ready.notes)
+    def _launch(self, project: Project, plan: "staging.Plan", timeout: float) -> list[str]:
+        state = plan.state
+        self._start_backend(project, state, plan)
+        self._start_services(project, state)
+        if plan.layout.mcp_session_port:  # gateway.mcp_server: Higress's mcp-session, emulated
+            control = free_port()
+            argv = session_argv(plan.layout.mcp_session_port, control, state.gateway_port,
+                                project.gateway.mcp_server)
+            self._spawn(project, state, SESSION_COMPONENT, argv,
+                        {"http": plan.layout.mcp_session_port, "control": control})
+        self._start_gateway(project, state, plan, self._envoy)
+        if plan.layout.inspect_dir:  # gateway.inspect: the collector turns Envoy's taps into records
+            from ..inspect.wiring import collector_argv
+
+            self._spawn(project, state, "inspector",
+                        collector_argv(project.state_dir, state, token_file(project.state_dir, state)), {})
+        ready = staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_alive(state))
+        return ready.notes
+
+    def _teardown(self, project: Project, state: StackState) -> None:
+        self._stop_all(project, state)
 
     # -- starting ----------------------------------------------------------
-    def _launch(self, project: Project, state: StackState, name: str, argv: list[str], ports: dict[str, int]) -> None:
+    def _spawn(self, project: Project, state: StackState, name: str, argv: list[str], ports: dict[str, int]) -> None:
         files = GatewayFiles(project.state_dir)
         status_file, log_file = files.status_file(name), files.log(name)
         status_file.unlink(missing_ok=True)
@@ -110,23 +108,23 @@ class NativeRuntime(Runtime):
 
     def _start_backend(self, project: Project, state: StackState, plan: "staging.Plan") -> None:
         line = MockLine(name="backend", port=state.backend_port, control_port=state.control_port,
-                        config=str(plan.backend_config), token_file=token_file(project.state_dir, state))
-        self._launch(project, state, "backend", line.native(), {"http": state.backend_port, "control": state.control_port})
+                        config=str(plan.files.backend_config), token_file=token_file(project.state_dir, state))
+        self._spawn(project, state, "backend", line.native(), {"http": state.backend_port, "control": state.control_port})
 
     def _start_services(self, project: Project, state: StackState) -> None:
         for plan in state.services.values():
             for replica in plan.replicas:  # mock.replicas: a mock process each
                 argv = native_argv(plan, token_file(project.state_dir, state), replica)
-                self._launch(project, state, replica.component, argv,
+                self._spawn(project, state, replica.component, argv,
                              {"http": replica.port, "control": replica.control_port})
             if plan.how in ("mock", "redis") and not plan.replicas:
                 ports = {"http": plan.host_port or 0, **({"control": plan.control_port} if plan.control_port else {})}
                 argv = native_argv(plan, token_file(project.state_dir, state))
-                self._launch(project, state, plan.component, argv, ports)
+                self._spawn(project, state, plan.component, argv, ports)
 
     def _start_gateway(self, project: Project, state: StackState, plan: "staging.Plan", envoy: str) -> None:
-        argv = [envoy, *envoy_args(str(plan.bootstrap), project.gateway)]
-        self._launch(project, state, "gateway", argv, {"http": state.gateway_port, "admin": state.admin_port})
+        argv = [envoy, *envoy_args(str(plan.files.bootstrap), project.gateway)]
+        self._spawn(project, state, "gateway", argv, {"http": state.gateway_port, "admin": state.admin_port})
 
     # -- liveness ----------------------------------------------------------
     @staticmethod
@@ -167,23 +165,18 @@ class NativeRuntime(Runtime):
         stopped += stop_marked(project.state_dir)
         return stopped
 
-    def down(self, project: Project) -> list[str]:
+    def down(self, project: Project, state: StackState | None) -> list[str]:
         GatewayFiles(project.state_dir).guard()
         stop_agent(project.state_dir)  # first: no reload may be in flight while the gateway stops
-        try:
-            state = StackState.load(project.state_dir)
-        except CorruptState:
-            state = None  # unreadable: the marker still finds every process of the stack
-        stopped = self._stop_all(project, state)
+        stopped = self._stop_all(project, state)  # no state: the marker still finds every process
         StackState.remove(project.state_dir)
         return stopped
 
     # -- looking -----------------------------------------------------------
-    def status(self, project: Project) -> StackStatus:
-        try:
-            state = StackState.load(project.state_dir)
-        except CorruptState as exc:
-            return _status_without_state(project, str(exc))
+    def status(self, project: Project, found: StateRead) -> StackStatus:
+        state = found.state
+        if found.problem is not None:
+            return _status_without_state(project, str(found.problem))
         if state is None:
             marked = find_marked(project.state_dir)
             if marked:
@@ -211,7 +204,7 @@ class NativeRuntime(Runtime):
         log_file = project.state_dir / "logs" / "gateway.log"
         return log_file, log_file.stat().st_size if log_file.exists() else 0
 
-    def logs(self, project: Project, *, service: str | None, plugin_only: bool, follow: bool,
+    def logs(self, project: Project, state: StackState | None, *, service: str | None, plugin_only: bool, follow: bool,
              tail: int | None, since: float | None = None, timestamps: bool = False,
              prefix: bool | None = None) -> Iterator[str]:
         """Every component's log merged in time order; `access` is the gateway's access log."""
@@ -222,7 +215,7 @@ class NativeRuntime(Runtime):
             raise ConfigError(f"{service!r} is not a component name",
                               "use gateway, backend, access or svc-<name> (see `hlocal status`)")
         if service == "access":
-            files = {"access": self._access_log(project)}
+            files = {"access": self._access_log(project, state)}
         elif service is not None:
             if not (log_dir / f"{service}.log").exists() and service not in COMPONENTS:
                 raise ConfigError(f"no log for {service!r}", "services log as svc-<name>; see `hlocal status`")
@@ -236,9 +229,8 @@ class NativeRuntime(Runtime):
                                 timestamps=timestamps, prefix=len(files) > 1 if prefix is None else prefix)
 
     @staticmethod
-    def _access_log(project: Project) -> Path:
+    def _access_log(project: Project, state: StackState | None) -> Path:
         """Where the gateway writes its access log (the rendered layout says; the default otherwise)."""
-        state = StackState.load_or_none(project.state_dir)
         if state is not None and state.layout is not None and state.layout.access_log.startswith("/") \
                 and not state.layout.access_log.startswith("/dev/"):
             return Path(state.layout.access_log)

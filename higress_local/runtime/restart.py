@@ -24,15 +24,15 @@ def restart_stack(runtime: Runtime, project: Project, before: StackState | None,
     stop_agent(project.state_dir)
     kept = before.gateway_port if project.gateway.port == 0 and _started_on_any_port(before) else None
     if kept is None:
-        return runtime.restart_gateway(project, timeout), []
+        return runtime.restart_gateway(project, before, timeout), []
     pinned = dataclasses.replace(project, gateway=dataclasses.replace(project.gateway, port=kept))
     try:
-        result = runtime.restart_gateway(pinned, timeout)
+        result = runtime.restart_gateway(pinned, before, timeout)
     except PortInUse as exc:
         if exc.port != kept:
             raise
         # Taken by another process while the stack was down: any free port, as `port: 0` asks.
-        result = runtime.restart_gateway(project, timeout)
+        result = runtime.restart_gateway(project, before, timeout)
         return result, [f"port {kept} is in use now; the gateway moved to port {result.state.gateway_port}"]
     # What the stack was started from is still `port: 0`: a later `up` or `reload` compares with that.
     result.state.restart_key = restart_key(project)

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..gatewaylog.classify import LogWatch, classify_exit
 from ..config.project import Plugin, Project
-from ..errors import ConfigError, CorruptState, PortInUse
+from ..errors import ConfigError, PortInUse
 from ..inspect.view import taps_dir
 from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_ready_check
 from ..system.readiness import ReadyTarget, wait_until_ready
 from ..render.envoy import (CLUSTERS_FILE, ROUTES_FILE, Layout, ecds_file_name, plugin_configuration_json,
                             plugin_filter_name, render_bootstrap, render_clusters, render_discovery, render_ecds,
                             render_route_config)
-from ..state import PluginState, RestartKey, StackState
+from ..state import PluginState, RestartKey, StackState, StateRead
 from ..system import ports as portlib
 from .files import GatewayFiles
 from .logformat import check_access_log_format
@@ -39,25 +39,16 @@ class Plan:
     files: GatewayFiles
     checks: list[PluginCheck] = field(default_factory=list)
 
-    @property
-    def bootstrap(self) -> Path:
-        return self.files.bootstrap
 
-    @property
-    def backend_config(self) -> Path:
-        return self.files.backend_config
-
-
-def existing_state(project: Project, recreate: bool) -> StackState | None:
+def existing_state(project: Project, recreate: bool, found: StateRead | None = None) -> StackState | None:
     """What `up` finds: links in the state folder are refused first; an unreadable state is an error
-    unless --recreate (which starts afresh; the runtime stops leftovers by their marker or labels)."""
+    unless --recreate (which starts afresh; the runtime stops leftovers by their marker or labels).
+    `found`: state.json as the caller has already read it (no second read)."""
     GatewayFiles(project.state_dir).guard()
-    try:
-        return StackState.load(project.state_dir)
-    except CorruptState:
-        if not recreate:
-            raise
-        return None
+    found = found or StackState.read(project.state_dir)
+    if found.problem is not None and not recreate:
+        raise found.problem
+    return found.state
 
 
 def new_token() -> str:

@@ -135,3 +135,22 @@ def test_recreate_restarts(logger_project, runtime) -> None:
     assert after["gateway"] != before["gateway"]
     if runtime == "native":
         assert not [p for p, _ in processes_mentioning(str(project.path)) if p == before["gateway"]]
+
+
+def test_status_logs_and_down_read_the_state_once(logger_project, monkeypatch) -> None:
+    """Each goes through the Stack handle, which reads state.json once and hands it to the runtime."""
+    from click.testing import CliRunner
+
+    from support import count_state_reads
+
+    from higress_local.cli.main import main
+
+    project = logger_project()
+    assert (up := project.hlocal("up")).returncode == 0, up
+    reads = count_state_reads(monkeypatch)
+    for args, said in ((["status"], "gateway"), (["logs", "access", "--tail", "1"], ""), (["down"], "stopped")):
+        reads.clear()
+        result = CliRunner().invoke(main, ["-f", str(project.path), *args], catch_exceptions=False)
+        assert result.exit_code == 0 and said in result.output, (args, result.output)
+        assert reads == [project.state_dir / "state.json"], (args, reads)
+    _nothing_left(project)

@@ -57,7 +57,11 @@ def _markers(result, since: float) -> set:
     return {s.marker for s in result.samples if s.started >= since}
 
 
-def test_one_reload_reads_the_state_once(make_project, plugin_wasm, monkeypatch) -> None:
+@pytest.mark.parametrize("args, said", [
+    ((), "plugin headers: config changed, live in"),
+    (("--restart",), "restarted the stack (--restart)"),  # the restart reuses the state reload read
+])
+def test_one_reload_reads_the_state_once(make_project, plugin_wasm, monkeypatch, args, said) -> None:
     from click.testing import CliRunner
 
     from higress_local.cli.main import main
@@ -66,14 +70,15 @@ def test_one_reload_reads_the_state_once(make_project, plugin_wasm, monkeypatch)
                             "plugins": [{"name": "headers", "wasm": "headers.wasm", "config": _headers_config("1")}]},
                            files={"headers.wasm": plugin_wasm("headers")}, name="reads", runtime="native")
     assert (up := project.hlocal("up")).returncode == 0, up
+    before = project.state()["plugins"][0]["config_sha256"]
     _set_config(project, _headers_config("2"))
     reads = count_state_reads(monkeypatch)
-    result = CliRunner().invoke(main, ["-f", str(project.path), "reload"], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["-f", str(project.path), "reload", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "plugin headers: config changed, live in" in result.output
+    assert said in result.output
     assert len(reads) == 1, f"{len(reads)} reads of state.json"
     assert reads[0] == project.state_dir / "state.json"
-    assert project.state()["plugins"][0]["config_sha256"] != ""
+    assert project.state()["plugins"][0]["config_sha256"] not in ("", before)
 
 
 def test_config_and_code_reload_under_load_fail_no_request(stack: Project) -> None:
