@@ -14,6 +14,7 @@ GATEWAY_PORT = 10000
 ADMIN_PORT = 9901
 BACKEND_PORT = 8080
 CONTROL_PORT = 8081
+TLS_PORT = 10443  # gateway.tls: the https listener inside the gateway container
 LABEL = "io.hlocal.stack"
 
 # Images differ in what they carry; bash (Debian/Ubuntu bases, the Higress and Envoy images)
@@ -57,6 +58,7 @@ class ComposePlan:
     extra: tuple[ComposeService, ...] = ()
     token_file: str | None = None  # the mocks' control token, relative to the config directory
     host_gateway: bool = False  # a service points at a url on the host: host.docker.internal
+    tls_port: int | None = None  # gateway.tls: the https listener's host port (published from TLS_PORT)
 
 
 def mock_command(name: str, config: str, token_file: str | None = None) -> tuple[str, ...]:
@@ -134,6 +136,8 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
         service["networks"] = {network: {"aliases": list(extra.aliases)}}
         services[extra.name] = service
     gateway = services["gateway"]
+    if plan.tls_port is not None:
+        gateway["ports"].append(f"127.0.0.1:{plan.tls_port}:{TLS_PORT}")
     gateway["depends_on"] = ["backend", *(e.name for e in plan.extra)]
     if plan.host_gateway:
         gateway["extra_hosts"] = ["host.docker.internal:host-gateway"]

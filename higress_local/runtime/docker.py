@@ -19,7 +19,7 @@ from ..render.commandlines import redis_args
 from ..errors import CommandFailed, ConfigError, EnvironmentProblem, PluginError, PortInUse
 from ..system.proc import run, stream
 from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT,
-                              ComposePlan, ComposeService, mock_command, project_name, render_compose)
+                              TLS_PORT, ComposePlan, ComposeService, mock_command, project_name, render_compose)
 from ..render.envoy import Layout
 from ..state import ComponentState, StackState
 from ..system.wait import Deadline, NotYet, raise_if_interrupted
@@ -63,21 +63,23 @@ def mock_dir(state_dir: Path) -> Path:
 
 def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> staging.Plan:
     """Check plugins, pick host ports, write the Envoy files and compose.yaml into .hlocal/<name>/."""
-    for key, on in (("tls", project.gateway.tls), ("inspect", project.gateway.inspect)):
-        if on:
-            raise ConfigError(f"{project.file.name}: gateway.{key} needs the native runtime for now",
-                              f"use `--runtime native` (the docker runtime has no gateway.{key} yet)")
+    if project.gateway.inspect:
+        raise ConfigError(f"{project.file.name}: gateway.inspect needs the native runtime for now",
+                          "use `--runtime native` (the docker runtime has no request capture yet)")
     if project.gateway.mcp_server:
         # Higress's image carries mcp-session in /var/lib/istio/envoy/golang-filter.so, but the Envoy
         # config hlocal renders does not load it (nor does stock Envoy have the golang filter).
         raise ConfigError(f"{project.file.name}: gateway.mcp_server (MCP's SSE transport) needs the native runtime",
                           "use `--runtime native`, where hlocal emulates Higress's mcp-session")
     gateway_port, admin_port = staging.resolve_gateway_ports(project, check_ports)
+    tls_port = staging.resolve_tls_port(project, (gateway_port, admin_port), check_ports)
     control_port = portlib.free_port()
     state_dir = project.state_dir
+    host_cert: list[str] = []  # gateway.tls: written once stage_files has checked the state folder, as on native
     service_plans = plan_docker_services(project, state_dir)
 
     def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
+        tls = _mounted_tls(project, state_dir, host_cert) if tls_port is not None else {}
         return Layout(
             services={name: [p.address, p.port] for name, p in service_plans.items()},
             flavor=flavor, listen_address="0.0.0.0", listen_port=GATEWAY_PORT,
@@ -86,7 +88,7 @@ def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> stag
             ecds_dir=f"{CONFIG_MOUNT}/ecds", xds_dir=f"{CONFIG_MOUNT}/xds",
             modules={name: f"{CONFIG_MOUNT}/modules/{file}" for name, file in modules.items()},
             bridge_module=f"{CONFIG_MOUNT}/modules/{bridge}" if bridge else None,
-            access_log="/dev/stdout",
+            access_log="/dev/stdout", **tls,
         )
 
     checks, layout, files = staging.stage_files(project, flavor, layout_for)
@@ -103,7 +105,7 @@ def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> stag
         gateway_port=gateway_port, admin_port=admin_port, control_port=control_port,
         config_dir=str(state_dir), mock_dir=str(mock_dir(state_dir)),
         extra=tuple(compose_services(project, service_plans)),
-        host_gateway=any(p.how == "url" for p in service_plans.values()),
+        host_gateway=any(p.how == "url" for p in service_plans.values()), tls_port=tls_port,
     ))
     compose_file = files.write_text(state_dir / COMPOSE_FILE, yaml.safe_dump(compose, sort_keys=False))
     state = StackState(
@@ -113,8 +115,20 @@ def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> stag
         plugins=[staging.plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
         layout=layout, restart_key=staging.restart_key(project), services=service_plans,
         compose_file=str(compose_file), compose_project=project_name(project), control_token=token,
+        tls_port=tls_port, tls_cert=host_cert[0] if host_cert else None,
     )
     return staging.Plan(state=state, layout=layout, files=files, checks=checks)
+
+
+def _mounted_tls(project: Project, state_dir: Path, host_cert: list[str]) -> dict[str, Any]:
+    """gateway.tls: the certificate in .hlocal/<name>/tls/ (kept across restarts, as on native), which the
+    gateway reads through the config mount; its listener is TLS_PORT inside the container. The
+    certificate's path on this machine goes into `host_cert`."""
+    from .tls import mounted_certificate  # cryptography: only when gateway.tls is on
+
+    cert, cert_inside, key_inside = mounted_certificate(project, state_dir, CONFIG_MOUNT)
+    host_cert[:] = [str(cert.cert)]
+    return {"tls_port": TLS_PORT, "tls_cert": cert_inside, "tls_key": key_inside}
 
 
 def compose_services(project: Project, plans: dict) -> list[ComposeService]:
@@ -399,7 +413,8 @@ def _container_lines(container: Any) -> list[str]:
 
 
 def _host_ports(container: Any) -> dict[str, int]:
-    names = {f"{GATEWAY_PORT}/tcp": "http", f"{ADMIN_PORT}/tcp": "admin", f"{CONTROL_PORT}/tcp": "control"}
+    names = {f"{GATEWAY_PORT}/tcp": "http", f"{ADMIN_PORT}/tcp": "admin", f"{CONTROL_PORT}/tcp": "control",
+             f"{TLS_PORT}/tcp": "https"}
     container.reload()
     out = {}
     for port, bindings in (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).items():

@@ -41,6 +41,15 @@ def test_ports_are_published_on_loopback_only() -> None:
     assert services["backend"]["ports"] == ["127.0.0.1:18081:8081"]
 
 
+def test_gateway_tls_publishes_the_https_listener_on_loopback() -> None:
+    from dataclasses import replace
+
+    from higress_local.render.compose import TLS_PORT
+
+    gateway = render_compose(_project(), replace(PLAN, tls_port=18443))["services"]["gateway"]
+    assert gateway["ports"] == ["127.0.0.1:10000:10000", "127.0.0.1:19901:9901", f"127.0.0.1:18443:{TLS_PORT}"]
+
+
 def test_backend_runs_the_mounted_mock_module() -> None:
     backend = render_compose(_project(), PLAN)["services"]["backend"]
     assert backend["image"] == "py:1"
