@@ -114,3 +114,21 @@ def test_the_compose_fixture_is_what_the_example_renders() -> None:
                            "# regenerate: HLOCAL_UPDATE_FIXTURES=1 pytest tests/unit/test_render_compose.py\n"
                            + yaml.safe_dump(doc, sort_keys=False))
     assert yaml.safe_load(FIXTURE.read_text()) == doc
+
+
+def test_a_mock_replica_runs_in_the_gateways_network_which_publishes_its_journal() -> None:
+    from dataclasses import replace
+
+    from higress_local.render.compose import ComposeService
+
+    replica = ComposeService(name="svc-llm-0", image="py:1", aliases=(), command=("python3",),
+                             ports=("19100:18081",), mounts_config=True, in_gateway_network=True)
+    mock = ComposeService(name="svc-db", image="py:1", aliases=("db",), ports=("19200:8081",))
+    services = render_compose(_project(), replace(PLAN, extra=(replica, mock)))["services"]
+    assert services["svc-llm-0"]["network_mode"] == "service:gateway"
+    assert "networks" not in services["svc-llm-0"] and "ports" not in services["svc-llm-0"]
+    assert services["svc-llm-0"]["depends_on"] == ["gateway"]
+    assert "127.0.0.1:19100:18081" in services["gateway"]["ports"]
+    assert "127.0.0.1:19200:8081" not in services["gateway"]["ports"]
+    assert services["gateway"]["depends_on"] == ["backend", "svc-db"]  # not the replicas: they start after it
+
