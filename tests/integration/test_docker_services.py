@@ -88,3 +88,17 @@ def test_a_loopback_url_is_refused_on_docker_with_the_way_out(make_project, dock
     assert "mock: {replicas: N}" in up.stderr and "Traceback" not in up.stderr
     assert project.state() is None and docker_objects(project.name) == []
 
+
+@pytest.mark.parametrize("gateway, said", [
+    ({"inspect": True}, "gateway.inspect needs the native runtime for now"),
+    ({"mcp_server": {"enable": True, "match_list": [
+        {"match_rule_domain": "*", "match_rule_path": "/mcp", "match_rule_type": "prefix"}]}},
+     "gateway.mcp_server (MCP's SSE transport) needs the native runtime"),
+])
+def test_what_docker_still_lacks_is_refused_by_name(make_project, docker_images, gateway, said) -> None:
+    project = make_project({"gateway": {"port": 0, **gateway}}, name="dockerlacks", runtime="docker")
+    check = project.hlocal("check", "--runtime", "docker")
+    assert check.returncode == 0 and "native runtime only" in check.stdout, check  # said before `up` too
+    up = project.hlocal("up")
+    assert up.returncode == 2 and said in up.stderr and "--runtime native" in up.stderr, up
+    assert project.state() is None and docker_objects(project.name) == []
