@@ -20,6 +20,7 @@ from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from ..system.dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
 from .dockerplan import COMPOSE_FILE, plan_docker, service_images
 from .files import GatewayFiles
+from .services import replica_control_port
 
 # Envoy's own log lines (its default --log-format "[%Y-%m-%d %T.%e][%t][%l][%n] ..."), plugins' included.
 ENVOY_LOG_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\]\[")
@@ -174,6 +175,7 @@ class DockerRuntime(Runtime):
             container = containers.get(service)
             components.append(_container_status(service, container) if container is not None
                               else ComponentStatus(name=service, state="missing"))
+        _place_replica_ports(components, state)
         return StackStatus(
             name=project.name, runtime=self.name, flavor=state.flavor if state else None,
             running=all(c.state == "running" for c in components),
@@ -288,6 +290,19 @@ def _host_ports(container: Any) -> dict[str, int]:
             for binding in bindings or []:
                 out[names.get(port, port)] = int(binding["HostPort"])
     return out
+
+
+def _place_replica_ports(components: list[ComponentStatus], state: StackState | None) -> None:
+    """mock.replicas: the gateway container publishes each replica's journal (they share its network);
+    show those ports on the replicas, as native does, with the port the gateway reaches each on."""
+    replicas = {r.component: r for plan in (state.services.values() if state else []) for r in plan.replicas}
+    published = {f"{replica_control_port(r.port)}/tcp" for r in replicas.values()}
+    for component in components:
+        if component.name in replicas:
+            replica = replicas[component.name]
+            component.ports = {"http": replica.port, "control": replica.control_port}
+        elif component.name == "gateway":
+            component.ports = {k: v for k, v in component.ports.items() if k not in published}
 
 
 def _parse_time(text: str | None) -> float | None:

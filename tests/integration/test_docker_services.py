@@ -37,8 +37,8 @@ def _send(project: Project, path: str) -> dict:
 def test_mock_replicas_each_answer_with_their_own_journal(make_project, docker_images) -> None:
     from higress_local.stack import Stack
 
-    project = _up(make_project, {"mock": {"replicas": 3, "stubs": [
-        {"match": {"path": "/s"}, "respond": {"status": 201}}]}}, "dockerreplicas")
+    stubs = [{"match": {"path": "/s"}, "respond": {"status": 201}}]
+    project = _up(make_project, {"mock": {"replicas": 3, "stubs": stubs}}, "dockerreplicas")
     llm = Stack.from_file(project.path, attach=True).start().service("llm")
     seen: list[str] = []
     while len(set(seen)) < 3 and len(seen) < 30:  # the cluster's round robin (each worker its own) reaches all
@@ -49,9 +49,24 @@ def test_mock_replicas_each_answer_with_their_own_journal(make_project, docker_i
     assert llm.counts() == [seen.count(f"llm[{i}]") for i in range(3)]  # each journal has what its replica got
     hosts = [r.host for r in llm.replicas]
     assert len(set(hosts)) == 3 and all(h.startswith("127.0.0.1:") for h in hosts)  # in the gateway's namespace
-    status = {c["name"]: c["state"] for c in project.hlocal("status", "--json").json()["components"]}
-    assert status == {"backend": "running", "gateway": "running", "svc-llm-0": "running", "svc-llm-1": "running",
-                      "svc-llm-2": "running"}
+    components = {c["name"]: c for c in project.hlocal("status", "--json").json()["components"]}
+    assert {name: c["state"] for name, c in components.items()} == {
+        "backend": "running", "gateway": "running", "svc-llm-0": "running", "svc-llm-1": "running",
+        "svc-llm-2": "running"}
+    for r in project.state()["services"]["llm"]["replicas"]:  # each replica's ports on it, as on native
+        assert components[r["component"]]["ports"] == {"http": r["port"], "control": r["control_port"]}
+    assert set(components["gateway"]["ports"]) == {"http", "admin"}
+    stubs[0]["respond"]["status"] = 202
+    project.write()
+    reload = project.hlocal("reload")
+    assert reload.returncode == 0 and "service llm stubs updated" in reload.stdout, reload
+    answered: dict[str, set[int]] = {}
+    for n in range(30):
+        exchange = _send(project, f"/s?after={n}")
+        answered.setdefault(exchange["received_by"], set()).add(exchange["response"]["status"])
+        if len(answered) == 3:
+            break
+    assert answered == {f"llm[{i}]": {202} for i in range(3)}  # every replica took the new stubs
     assert project.hlocal("down").returncode == 0
     assert docker_objects(project.name) == []
 
