@@ -148,6 +148,7 @@ class StackState:
     compose_project: str | None = None  # docker
     control_token: str = ""  # the mocks' control API token (the file is readable by the user only)
     tls_port: int | None = None  # gateway.tls: the https listener
+    tls_cert: str | None = None  # gateway.tls: its certificate on this machine (what a client trusts)
 
     @property
     def https_url(self) -> str | None:

@@ -51,7 +51,7 @@ def print_up_summary(result, follow_up: str = "") -> None:
         click.echo(line)
     click.echo(f"  gateway  {state.gateway_url}")
     if state.https_url:
-        click.echo(f"  https    {state.https_url}  (self-signed: {state.layout.tls_cert if state.layout else '?'})")
+        click.echo(f"  https    {state.https_url}  (self-signed: {state.tls_cert or '?'})")
     click.echo(f"  admin    {state.admin_url}")
     click.echo(f"  backend  mock (journal: {state.control_url}/__hlocal/journal)")
     for plugin in state.plugins:

@@ -14,6 +14,7 @@ GATEWAY_PORT = 10000
 ADMIN_PORT = 9901
 BACKEND_PORT = 8080
 CONTROL_PORT = 8081
+TLS_PORT = 10443  # gateway.tls: the https listener inside the gateway container
 LABEL = "io.hlocal.stack"
 
 # Images differ in what they carry; bash (Debian/Ubuntu bases, the Higress and Envoy images)
@@ -23,10 +24,15 @@ GATEWAY_HEALTH = (
     "printf 'GET /ready HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 "
     "&& grep -q LIVE <&3"
 )
-BACKEND_HEALTH = (
-    "import urllib.request; "
-    f"urllib.request.urlopen('http://127.0.0.1:{CONTROL_PORT}/__hlocal/health', timeout=2)"
-)
+
+
+def mock_health(control_port: int) -> str:
+    """A mock's healthcheck (python3 -c): its control API answers on `control_port`."""
+    return ("import urllib.request; "
+            f"urllib.request.urlopen('http://127.0.0.1:{control_port}/__hlocal/health', timeout=2)")
+
+
+BACKEND_HEALTH = mock_health(CONTROL_PORT)
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ class ComposeService:
     health: tuple[str, ...] | None = None
     mounts_config: bool = False  # a mock reads its stubs from the config directory
     labels_service: str = ""
+    # A mock replica: it runs in the gateway container's network namespace (a 127.0.0.1 host of the
+    # cluster, as on native), so its ports are published by the gateway and it starts after it.
+    in_gateway_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,11 +66,13 @@ class ComposePlan:
     extra: tuple[ComposeService, ...] = ()
     token_file: str | None = None  # the mocks' control token, relative to the config directory
     host_gateway: bool = False  # a service points at a url on the host: host.docker.internal
+    tls_port: int | None = None  # gateway.tls: the https listener's host port (published from TLS_PORT)
 
 
-def mock_command(name: str, config: str, token_file: str | None = None) -> tuple[str, ...]:
+def mock_command(name: str, config: str, token_file: str | None = None, port: int = BACKEND_PORT,
+                 control_port: int = CONTROL_PORT) -> tuple[str, ...]:
     """How a container runs hlocal's mock (from the mounted module directory)."""
-    line = MockLine(name=name, host="0.0.0.0", port=BACKEND_PORT, control_port=CONTROL_PORT,
+    line = MockLine(name=name, host="0.0.0.0", port=port, control_port=control_port,
                     config=f"{CONFIG_MOUNT}/{config}",
                     token_file=f"{CONFIG_MOUNT}/{token_file}" if token_file else None)
     return tuple(line.container())
@@ -126,15 +137,21 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
         if extra.mounts_config:
             service.update(working_dir="/opt", environment={"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
                            volumes=[dict(mock_volume), dict(config_volume)])
-        if extra.ports:
+        if extra.ports and not extra.in_gateway_network:
             service["ports"] = [f"127.0.0.1:{p}" for p in extra.ports]
         if extra.health:
             service["healthcheck"] = _health(list(extra.health))
         service["labels"] = _labels(project, extra.name)
-        service["networks"] = {network: {"aliases": list(extra.aliases)}}
+        if extra.in_gateway_network:
+            service.update(network_mode="service:gateway", depends_on=["gateway"])
+        else:
+            service["networks"] = {network: {"aliases": list(extra.aliases)}}
         services[extra.name] = service
     gateway = services["gateway"]
-    gateway["depends_on"] = ["backend", *(e.name for e in plan.extra)]
+    if plan.tls_port is not None:
+        gateway["ports"].append(f"127.0.0.1:{plan.tls_port}:{TLS_PORT}")
+    gateway["ports"] += [f"127.0.0.1:{p}" for e in plan.extra if e.in_gateway_network for p in e.ports]
+    gateway["depends_on"] = ["backend", *(e.name for e in plan.extra if not e.in_gateway_network)]
     if plan.host_gateway:
         gateway["extra_hosts"] = ["host.docker.internal:host-gateway"]
     return doc

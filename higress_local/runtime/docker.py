@@ -5,153 +5,31 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterator
-
-import yaml
 
 from ..agent.control import stop_agent
 from . import images as imagelib
-from ..system import ports as portlib
-from ..system import ownfiles as safefs
 from ..config.project import Project
-from ..render.commandlines import redis_args
-from ..errors import CommandFailed, ConfigError, EnvironmentProblem, PluginError, PortInUse
+from ..errors import CommandFailed, EnvironmentProblem, PortInUse
 from ..system.proc import run, stream
-from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, CONTROL_PORT, GATEWAY_PORT,
-                              ComposePlan, ComposeService, mock_command, project_name, render_compose)
-from ..render.envoy import Layout
+from ..render.compose import ADMIN_PORT, CONTROL_PORT, GATEWAY_PORT, TLS_PORT, project_name
 from ..state import ComponentState, StackState, StateRead
 from ..system.wait import Deadline, NotYet
 from . import stage as staging
 from .base import ComponentStatus, Runtime, StackStatus, UpResult
 from ..system.dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
+from .dockerplan import COMPOSE_FILE, plan_docker, service_images
 from .files import GatewayFiles
-from .services import (ENV_REDIS, MOCK_CONTROL_PORT as MOCK_CONTROL, REDIS_PORT, how, plan_docker as plan_docker_services,
-                       redis_image)
+from .services import replica_control_port
 
-COMPOSE_FILE = "compose.yaml"
 # Envoy's own log lines (its default --log-format "[%Y-%m-%d %T.%e][%t][%l][%n] ..."), plugins' included.
 ENVOY_LOG_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\]\[")
 
 
-MOCK_COPY = "hlocal_mock"  # the mock package's copy in the stack folder (mounted at render.compose.MOCK_MOUNT)
-
-
-def mock_dir(state_dir: Path) -> Path:
-    """Copy hlocal's mock package (standard library only) into the stack folder and return the copy.
-
-    Mounted from there, not from the installed package: Docker Desktop shares only some host folders
-    (a virtualenv or site-packages outside them is refused), while the project folder is where the
-    user works and already holds the rendered files."""
-    from .. import mock
-
-    source = Path(mock.__file__).resolve().parent
-    target = safefs.ensure_dir(state_dir / MOCK_COPY)
-    wanted = {file.name for file in source.glob("*.py")}
-    for stale in target.iterdir():  # a file a newer hlocal dropped must not linger in the copy
-        if stale.name in wanted:
-            continue
-        if stale.is_dir() and not stale.is_symlink():
-            safefs.remove_tree(stale)
-        else:
-            stale.unlink()
-    for name in sorted(wanted):
-        safefs.write_text(target / name, (source / name).read_text(encoding="utf-8"))
-    return target
-
-
-def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> staging.Plan:
-    """Check plugins, pick host ports, write the Envoy files and compose.yaml into .hlocal/<name>/."""
-    for key, on in (("tls", project.gateway.tls), ("inspect", project.gateway.inspect)):
-        if on:
-            raise ConfigError(f"{project.file.name}: gateway.{key} needs the native runtime for now",
-                              f"use `--runtime native` (the docker runtime has no gateway.{key} yet)")
-    if project.gateway.mcp_server:
-        # Higress's image carries mcp-session in /var/lib/istio/envoy/golang-filter.so, but the Envoy
-        # config hlocal renders does not load it (nor does stock Envoy have the golang filter).
-        raise ConfigError(f"{project.file.name}: gateway.mcp_server (MCP's SSE transport) needs the native runtime",
-                          "use `--runtime native`, where hlocal emulates Higress's mcp-session")
-    gateway_port, admin_port = staging.resolve_gateway_ports(project, check_ports)
-    control_port = portlib.free_port()
-    state_dir = project.state_dir
-    service_plans = plan_docker_services(project, state_dir)
-
-    def layout_for(modules: dict[str, str], bridge: str | None) -> Layout:
-        return Layout(
-            services={name: [p.address, p.port] for name, p in service_plans.items()},
-            flavor=flavor, listen_address="0.0.0.0", listen_port=GATEWAY_PORT,
-            admin_address="0.0.0.0", admin_port=ADMIN_PORT,
-            backend_address="backend", backend_port=BACKEND_PORT,
-            ecds_dir=f"{CONFIG_MOUNT}/ecds", xds_dir=f"{CONFIG_MOUNT}/xds",
-            modules={name: f"{CONFIG_MOUNT}/modules/{file}" for name, file in modules.items()},
-            bridge_module=f"{CONFIG_MOUNT}/modules/{bridge}" if bridge else None,
-            access_log="/dev/stdout",
-        )
-
-    checks, layout, files = staging.stage_files(project, flavor, layout_for)
-    relayed = [c.plugin.name for c in checks if "redis" in c.compat.emulations]
-    if relayed and flavor == "envoy":
-        # The Redis relay runs beside a native gateway only; in a container stack stock Envoy has no
-        # way to reach Redis for a plugin, so refuse before anything starts.
-        raise PluginError(f"plugin(s) {', '.join(relayed)} call Redis, which the docker runtime with flavor "
-                          "envoy cannot provide (hlocal's Redis relay runs with the native runtime only)",
-                          "use `--runtime native`, or gateway.flavor: higress (the Higress image has Redis)")
-    token = staging.new_token()
-    compose = render_compose(project, ComposePlan(
-        gateway_image=imagelib.gateway_image(project, flavor), backend_image=imagelib.backend_image(project),
-        gateway_port=gateway_port, admin_port=admin_port, control_port=control_port,
-        config_dir=str(state_dir), mock_dir=str(mock_dir(state_dir)),
-        extra=tuple(compose_services(project, service_plans)),
-        host_gateway=any(p.how == "url" for p in service_plans.values()),
-    ))
-    compose_file = files.write_text(state_dir / COMPOSE_FILE, yaml.safe_dump(compose, sort_keys=False))
-    state = StackState(
-        name=project.name, runtime="docker", flavor=flavor, config_file=str(project.file),
-        started=time.time(), gateway_port=gateway_port, admin_port=admin_port,
-        backend_port=BACKEND_PORT, control_port=control_port,
-        plugins=[staging.plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
-        layout=layout, restart_key=staging.restart_key(project), services=service_plans,
-        compose_file=str(compose_file), compose_project=project_name(project), control_token=token,
-    )
-    return staging.Plan(state=state, layout=layout, files=files, checks=checks)
-
-
-def compose_services(project: Project, plans: dict) -> list[ComposeService]:
-    """Containers for the services that run in the stack (mocks, redis, images); urls need none."""
-    out = []
-    for service in project.services:
-        plan = plans[service.name]
-        aliases = tuple(dict.fromkeys([service.host, plan.component]))
-        if plan.how == "mock":
-            out.append(ComposeService(
-                name=plan.component, image=imagelib.backend_image(project), aliases=aliases,
-                command=mock_command(service.name, plan.config_file), ports=(f"{plan.control_port}:{MOCK_CONTROL}",),
-                health=("CMD", "python3", "-c", BACKEND_HEALTH), mounts_config=True))
-        elif plan.how == "redis":
-            out.append(ComposeService(
-                name=plan.component, image=redis_image(service), aliases=aliases,
-                command=("redis-server", *redis_args(REDIS_PORT, "0.0.0.0")),
-                ports=(f"{plan.host_port}:{REDIS_PORT}",), health=("CMD", "redis-cli", "ping")))
-        elif plan.how == "image":
-            out.append(ComposeService(name=plan.component, image=service.image, aliases=aliases))
-    return out
-
-
-def service_images(project: Project) -> list[ImageNeed]:
-    needs = []
-    for index, service in enumerate(project.services):
-        if how(service) == "redis":
-            needs.append(ImageNeed(redis_image(service), f"services[{index}] (redis)",
-                                   f"services[{index}].image (or ${ENV_REDIS})"))
-        elif how(service) == "image":
-            needs.append(ImageNeed(service.image, f"services[{index}].image", f"services[{index}].image"))
-    return needs
-
-
 def stack_services(state: StackState | None) -> tuple[str, ...]:
     """Compose services of the stack in start order: backend, services, gateway."""
-    extra = [plan.component for plan in (state.services.values() if state else []) if plan.how != "url"]
+    extra = [name for plan in (state.services.values() if state else []) if plan.how != "url"
+             for name in plan.components()]
     return ("backend", *extra, "gateway")
 
 
@@ -291,6 +169,7 @@ class DockerRuntime(Runtime):
             container = containers.get(service)
             components.append(_container_status(service, container) if container is not None
                               else ComponentStatus(name=service, state="missing"))
+        _place_replica_ports(components, state)
         return StackStatus(
             name=project.name, runtime=self.name, flavor=state.flavor if state else None,
             running=all(c.state == "running" for c in components),
@@ -393,7 +272,8 @@ def _container_lines(container: Any) -> list[str]:
 
 
 def _host_ports(container: Any) -> dict[str, int]:
-    names = {f"{GATEWAY_PORT}/tcp": "http", f"{ADMIN_PORT}/tcp": "admin", f"{CONTROL_PORT}/tcp": "control"}
+    names = {f"{GATEWAY_PORT}/tcp": "http", f"{ADMIN_PORT}/tcp": "admin", f"{CONTROL_PORT}/tcp": "control",
+             f"{TLS_PORT}/tcp": "https"}
     container.reload()
     out = {}
     for port, bindings in (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).items():
@@ -404,6 +284,19 @@ def _host_ports(container: Any) -> dict[str, int]:
             for binding in bindings or []:
                 out[names.get(port, port)] = int(binding["HostPort"])
     return out
+
+
+def _place_replica_ports(components: list[ComponentStatus], state: StackState | None) -> None:
+    """mock.replicas: the gateway container publishes each replica's journal (they share its network);
+    show those ports on the replicas, as native does, with the port the gateway reaches each on."""
+    replicas = {r.component: r for plan in (state.services.values() if state else []) for r in plan.replicas}
+    published = {f"{replica_control_port(r.port)}/tcp" for r in replicas.values()}
+    for component in components:
+        if component.name in replicas:
+            replica = replicas[component.name]
+            component.ports = {"http": replica.port, "control": replica.control_port}
+        elif component.name == "gateway":
+            component.ports = {k: v for k, v in component.ports.items() if k not in published}
 
 
 def _parse_time(text: str | None) -> float | None:

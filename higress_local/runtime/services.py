@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ from ..system.wait import NotYet
 from .files import GatewayFiles
 
 MOCK_PORT, MOCK_CONTROL_PORT, REDIS_PORT = 8080, 8081, 6379
+REPLICA_PORT = 18080  # docker, mock.replicas: the first replica's port in the gateway container (then +2 each)
 REDIS_IMAGE = "redis:7-alpine"
 ENV_REDIS = "HLOCAL_REDIS_IMAGE"
 
@@ -103,25 +105,57 @@ def native_argv(plan: ServicePlan, token_file: str | None = None, replica: Repli
 
 
 def plan_docker(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
-    plans = {}
+    plans: dict[str, ServicePlan] = {}
     for index, service in enumerate(project.services):
         kind, component = how(service), f"svc-{service.name}"
-        if kind == "mock" and service.lists_hosts:
-            key = "replicas" if service.replicas > 1 else "metrics"
-            raise ConfigError(f"{project.file.name}: services[{index}].mock.{key} needs the native runtime",
-                              "use `--runtime native`, or on docker list your own endpoints under `urls:`")
         base = dict(name=service.name, kind=service.kind, how=kind, component=component, cluster=service.cluster_name())
         if kind == "url":
+            _refuse_loopback(project, index, service)
             address, port = _url_endpoint(service)
             plans[service.name] = ServicePlan(**base, address=address, port=port)
         elif kind == "redis":
             plans[service.name] = ServicePlan(**base, address=component, port=REDIS_PORT, host_port=free_port())
         elif kind == "image":
             plans[service.name] = ServicePlan(**base, address=component, port=service.container_port or service.port)
+        elif service.lists_hosts:  # replicas of all services share the gateway's namespace: number them on
+            taken = sum(len(p.replicas) for p in plans.values())
+            plans[service.name] = _docker_replicated(base, service, taken)
         else:
             plans[service.name] = ServicePlan(**base, address=component, port=MOCK_PORT, control_port=free_port(),
                                               config_file=f"services/{service.name}.json")
     return plans
+
+
+def _refuse_loopback(project: Project, index: int, service: Service) -> None:
+    """docker: a loopback url is the gateway container itself, never a server on this machine."""
+    hosts = [(f"urls[{i}]", e.address) for i, e in enumerate(service.urls)] or [("url", urlsplit(service.url or "").hostname)]
+    for key, host in hosts:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host or "").is_loopback
+        except ValueError:
+            continue
+        if loopback:
+            raise ConfigError(
+                f"{project.file.name}: services[{index}].{key} is {host}, which on the docker runtime is the gateway "
+                "container itself, not this machine",
+                "use `--runtime native`; or listen beyond loopback and give this machine's address as containers "
+                "reach it (url: host.docker.internal; urls: an IP, e.g. the bridge gateway of `docker network "
+                "inspect bridge`); or let hlocal run the endpoints: mock: {replicas: N}")
+
+
+def replica_control_port(port: int) -> int:
+    """docker, mock.replicas: a replica's control port in the gateway container, next to its port."""
+    return port + 1
+
+
+def _docker_replicated(base: dict, service: Service, first: int) -> ServicePlan:
+    """mock.replicas on docker: a mock container per replica in the gateway container's network namespace,
+    so each is a 127.0.0.1 host of the cluster as on native; its journal is published on the host.
+    `first`: how many replicas earlier services placed there (each replica takes two ports)."""
+    replicas = [ReplicaState(index=i, component=f"{base['component']}-{i}", port=REPLICA_PORT + 2 * (first + i),
+                             control_port=free_port()) for i in range(service.replicas)]
+    return ServicePlan(**base, address="127.0.0.1", port=replicas[0].port,
+                       config_file=f"services/{service.name}.json", replicas=replicas)
 
 
 def redis_image(service: Service) -> str:

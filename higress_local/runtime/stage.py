@@ -231,7 +231,7 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
         backend_port=backend_port, control_port=control_port,
         plugins=[plugin_state(c, layout.modules[c.plugin.name]) for c in checks],
         layout=layout, restart_key=restart_key(project), services=service_plans,
-        control_token=new_token(), tls_port=tls_port,
+        control_token=new_token(), tls_port=tls_port, tls_cert=layout.tls_cert,
     )
     return Plan(state=state, layout=layout, files=files, checks=checks)
 

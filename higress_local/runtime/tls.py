@@ -83,6 +83,14 @@ def ensure_certificate(project: Project, directory: Path, *, now: datetime.datet
     return Certificate(cert_path, key_path, names)
 
 
+def mounted_certificate(project: Project, state_dir: Path, mount: str) -> tuple[Certificate, str, str]:
+    """The certificate in `state_dir`/tls (as `ensure_certificate`) and its cert and key paths as a
+    container sees them with `state_dir` mounted at `mount` (the docker runtime)."""
+    cert = ensure_certificate(project, state_dir / "tls")
+    inside = [f"{mount}/{path.relative_to(state_dir).as_posix()}" for path in (cert.cert, cert.key)]
+    return cert, inside[0], inside[1]
+
+
 def _covers(cert_path: Path, names: tuple[str, ...], now: datetime.datetime | None) -> bool:
     try:
         data = safefs.read_private(cert_path)

@@ -153,6 +153,9 @@ def check_project(project: Project, flavor: str) -> CheckReport:
                             f"session process, reached by two routes ahead of yours (paths ending {mcp.sse_path_suffix}"
                             f", requests with ?sessionId=) for {len(mcp.match_list)} match_list rule(s); no Redis "
                             f"— native runtime only (emulation mcp_sse)")
+    if project.gateway.inspect:
+        report.notes.append("gateway.inspect: the request inspector captures on the native runtime only "
+                            "(the docker runtime has no capture yet and refuses it)")
     if flavor == "envoy":
         report.notes.append(_envoy_stand_in(project))
     for plugin in project.plugins:

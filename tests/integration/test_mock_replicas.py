@@ -1,6 +1,7 @@
 """`mock: {replicas: N}`: hlocal runs N mock endpoints for one service (native runtime), all hosts of the
 service's one cluster and of the official ai-load-balancer's host list (with `mock.metrics`), each with
-its own journal, readable per endpoint in `hlocal request`, through Stack.service() and in the state."""
+its own journal, readable per endpoint in `hlocal request`, through Stack.service() and in the state.
+The docker runtime's replicas: tests/integration/test_docker_services.py."""
 
 from __future__ import annotations
 

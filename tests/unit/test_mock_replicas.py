@@ -103,12 +103,20 @@ def test_native_plans_a_mock_per_replica_with_its_own_ports(tmp_path):
     assert list(plan.journals()) == ["llm[0]", "llm[1]", "llm[2]"]
 
 
-@pytest.mark.parametrize("mock, key", [({"replicas": 2}, "replicas"), ({"metrics": ["w 1\n"]}, "metrics")])
-def test_docker_refuses_replicas_naming_the_key(tmp_path, mock, key):
-    with pytest.raises(ConfigError) as caught:
-        plan_docker(project(mock), tmp_path)
-    assert f"services[0].mock.{key} needs the native runtime" in caught.value.message
-    assert "--runtime native" in caught.value.hint
+def test_docker_plans_each_replica_in_the_gateways_namespace_with_its_own_journal(tmp_path):
+    from higress_local.runtime.services import replica_control_port
+
+    plans = plan_docker(parse_project({"services": [
+        {"name": "a", "kind": "static", "host": "a", "port": 80, "mock": {"replicas": 2}},
+        {"name": "b", "kind": "static", "host": "b", "port": 80, "mock": {"metrics": ["w 1\n"]}}]}, FILE), tmp_path)
+    a, b = plans["a"], plans["b"]
+    assert a.components() == ["svc-a-0", "svc-a-1"] and b.components() == ["svc-b-0"]
+    ports = [r.port for plan in (a, b) for r in plan.replicas]
+    inside = ports + [replica_control_port(p) for p in ports]
+    assert len(set(inside)) == 6  # every replica of every service its own ports in the one namespace
+    assert a.address == b.address == "127.0.0.1" and a.port == ports[0]
+    assert len({r.control_port for plan in (a, b) for r in plan.replicas}) == 3  # published journals
+    assert list(a.journals()) == ["a[0]", "a[1]"]
 
 
 def replicated_state() -> StackState:

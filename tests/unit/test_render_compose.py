@@ -41,6 +41,15 @@ def test_ports_are_published_on_loopback_only() -> None:
     assert services["backend"]["ports"] == ["127.0.0.1:18081:8081"]
 
 
+def test_gateway_tls_publishes_the_https_listener_on_loopback() -> None:
+    from dataclasses import replace
+
+    from higress_local.render.compose import TLS_PORT
+
+    gateway = render_compose(_project(), replace(PLAN, tls_port=18443))["services"]["gateway"]
+    assert gateway["ports"] == ["127.0.0.1:10000:10000", "127.0.0.1:19901:9901", f"127.0.0.1:18443:{TLS_PORT}"]
+
+
 def test_backend_runs_the_mounted_mock_module() -> None:
     backend = render_compose(_project(), PLAN)["services"]["backend"]
     assert backend["image"] == "py:1"
@@ -105,3 +114,31 @@ def test_the_compose_fixture_is_what_the_example_renders() -> None:
                            "# regenerate: HLOCAL_UPDATE_FIXTURES=1 pytest tests/unit/test_render_compose.py\n"
                            + yaml.safe_dump(doc, sort_keys=False))
     assert yaml.safe_load(FIXTURE.read_text()) == doc
+
+
+def test_a_mock_replica_runs_in_the_gateways_network_which_publishes_its_journal() -> None:
+    from dataclasses import replace
+
+    from higress_local.render.compose import ComposeService
+
+    replica = ComposeService(name="svc-llm-0", image="py:1", aliases=(), command=("python3",),
+                             ports=("19100:18081",), mounts_config=True, in_gateway_network=True)
+    mock = ComposeService(name="svc-db", image="py:1", aliases=("db",), ports=("19200:8081",))
+    services = render_compose(_project(), replace(PLAN, extra=(replica, mock)))["services"]
+    assert services["svc-llm-0"]["network_mode"] == "service:gateway"
+    assert "networks" not in services["svc-llm-0"] and "ports" not in services["svc-llm-0"]
+    assert services["svc-llm-0"]["depends_on"] == ["gateway"]
+    assert "127.0.0.1:19100:18081" in services["gateway"]["ports"]
+    assert "127.0.0.1:19200:8081" not in services["gateway"]["ports"]
+    assert services["gateway"]["depends_on"] == ["backend", "svc-db"]  # not the replicas: they start after it
+
+
+def test_check_says_capture_is_native_only_when_it_is_on() -> None:
+    from higress_local.wasm.plugins import check_project
+
+    def notes(project) -> list[str]:
+        return [n for n in check_project(project, "higress").notes if n.startswith("gateway.inspect")]
+
+    assert notes(_project()) == []
+    [note] = notes(_project({"gateway": {"inspect": True}}))
+    assert "native runtime only" in note and "docker runtime" in note
