@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .config.project import Project, apply_overrides, load_project, parse_rules
 from .errors import ConfigError, EnvironmentProblem
+from .settings import settings
 from .state import StackState
 
 
@@ -35,7 +35,7 @@ class Stack:
         self.attach = attach
         self.keep = keep
         # HLOCAL_UP_TIMEOUT: as for `hlocal up` (a slow or busy machine compiles large modules slowly).
-        self.timeout = timeout if timeout is not None else float(os.environ.get("HLOCAL_UP_TIMEOUT") or 60.0)
+        self.timeout = timeout if timeout is not None else settings().up_timeout
         self.echo = echo or (lambda _message: None)
         self.owned = False  # True while this object is responsible for stopping the stack
         self.reused = False  # it was already running: attached to it instead of starting it

@@ -12,6 +12,7 @@ import click
 from .options import project_from, project_options, runtime_option as _runtime_option
 from .project import COMMANDS as PROJECT_COMMANDS
 from ..errors import ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
+from ..settings import ENV_UP_TIMEOUT, UP_TIMEOUT_S
 
 
 class HlocalGroup(click.Group):
@@ -73,7 +74,7 @@ _project = project_from
 @project_options(port=True)
 @_runtime_option
 @click.option("--recreate", is_flag=True, help="Stop a running stack and start it afresh.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, envvar="HLOCAL_UP_TIMEOUT",
+@click.option("--timeout", type=float, default=UP_TIMEOUT_S, show_default=True, envvar=ENV_UP_TIMEOUT,
               help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
 @click.option("--build/--no-build", "build", default=None,
               help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
@@ -385,7 +386,7 @@ def _read_data(data: str | None) -> bytes | None:
 @click.option("--build/--no-build", "build", default=None,
               help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
 @click.option("--keep", is_flag=True, help="Leave the stack running afterwards.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, envvar="HLOCAL_UP_TIMEOUT",
+@click.option("--timeout", type=float, default=UP_TIMEOUT_S, show_default=True, envvar=ENV_UP_TIMEOUT,
               help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import click
 
-RUNTIME_CHOICES = ("auto", "native", "docker")
+from ..settings import RUNTIMES as RUNTIME_CHOICES
 
 
 def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from ..higress import releases
 from ..errors import ConfigError
+from ..settings import CONFIG_NAMES, DEFAULT_WASM_LOG_LEVEL, FLAVORS, RUNTIMES
 from ..system.userfiles import CONFIG_CAP, WASM_CAP, check_regular_file, read_regular_file, safe_absolute, size_text
 from .models import (
     PHASES, SERVICE_KINDS, Backend, Build, Endpoint, Expect, Gateway, Plugin, Probe, ProbeRequest, Project, Route, Rule,
@@ -22,9 +23,6 @@ from .mcp_session import parse_mcp_server
 from .schema import Node, describe, load_yaml
 from .validate import check_header, check_path, check_regex
 
-CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
-RUNTIMES = ("auto", "native", "docker")
-FLAVORS = ("envoy", "higress")
 ENVOY_CHOICE = r"bundled|match|1\.[0-9]{2}"  # gateway.envoy (native runtime): see runtime/envoys.py
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
@@ -111,7 +109,7 @@ def parse_project(data: Any, file: Path) -> Project:
         services=services,
         name=name,
         file=file,
-        runtime=root.child("runtime").choice(RUNTIMES, "auto"),
+        runtime=root.child("runtime").choice(RUNTIMES, RUNTIMES[0]),
         gateway=_gateway(root.child("gateway")),
         plugins=plugins,
         routes=routes,
@@ -140,7 +138,7 @@ def _gateway(node: Node) -> Gateway:
         port=node.child("port").port(10000),
         admin_port=node.child("admin_port").port(0),
         log_level=node.child("log_level").choice(LOG_LEVELS, "info"),
-        wasm_log_level=node.child("wasm_log_level").choice(LOG_LEVELS, "debug"),
+        wasm_log_level=node.child("wasm_log_level").choice(LOG_LEVELS, DEFAULT_WASM_LOG_LEVEL),
         image=node.child("image").optional_string(),
         tls=node.child("tls").boolean(False),
         tls_port=node.child("tls_port").port(0),

@@ -7,6 +7,7 @@ from typing import Callable
 
 from ..config.project import Project
 from ..errors import ConfigError, HlocalError, NotRunning
+from ..settings import RUNTIME_NAMES
 from ..system.ownfiles import read_private, write_private
 from ..state import StackState
 from .base import Runtime
@@ -15,7 +16,6 @@ NOT_RUNNING_HINT = "start it with `hlocal up`"
 # Written by `up` before anything starts and kept when `up` fails (the state is removed then), so
 # `logs`, `status` and `down` after a failed start still read the runtime that ran it.
 LAST_RUNTIME_FILE = "last_runtime"
-RUNTIME_NAMES = ("native", "docker")
 
 
 def _make(name: str) -> Runtime:

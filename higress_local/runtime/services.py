@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from pathlib import Path
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 from ..render.commandlines import MockLine, redis_args
 from ..config.project import Project, Service
 from ..errors import ConfigError, EnvironmentProblem
+from ..settings import ENV_REDIS_IMAGE as ENV_REDIS, settings
 from ..system.ports import free_port
 from ..system.readiness import admin_get
 from ..relay.wiring import relay_argv
@@ -20,7 +20,6 @@ from .files import GatewayFiles
 
 MOCK_PORT, MOCK_CONTROL_PORT, REDIS_PORT = 8080, 8081, 6379
 REDIS_IMAGE = "redis:7-alpine"
-ENV_REDIS = "HLOCAL_REDIS_IMAGE"
 
 
 # A service's plan is what the state keeps of it.
@@ -125,7 +124,7 @@ def plan_docker(project: Project, state_dir: Path) -> dict[str, ServicePlan]:
 
 
 def redis_image(service: Service) -> str:
-    return service.image or os.environ.get(ENV_REDIS) or REDIS_IMAGE
+    return service.image or settings().redis_image or REDIS_IMAGE
 
 
 def ready_check(plan: ServicePlan) -> None:

@@ -12,8 +12,8 @@ from typing import Any, Iterator
 
 import pytest
 
-CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
-RUNTIMES = ("auto", "native", "docker")
+from ..settings import CONFIG_NAMES, RUNTIMES
+
 MARKER = "hlocal_config"
 REPORT_LOG_LINES = 30
 

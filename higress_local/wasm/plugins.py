@@ -17,6 +17,7 @@ from ..higress.emulation import Emulation
 from ..config.order import delivery_warnings
 from ..errors import PluginError
 from ..system.userfiles import WASM_CAP, read_regular_file
+from ..settings import DEFAULT_WASM_LOG_LEVEL
 
 
 @dataclass
@@ -198,9 +199,6 @@ def require_runnable(report: CheckReport) -> None:
 
 def _flavor_name(flavor: str) -> str:
     return "stock Envoy" if flavor == "envoy" else "the Higress gateway"
-
-
-DEFAULT_WASM_LOG_LEVEL = "debug"  # gateway.wasm_log_level's default (config/project.py)
 
 
 def prepare(check: PluginCheck, flavor: str, wasm_log_level: str | None = None,
