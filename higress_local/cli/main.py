@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from .options import project_from, project_options, runtime_option as _runtime_option
+from .options import CliState, project_from, project_options, runtime_option as _runtime_option
 from .project import COMMANDS as PROJECT_COMMANDS
-from ..errors import ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
+from ..agent.wire import print_outcome
+from ..errors import HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy, outcome_of
 from ..settings import ENV_UP_TIMEOUT, UP_TIMEOUT_S
 
 
@@ -19,24 +20,14 @@ class HlocalGroup(click.Group):
     """Turns every HlocalError (and a stop by signal) into one short message and its documented exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(ctx.params.get("debug"))
         try:
             return super().invoke(ctx)
-        except HlocalError as exc:
-            if debug:
+        except (HlocalError, KeyboardInterrupt, Stopped) as exc:
+            if isinstance(exc, HlocalError) and ctx.params.get("debug"):
                 import traceback
 
                 traceback.print_exc()
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"hint: {exc.hint}", err=True)
-            ctx.exit(int(exc.exit_code))
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(int(ExitCode.INTERRUPTED))
-        except Stopped as stop:
-            click.echo(f"stopped by {stop.name}", err=True)
-            ctx.exit(int(stop.exit_code))
+            ctx.exit(print_outcome(outcome_of(exc)))
 
 
 @click.group(cls=HlocalGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,7 +55,7 @@ def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 
     install_interrupt_flag()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
-    ctx.obj = {"config_file": config_file, "debug": debug}
+    ctx.obj = CliState(config_file=config_file, debug=debug)
 
 
 _project = project_from
@@ -97,7 +88,7 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
                           echo=lambda m: click.echo(m, err=True), build=lambda: _build_before_up(project, build),
                           starting=lambda name: Progress(f"starting {project.name} ({name})",
                                                          detail=lambda: _up_detail(project)))
-    print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.get("name")))
+    print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.name))
     _start_agent(project)
     _startup_warnings(project, strict)
     if foreground:

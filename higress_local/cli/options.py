@@ -7,6 +7,7 @@ created and every subcommand context shares, so commands read one place whicheve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import click
@@ -14,10 +15,20 @@ import click
 from ..settings import RUNTIMES as RUNTIME_CHOICES
 
 
+@dataclass
+class CliState:
+    """ctx.obj: what the group's and the shared options set, read by every command."""
+
+    config_file: str | None = None
+    debug: bool = False
+    name: str | None = None
+    port: int | None = None
+
+
 def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
         if value is not None:
-            ctx.ensure_object(dict)[key] = value
+            setattr(ctx.ensure_object(CliState), key, value)
         return value
 
     return callback
@@ -52,5 +63,5 @@ def project_from(ctx: click.Context):
     """The project the command's options (wherever given) point at, with --name/--port applied."""
     from ..config.project import load_project
 
-    obj = ctx.obj or {}
-    return load_project(obj.get("config_file"), name=obj.get("name"), port=obj.get("port"))
+    obj = ctx.ensure_object(CliState)
+    return load_project(obj.config_file, name=obj.name, port=obj.port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .options import project_from, project_options, runtime_option as _runtime_option
+from .options import CliState, project_from, project_options, runtime_option as _runtime_option
 from ..errors import PluginError
 
 
@@ -95,7 +95,7 @@ def init_command(ctx: click.Context, wasm: str | None, force: bool) -> None:
 
     from ..project.scaffold import init_project
 
-    given = ctx.obj.get("config_file")
+    given = ctx.ensure_object(CliState).config_file
     directory = (Path(given) if Path(given).is_dir() else Path(given).parent) if given else Path.cwd()
     result = init_project(directory, wasm=wasm, force=force)
     for path in result.written:

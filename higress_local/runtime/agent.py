@@ -28,7 +28,7 @@ from pathlib import Path
 from ..agent import wire as agentwire
 from ..wasm.gobuild import needs_build
 from ..config.project import load_project
-from ..errors import HlocalError, Stopped
+from ..errors import HlocalError, Stopped, outcome_of
 from . import check_running
 from .lock import stack_lock
 from .reload import reload_running, restart_reasons
@@ -239,12 +239,8 @@ class Agent:
                     return {"fallback": "a plugin needs a build"}
                 result = reload_running(check_running(project, state), names=names, build=False,
                                         timeout=request["timeout"])
-        except HlocalError as exc:
-            return {"exit": int(exc.exit_code), "error": [exc.message, exc.hint or ""]}
-        except KeyboardInterrupt:
-            return {"exit": 130, "note": "interrupted"}
-        except Stopped as stop:
-            return {"exit": int(stop.exit_code), "note": f"stopped by {stop.name}"}
+        except (HlocalError, KeyboardInterrupt, Stopped) as exc:
+            return outcome_of(exc)
         except Exception:  # noqa: BLE001 - the CLI then runs the same reload and shows what it does
             log.exception("reload failed in the agent")
             return {"fallback": "the agent failed; see logs/agent.log"}
