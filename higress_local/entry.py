@@ -27,7 +27,7 @@ def main() -> None:
     code = None if agentwire.disabled() else reload_through_agent(sys.argv[1:])
     if code is not None:
         sys.exit(code)
-    from .cli.main import main as cli
+    from .cli.group import main as cli
 
     cli(prog_name="hlocal")
 

@@ -17,6 +17,18 @@ from .config.project import Project, apply_overrides, load_project, parse_rules
 from .errors import ConfigError, EnvironmentProblem
 from .settings import settings
 from .state import StackState
+from .errors import HlocalError
+from .gatewaylog.classify import LogWatch
+from .gatewaylog.logs import plugin_lines
+from .mock.client import MockClient
+from .probe.exchanges import GatewaySession
+from .probe.mockservice import MockService
+from .probe.send import send_request
+from .runtime import (check_running, choose_runtime_name as choose, open_running, require_running as running,
+                      resolve_flavor as resolve, runtime_for_state as for_state, select_runtime as select)
+from .runtime.lock import stack_lock
+from .runtime.reload import reload_stack as reload
+from .system.ownfiles import remove_tree
 
 
 class Stack:
@@ -78,8 +90,6 @@ class Stack:
         return self
 
     def _start(self) -> None:
-        from .runtime import open_running, select_runtime
-
         if self.attach:
             running = open_running(self.project)
             self._state, self._runtime = running.state, running.runtime
@@ -105,13 +115,9 @@ class Stack:
         if not self.owned:
             return []
         self.owned = False
-        from .runtime import runtime_for_state
-
         runtime = self._runtime or runtime_for_state(self.project, self.runtime_override)
         stopped = runtime.down(self.project)
         if self.remove_state:
-            from .system.ownfiles import remove_tree
-
             remove_tree(self.project.state_dir)
         return stopped
 
@@ -149,46 +155,38 @@ class Stack:
     def request(self, method: str, path: str, headers: Sequence[tuple[str, str]] = (),
                 body: bytes | None = None) -> Any:
         """Send one request (repeated headers go out as separate lines); returns a probe.Exchange."""
-        from .probe.send import send_request
 
         return send_request(self.state, method, path, headers, body)
 
     def session(self) -> Any:
         """A requests.Session whose relative URLs go to the gateway (an exchanges.GatewaySession)."""
-        from .probe.exchanges import GatewaySession
 
         return GatewaySession(self.url)
 
     def journal(self) -> Any:
         """A MockClient on the mock backend's control port: journal(), last_seq(), find(), clear()."""
-        from .mock.client import MockClient
 
         return MockClient(self.state.control_url, token=self.state.control_token)
 
     def service(self, name: str) -> Any:
         """A mock service's endpoints (a mockservice.MockService): `.replica(i).journal()`, `.counts()`."""
-        from .probe.mockservice import MockService
 
         return MockService(self.state, name)
 
     def log_marker(self) -> Any:
         """The gateway output's position now; pass it to plugin_logs_since()."""
-        from .gatewaylog.classify import LogWatch
 
         source, position = self._runtime_or_state().gateway_output(self.project)
         return LogWatch(source, [], start=position)
 
     def plugin_logs_since(self, marker: Any) -> list[str]:
         """The plugins' own log lines written since `marker` was taken."""
-        from .gatewaylog.logs import plugin_lines
 
         marker.poll()
         return plugin_lines(marker.lines)
 
     def _runtime_or_state(self) -> Any:
         if self._runtime is None:
-            from .runtime import runtime_for_state
-
             self._runtime = runtime_for_state(self.project, None)
         return self._runtime
 
@@ -240,8 +238,6 @@ def _running(project: Project) -> bool:
     state = StackState.load_or_none(project.state_dir)
     if state is None or not state.ready:
         return False
-    from .runtime import check_running
-    from .errors import HlocalError
 
     try:
         check_running(project, state)
@@ -257,35 +253,30 @@ def _running(project: Project) -> bool:
 
 def choose_runtime_name(project: Project, override: str | None) -> tuple[str, str]:
     """The runtime `up` would use and one line saying why."""
-    from .runtime import choose_runtime_name as choose
 
     return choose(project, override)
 
 
 def resolve_flavor(project: Project, override: str | None) -> str:
     """The gateway flavor plugins are judged against (gateway.flavor, else the chosen runtime's)."""
-    from .runtime import resolve_flavor as resolve
 
     return resolve(project, override)
 
 
 def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None) -> Any:
     """The runtime for `up`; refuses when the stack already runs on the other one."""
-    from .runtime import select_runtime as select
 
     return select(project, override, echo=echo)
 
 
 def runtime_for_state(project: Project, override: str | None) -> Any:
     """The runtime that started the stack, else the configured one (`down`, `status`, `logs`)."""
-    from .runtime import runtime_for_state as for_state
 
     return for_state(project, override)
 
 
 def require_running(project: Project) -> StackState:
     """The running stack's state; NotRunning when it is not up."""
-    from .runtime import require_running as running
 
     return running(project)
 
@@ -296,7 +287,6 @@ def up_stack(project: Project, override: str | None, *, recreate: bool, timeout:
     """`hlocal up` under the stack's lock: `build` stale plugins first (`auto` inspects the built modules to
     pick the runtime), then start on the chosen runtime inside `starting(runtime name)` (the CLI's progress
     line). Returns the runtime and its UpResult."""
-    from .runtime.lock import stack_lock
 
     with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
         build()
@@ -309,8 +299,6 @@ def down_stack(project: Project, override: str | None = None, *, clean: bool = F
                echo: Callable[[str], None] | None = None, started: Any = None) -> list[str]:
     """`hlocal down` under the stack's lock: stop everything of it on `started` (the runtime that started
     it, when the caller holds it) or the one its state names; `clean` also removes .hlocal/<name>/."""
-    from .runtime.lock import stack_lock
-    from .system.ownfiles import remove_tree
 
     with stack_lock(project.state_dir, "down", echo=echo):
         stopped = (started or runtime_for_state(project, override)).down(project)
@@ -322,6 +310,5 @@ def down_stack(project: Project, override: str | None = None, *, clean: bool = F
 
 def reload_stack(project: Project, **kwargs: Any) -> Any:
     """`hlocal reload`: build what is stale and swap every changed piece into the running gateway."""
-    from .runtime.reload import reload_stack as reload
 
     return reload(project, **kwargs)

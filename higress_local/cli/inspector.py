@@ -7,14 +7,16 @@ import json
 import click
 
 from .options import project_from, project_options
+from ..errors import ConfigError
+from ..inspect.store import Store
+from ..inspect.ui import InspectorServer, ui_token
+from ..inspect.view import format_list, format_record, list_row, record_json, replay_request, store_dir
+from ..probe.send import send_request
+from ..stack import require_running
 
 
 def _captures(ctx: click.Context):
     """The running stack's state and its capture store; a clear error when capture is off."""
-    from ..errors import ConfigError
-    from ..inspect.store import Store
-    from ..inspect.view import store_dir
-    from ..stack import require_running
 
     project = project_from(ctx)
     state = require_running(project)
@@ -38,8 +40,6 @@ def inspect_command(ctx: click.Context, request_id: int | None, limit: int, repl
     client sent it and as it left the plugins, the response as the upstream sent it and as the client
     got it, with the plugins' log lines and the calls they made to services.
     """
-    from ..errors import ConfigError
-    from ..inspect.view import format_list, format_record, list_row, record_json
 
     project, state, store = _captures(ctx)
     if request_id is None:
@@ -58,9 +58,6 @@ def inspect_command(ctx: click.Context, request_id: int | None, limit: int, repl
         where = f"kept: {kept[0]}…{kept[-1]}" if kept else "none captured yet"
         raise ConfigError(f"no captured request #{request_id}", f"the ring keeps the newest requests ({where})")
     if replay:
-        from ..inspect.view import replay_request
-        from ..probe.send import send_request
-
         method, path, headers, body = replay_request(record)
         exchange = send_request(state, method, path, headers, body)
         if as_json:
@@ -80,10 +77,6 @@ def replayer(state, store):
     """What the page's Replay button runs: the original client request, sent again."""
 
     def replay(record_id: int) -> dict:
-        from ..errors import ConfigError
-        from ..inspect.view import replay_request
-        from ..probe.send import send_request
-
         record = store.get(record_id)
         if record is None:
             raise ConfigError(f"no captured request #{record_id}", "it fell out of the ring")
@@ -101,7 +94,6 @@ def replayer(state, store):
 @click.pass_context
 def ui_command(ctx: click.Context, ui_port: int, open_browser: bool) -> None:
     """Serve the request inspector as a local web page (live list, the four views, replay)."""
-    from ..inspect.ui import InspectorServer, ui_token
 
     project, state, store = _captures(ctx)
     server = InspectorServer(ui_port, store, ui_token(project.state_dir), replayer(state, store))

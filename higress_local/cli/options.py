@@ -7,22 +7,13 @@ created and every subcommand context shares, so commands read one place whicheve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import click
 
+from .group import CliState
+from ..config.project import load_project
 from ..settings import RUNTIMES as RUNTIME_CHOICES
-
-
-@dataclass
-class CliState:
-    """ctx.obj: what the group's and the shared options set, read by every command."""
-
-    config_file: str | None = None
-    debug: bool = False
-    name: str | None = None
-    port: int | None = None
 
 
 def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -61,7 +52,6 @@ def runtime_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def project_from(ctx: click.Context):
     """The project the command's options (wherever given) point at, with --name/--port applied."""
-    from ..config.project import load_project
 
     obj = ctx.ensure_object(CliState)
     return load_project(obj.config_file, name=obj.name, port=obj.port)

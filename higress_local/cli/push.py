@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from .options import CliState
+from ..config.project import load_project
+from ..project.push import push_plugin
+from ..wasm.gobuild import build_plugin, needs_build
 
 
 @click.command("push")
@@ -26,9 +29,6 @@ def push_command(ctx: click.Context, plugin: str, reference: str, insecure: bool
     `hlocal export higress` then points the plugin's WasmPlugin at the pushed digest.
     Credentials: `docker login REGISTRY`, or ORAS_USER and ORAS_PASS.
     """
-    from ..wasm.gobuild import build_plugin, needs_build
-    from ..config.project import load_project
-    from ..project.push import push_plugin
 
     project = load_project(ctx.ensure_object(CliState).config_file)
     chosen = project.plugin(plugin)

@@ -22,6 +22,8 @@ from .mcp import check_expect_keys as check_mcp_expect_keys
 from .mcp_session import parse_mcp_server
 from .schema import Node, describe, load_yaml
 from .validate import check_header, check_path, check_regex
+from .envsubst import expand
+from ..mock.stubs import parse_stubs, StubConfigError
 
 ENVOY_CHOICE = r"bundled|match|1\.[0-9]{2}"  # gateway.envoy (native runtime): see runtime/envoys.py
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
@@ -64,8 +66,6 @@ def load_project(path: str | Path | None = None, cwd: Path | None = None, *, nam
         raise ConfigError(f"cannot read {file}: {exc}", "check the file's permissions and encoding") from exc
     data = load_yaml(text, file.name)
     if "$" in text:
-        from .envsubst import expand
-
         data = expand(data, os.environ if env is None else env, file.name)
     return apply_overrides(parse_project(data, file), name=name, port=port)
 
@@ -272,8 +272,6 @@ def _service(node: Node) -> Service:
         raise mock.error("replicas and metrics are for mock services", "a redis service runs one redis-server")
     stubs = mock.child("stubs").list().value
     if stubs:
-        from ..mock.stubs import StubConfigError, parse_stubs
-
         try:
             parse_stubs(stubs)
         except StubConfigError as exc:
@@ -407,7 +405,6 @@ def _backend(node: Node) -> Backend:
     stubs = node.child("stubs").list()
     if stubs.value:
         # Imported only when there are stubs to check: a one-shot `hlocal reload` stays quick.
-        from ..mock.stubs import StubConfigError, parse_stubs
 
         try:
             parse_stubs(stubs.value)  # the mock's own validator: one definition of what a stub is

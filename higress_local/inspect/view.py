@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from . import diff
+from .store import Store
+from ..errors import ConfigError, WaitTimeout
+from ..system.wait import Deadline, NotYet
 
 HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive", "x-request-id", "x-forwarded-proto",
               "x-forwarded-for", "x-envoy-external-address", "x-hlocal-request-id"}
@@ -125,7 +128,6 @@ def record_json(record: dict[str, Any]) -> dict[str, Any]:
 
 def replay_request(record: dict[str, Any]) -> tuple[str, str, list[tuple[str, str]], bytes | None]:
     """method, path, headers, body of the client's original request, minus what the gateway adds."""
-    from ..errors import ConfigError
 
     sent = record.get("client_request")
     if not sent:
@@ -148,9 +150,6 @@ def record_for_request(state_dir: Path, request_id: str, timeout: float = 3.0) -
     """The captured record of the request tagged `x-hlocal-request-id: request_id` (hlocal's clients
     tag every request), waiting up to `timeout` for the collector (it records a request about a
     second after it ends); None when capture is off or the record never came."""
-    from ..errors import WaitTimeout
-    from ..system.wait import Deadline, NotYet
-    from .store import Store
 
     store = Store(store_dir(state_dir))
     if not store.directory.is_dir():

@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import HlocalError
+from ..config.project import load_project
+from ..runtime.reload import reload_stack
+from ..state import StackState
+from ..wasm.gobuild import source_files
 
 POLL_SECONDS = 0.25
 DEBOUNCE_SECONDS = 0.3
@@ -15,8 +19,6 @@ DEBOUNCE_SECONDS = 0.3
 
 def watched_files(config_file: Path) -> dict[Path, float]:
     """hlocal.yaml, every plugin's sources (when it has a build) or its wasm (when it has none)."""
-    from ..wasm.gobuild import source_files
-    from ..config.project import load_project
 
     files = [config_file]
     try:
@@ -51,8 +53,6 @@ class Cycle:
 
 def run_cycle(config_file: Path, changed: list[Path]) -> Cycle:
     """Build what is stale and reload; an error is reported, never raised: the old version keeps serving."""
-    from ..config.project import load_project
-    from ..runtime.reload import reload_stack
 
     names = ", ".join(p.name for p in changed[:3]) + (f" +{len(changed) - 3}" if len(changed) > 3 else "")
     try:
@@ -71,9 +71,6 @@ def run_cycle(config_file: Path, changed: list[Path]) -> Cycle:
 
 
 def _live_plugins(config_file: Path) -> Iterable:
-    from ..config.project import load_project
-    from ..state import StackState
-
     state = StackState.load(load_project(config_file).state_dir)
     return state.plugins if state else []
 

@@ -11,6 +11,9 @@ from ..settings import RUNTIME_NAMES
 from ..system.ownfiles import read_private, write_private
 from ..state import StackState
 from .base import Runtime
+from .docker import DockerRuntime
+from .native import NativeRuntime
+from ..wasm.plugins import check_project
 
 NOT_RUNNING_HINT = "start it with `hlocal up`"
 # Written by `up` before anything starts and kept when `up` fails (the state is removed then), so
@@ -20,12 +23,8 @@ LAST_RUNTIME_FILE = "last_runtime"
 
 def _make(name: str) -> Runtime:
     if name == "native":
-        from .native import NativeRuntime
-
         return NativeRuntime()
     if name == "docker":
-        from .docker import DockerRuntime
-
         return DockerRuntime()
     raise ConfigError(f"runtime {name!r} is not available", "use `--runtime native` or `--runtime docker`")
 
@@ -34,7 +33,6 @@ def higress_only_reason(project: Project) -> str | None:
     """Why this project needs the Higress gateway image (None: the embedded Envoy runs all of it)."""
     if project.gateway.flavor == "higress":
         return f"gateway.flavor: higress in {project.file.name}"
-    from ..wasm.plugins import check_project
 
     try:
         report = check_project(project, "envoy")

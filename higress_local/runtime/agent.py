@@ -35,6 +35,9 @@ from .reload import reload_running, restart_reasons
 from ..system.orphans import AGENT_MARKER, COMPONENT_MARKER, STACK_MARKER
 from ..state import StackState
 from ..system.wait import clear_interrupt, install_interrupt_flag
+from . import docker, files, lock, native, redeliver, stage
+from ..render import envoy
+from ..system import readiness
 
 log = logging.getLogger("hlocal.agent")
 
@@ -267,11 +270,6 @@ def _close(conn: socket.socket) -> None:
 
 def _warm_up() -> None:
     """Import everything a reload uses, so the first request is as fast as the next ones."""
-    from ..system import readiness
-    from . import redeliver  # noqa: F401
-    from ..render import envoy  # noqa: F401
-    from . import files, lock, native, stage  # noqa: F401
-    from . import docker  # noqa: F401  (the docker runtime's status is what require_running asks)
 
 
 def _only_agent(state_dir: Path) -> int | None:

@@ -29,6 +29,9 @@ from ..system.dockerenv import ImageNeed, compose_version, docker_cli, docker_cl
 from .files import GatewayFiles
 from .services import (ENV_REDIS, MOCK_CONTROL_PORT as MOCK_CONTROL, REDIS_PORT, how, plan_docker as plan_docker_services,
                        redis_image)
+from .. import mock
+from ..gatewaylog.classify import classify_lines
+from ..gatewaylog.logs import LogLine, LogView
 
 COMPOSE_FILE = "compose.yaml"
 # Envoy's own log lines (its default --log-format "[%Y-%m-%d %T.%e][%t][%l][%n] ..."), plugins' included.
@@ -44,7 +47,6 @@ def mock_dir(state_dir: Path) -> Path:
     Mounted from there, not from the installed package: Docker Desktop shares only some host folders
     (a virtualenv or site-packages outside them is refused), while the project folder is where the
     user works and already holds the rendered files."""
-    from .. import mock
 
     source = Path(mock.__file__).resolve().parent
     target = safefs.ensure_dir(state_dir / MOCK_COPY)
@@ -231,7 +233,6 @@ class DockerRuntime(Runtime):
 
     def _check_running(self, client: Any, project: Project, plan: staging.Plan) -> None:
         """While waiting: a container that exited is a failure, classified from its output."""
-        from ..gatewaylog.classify import classify_lines
 
         for service, container in self._containers(client, project).items():
             container.reload()
@@ -322,7 +323,6 @@ class DockerRuntime(Runtime):
              prefix: bool | None = None) -> Iterator[str]:
         """The containers' output merged in time order (Docker stamps every line); `access` is the
         gateway's stdout lines that are JSON access entries."""
-        from ..gatewaylog.logs import LogLine, LogView
 
         access = service == "access"
         services = ["gateway"] if access or (plugin_only and not service) else ([service] if service else [])

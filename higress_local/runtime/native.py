@@ -29,6 +29,8 @@ from .services import native_argv
 from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_argv
 from ..system.ports import free_port
 from . import stage as staging
+from ..gatewaylog.logs import follow_files
+from ..inspect.wiring import collector_argv
 
 COMPONENTS = ("backend", "gateway")
 LOG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # gateway, backend, access, svc-<name>: never a path
@@ -77,7 +79,6 @@ class NativeRuntime(Runtime):
                              {"http": plan.layout.mcp_session_port, "control": control})
             self._start_gateway(project, state, plan, envoy)
             if plan.layout.inspect_dir:  # gateway.inspect: the collector turns Envoy's taps into records
-                from ..inspect.wiring import collector_argv
 
                 self._launch(project, state, "inspector",
                              collector_argv(project.state_dir, state, token_file(project.state_dir, state)), {})
@@ -215,7 +216,6 @@ class NativeRuntime(Runtime):
              tail: int | None, since: float | None = None, timestamps: bool = False,
              prefix: bool | None = None) -> Iterator[str]:
         """Every component's log merged in time order; `access` is the gateway's access log."""
-        from ..gatewaylog.logs import follow_files
 
         log_dir = project.state_dir / "logs"
         if service is not None and not LOG_NAME.fullmatch(service):

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from ..errors import HlocalError
 from ..settings import CONFIG_NAMES, RUNTIMES
 
 MARKER = "hlocal_config"
@@ -51,8 +52,6 @@ def _fail(exc: Exception) -> None:
 @contextlib.contextmanager
 def _hlocal_errors() -> Iterator[None]:
     """An HlocalError fails the test with its message and hint instead of a traceback."""
-    from ..errors import HlocalError
-
     try:
         yield
     except HlocalError as exc:

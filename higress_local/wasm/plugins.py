@@ -18,6 +18,9 @@ from ..config.order import delivery_warnings
 from ..errors import PluginError
 from ..system.userfiles import WASM_CAP, read_regular_file
 from ..settings import DEFAULT_WASM_LOG_LEVEL
+from . import module as wasm
+from ..render.envoy import BACKEND_CLUSTER, BRIDGE_FILTER, plugin_filter_name, REFRESH_FILTER
+from ..render.fidelity import BEHAVIOUR_EMULATIONS
 
 
 @dataclass
@@ -106,7 +109,6 @@ def check_plugin(plugin: Plugin, flavor: str, gateway: Gateway | None = None) ->
 
     `gateway` says which Higress release (gateway.higress) and stock Envoy minor (gateway.envoy)
     to judge against; None = the defaults."""
-    from . import module as wasm
 
     info = wasm.inspect_file(plugin.wasm, label=f"plugin {plugin.name!r}")
     release = releases.release(gateway.higress if gateway else None)
@@ -118,8 +120,6 @@ def check_plugin(plugin: Plugin, flavor: str, gateway: Gateway | None = None) ->
 
 def check_project(project: Project, flavor: str) -> CheckReport:
     """Every plugin's verdict, plus the chain, routes and services as the gateway will get them."""
-    from ..render.envoy import BACKEND_CLUSTER, BRIDGE_FILTER, REFRESH_FILTER, plugin_filter_name
-    from ..render.fidelity import BEHAVIOUR_EMULATIONS
 
     report = CheckReport(flavor=flavor, plugins=[check_plugin(p, flavor, project.gateway) for p in project.plugins])
     bridged = flavor == "envoy" and bool(project.plugins)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from higress_local.agent.wire import print_outcome
 from higress_local.cli.main import main
-from higress_local.config import project as config_module
+from higress_local.cli import options
 from higress_local.errors import ExitCode, PluginError, Stopped, WaitTimeout, outcome_of
 
 ENDS = [
@@ -26,7 +26,7 @@ def test_the_cli_prints_the_outcome_the_agent_would_send(monkeypatch, capsys, en
     def load_project(*args, **kwargs):
         raise end
 
-    monkeypatch.setattr(config_module, "load_project", load_project)
+    monkeypatch.setattr(options, "load_project", load_project)
     result = CliRunner().invoke(main, ["status"])
     assert (result.exit_code, result.stderr, result.stdout) == (code, shown, "")
     sent = outcome_of(end)  # what runtime/agent.py answers for a reload that ended so
