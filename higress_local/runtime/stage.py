@@ -25,7 +25,6 @@ from ..system import ports as portlib
 from .files import GatewayFiles
 from .logformat import check_access_log_format
 from .services import plan_native as plan_native_services, ready_check, write_service_configs
-from .tls import ensure_certificate
 from ..inspect.wiring import prepare as prepare_inspector
 from ..wasm.adapt.upstream import upstream_table
 from ..wasm.plugins import check_project, prepare, require_runnable
@@ -205,6 +204,8 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
         # client that trusted it keeps working across restarts while it covers the same names).
         cert = None
         if tls_port is not None:
+            from .tls import ensure_certificate  # cryptography: only when gateway.tls is on
+
             cert = ensure_certificate(project, state_dir / "tls")
         return Layout(
             inspect_dir=str(taps_dir(state_dir)) if project.gateway.inspect else None,
