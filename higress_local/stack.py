@@ -155,33 +155,27 @@ class Stack:
     def request(self, method: str, path: str, headers: Sequence[tuple[str, str]] = (),
                 body: bytes | None = None) -> Any:
         """Send one request (repeated headers go out as separate lines); returns a probe.Exchange."""
-
         return send_request(self.state, method, path, headers, body)
 
     def session(self) -> Any:
         """A requests.Session whose relative URLs go to the gateway (an exchanges.GatewaySession)."""
-
         return GatewaySession(self.url)
 
     def journal(self) -> Any:
         """A MockClient on the mock backend's control port: journal(), last_seq(), find(), clear()."""
-
         return MockClient(self.state.control_url, token=self.state.control_token)
 
     def service(self, name: str) -> Any:
         """A mock service's endpoints (a mockservice.MockService): `.replica(i).journal()`, `.counts()`."""
-
         return MockService(self.state, name)
 
     def log_marker(self) -> Any:
         """The gateway output's position now; pass it to plugin_logs_since()."""
-
         source, position = self._runtime_or_state().gateway_output(self.project)
         return LogWatch(source, [], start=position)
 
     def plugin_logs_since(self, marker: Any) -> list[str]:
         """The plugins' own log lines written since `marker` was taken."""
-
         marker.poll()
         return plugin_lines(marker.lines)
 
@@ -253,31 +247,26 @@ def _running(project: Project) -> bool:
 
 def choose_runtime_name(project: Project, override: str | None) -> tuple[str, str]:
     """The runtime `up` would use and one line saying why."""
-
     return choose(project, override)
 
 
 def resolve_flavor(project: Project, override: str | None) -> str:
     """The gateway flavor plugins are judged against (gateway.flavor, else the chosen runtime's)."""
-
     return resolve(project, override)
 
 
 def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None) -> Any:
     """The runtime for `up`; refuses when the stack already runs on the other one."""
-
     return select(project, override, echo=echo)
 
 
 def runtime_for_state(project: Project, override: str | None) -> Any:
     """The runtime that started the stack, else the configured one (`down`, `status`, `logs`)."""
-
     return for_state(project, override)
 
 
 def require_running(project: Project) -> StackState:
     """The running stack's state; NotRunning when it is not up."""
-
     return running(project)
 
 
@@ -287,7 +276,6 @@ def up_stack(project: Project, override: str | None, *, recreate: bool, timeout:
     """`hlocal up` under the stack's lock: `build` stale plugins first (`auto` inspects the built modules to
     pick the runtime), then start on the chosen runtime inside `starting(runtime name)` (the CLI's progress
     line). Returns the runtime and its UpResult."""
-
     with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
         build()
         runtime = select_runtime(project, override, echo=echo)
@@ -299,7 +287,6 @@ def down_stack(project: Project, override: str | None = None, *, clean: bool = F
                echo: Callable[[str], None] | None = None, started: Any = None) -> list[str]:
     """`hlocal down` under the stack's lock: stop everything of it on `started` (the runtime that started
     it, when the caller holds it) or the one its state names; `clean` also removes .hlocal/<name>/."""
-
     with stack_lock(project.state_dir, "down", echo=echo):
         stopped = (started or runtime_for_state(project, override)).down(project)
         if clean:
@@ -310,5 +297,4 @@ def down_stack(project: Project, override: str | None = None, *, clean: bool = F
 
 def reload_stack(project: Project, **kwargs: Any) -> Any:
     """`hlocal reload`: build what is stale and swap every changed piece into the running gateway."""
-
     return reload(project, **kwargs)

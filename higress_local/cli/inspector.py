@@ -17,7 +17,6 @@ from ..stack import require_running
 
 def _captures(ctx: click.Context):
     """The running stack's state and its capture store; a clear error when capture is off."""
-
     project = project_from(ctx)
     state = require_running(project)
     if state.layout is None or not state.layout.inspect_dir:
@@ -40,7 +39,6 @@ def inspect_command(ctx: click.Context, request_id: int | None, limit: int, repl
     client sent it and as it left the plugins, the response as the upstream sent it and as the client
     got it, with the plugins' log lines and the calls they made to services.
     """
-
     project, state, store = _captures(ctx)
     if request_id is None:
         if replay:
@@ -94,7 +92,6 @@ def replayer(state, store):
 @click.pass_context
 def ui_command(ctx: click.Context, ui_port: int, open_browser: bool) -> None:
     """Serve the request inspector as a local web page (live list, the four views, replay)."""
-
     project, state, store = _captures(ctx)
     server = InspectorServer(ui_port, store, ui_token(project.state_dir), replayer(state, store))
     click.echo(f"inspector: {server.url}")

@@ -82,7 +82,6 @@ def _foreground(project, rt) -> None:
 
 def _startup_warnings(project, strict: bool) -> None:
     """A plugin that logged a [critical] config error may fall back to deny-all and still be 'ready'."""
-
     warnings = startup_warnings_of(project)
     for line in warnings:
         click.secho(f"warning: a plugin logged while starting: {line}", fg="yellow", err=True)
@@ -93,7 +92,6 @@ def _startup_warnings(project, strict: bool) -> None:
 
 def _up_detail(project) -> str | None:
     """What `up` is waiting for, for the progress line: a large module compiles for seconds."""
-
     state = StackState.load_or_none(project.state_dir)
     if state is None:
         return "preparing"
@@ -130,7 +128,6 @@ def _watch(project) -> None:
 @click.pass_context
 def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None:
     """Compile plugins to wasm and inspect the result."""
-
     project = _project(ctx)
     chosen = [project.plugin(n) for n in plugins] or [p for p in project.plugins if p.build is not None]
     if not chosen:
@@ -151,7 +148,6 @@ def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None
 @click.pass_context
 def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: bool, timeout: float) -> None:
     """Swap new builds, plugin configs, routes and stubs into the running gateway."""
-
     project = _project(ctx)
     result = reload_stack(project, names=plugins, build=build, restart=restart, timeout=timeout,
                           echo=lambda line: click.echo(f"  | {line}", err=True))
@@ -164,7 +160,6 @@ def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: b
 
 def _start_agent(project) -> None:
     """The stack's reload agent (runtime/agent.py): the next `hlocal reload` is served warm. Best effort."""
-
     try:
         ensure_agent(project.state_dir)
     except HlocalError as exc:  # the stack runs; only the next reload is slower
@@ -176,7 +171,6 @@ def _start_agent(project) -> None:
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """Rebuild and reload the running stack whenever plugin sources or hlocal.yaml change."""
-
     project = _project(ctx)
     require_running(project)
     _watch(project)
@@ -189,7 +183,6 @@ def watch(ctx: click.Context) -> None:
 @click.pass_context
 def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
     """Stop everything of this stack (safe to run twice)."""
-
     project = _project(ctx)
     stopped = down_stack(project, runtime, clean=clean, echo=lambda m: click.echo(m, err=True))
     click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running")
@@ -204,7 +197,6 @@ def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Show each component: state, pid, ports, plugin sha, uptime. Exit 1 when not healthy."""
-
     project = _project(ctx)
     report = runtime_for_state(project, runtime).status(project)
     print_status(report, as_json=as_json)
@@ -229,7 +221,6 @@ def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
 def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_only: bool, follow: bool,
          tail: int | None, since: str | None, timestamps: bool, no_prefix: bool) -> None:
     """Print the stack's logs merged in time order (`access`: the gateway's access log)."""
-
     cutoff = parse_since(since) if since else None
     project = _project(ctx)
     rt = runtime_for_state(project, runtime)
@@ -245,7 +236,6 @@ def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_on
 @click.pass_context
 def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Run the probes from hlocal.yaml against the running stack."""
-
     project = _project(ctx)
     state = require_running(project)
     results = run_probes(project, state, names)
@@ -266,7 +256,6 @@ def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 @click.pass_context
 def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...], data: str | None, as_json: bool) -> None:
     """Send one request; show the response and what the backend received."""
-
     project = _project(ctx)
     check_method(method, "request method")
     check_path(path, "request path")
@@ -318,7 +307,6 @@ def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep
 
     Arguments after hlocal's own options go to pytest, e.g. `hlocal test -- -k headers -x`.
     """
-
     project = _project(ctx)
     require_pytest()
     _build_before_up(project, build)

@@ -27,7 +27,6 @@ def mcp_group() -> None:
 @click.pass_context
 def tools_command(ctx: click.Context, path: str, as_json: bool) -> None:
     """List the tools: name, description and arguments."""
-
     url = _endpoint(ctx, path)
     with McpClient(url) as client:
         tools = [tool_summary(t) for t in client.list_tools()]
@@ -55,7 +54,6 @@ def call_command(ctx: click.Context, tool: str, arguments: tuple[str, ...], path
     KEY=VALUE is JSON where it parses (3, true), else text; a property the tool declares as a
     string always gets the text as given. KEY:=JSON must be JSON.
     """
-
     parse_tool_args(arguments)  # usage errors first, running or not
     url = _endpoint(ctx, path)
     with McpClient(url) as client:
@@ -77,7 +75,6 @@ def call_command(ctx: click.Context, tool: str, arguments: tuple[str, ...], path
 
 def _endpoint(ctx: click.Context, path: str) -> str:
     """The MCP endpoint of the running stack (the error of `hlocal request` when it is not running)."""
-
     check_path(path, "--path")
     project = project_from(ctx)
     state = require_running(project)

@@ -52,6 +52,5 @@ def runtime_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def project_from(ctx: click.Context):
     """The project the command's options (wherever given) point at, with --name/--port applied."""
-
     obj = ctx.ensure_object(CliState)
     return load_project(obj.config_file, name=obj.name, port=obj.port)

@@ -26,7 +26,6 @@ from ..wasm.plugins import check_project
 @click.pass_context
 def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Inspect each plugin module and say whether the gateway can run it."""
-
     project = project_from(ctx)
     flavor = resolve_flavor(project, runtime)
     report = check_project(project, flavor)
@@ -45,7 +44,6 @@ def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
 @click.pass_context
 def render(ctx: click.Context, runtime: str | None, out: str | None) -> None:
     """Write what `up` would run, to run it by hand (eject)."""
-
     project = project_from(ctx)
     rendered = render_stack(project, runtime, out)
     click.echo(f"rendered the {rendered.runtime} stack of {project.name} into {rendered.directory}")
@@ -130,7 +128,6 @@ def new_command(name: str, parent: str, force: bool, template: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def ls_command(as_json: bool) -> None:
     """List every hlocal stack running on this machine (any folder, both runtimes)."""
-
     print_stacks(running_stacks(), as_json=as_json)
 
 
@@ -141,7 +138,6 @@ def ls_command(as_json: bool) -> None:
 @click.pass_context
 def config_command(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Print the configuration as resolved: ${VAR}s expanded, defaults filled in, overrides applied."""
-
     project = project_from(ctx)
     name, why = choose_runtime_name(project, runtime)
     print_config(resolved_config(project, name, why), as_json=as_json)

@@ -29,7 +29,6 @@ def push_command(ctx: click.Context, plugin: str, reference: str, insecure: bool
     `hlocal export higress` then points the plugin's WasmPlugin at the pushed digest.
     Credentials: `docker login REGISTRY`, or ORAS_USER and ORAS_PASS.
     """
-
     project = load_project(ctx.ensure_object(CliState).config_file)
     chosen = project.plugin(plugin)
     if chosen.build is not None and build is not False and (build or needs_build(chosen)):

@@ -22,7 +22,6 @@ def _json(doc: Any) -> None:
 def follow_up_flags(project_file: Path, cwd: Path, name_override: str | None = None) -> str:
     """The flags a follow-up command needs from `cwd`: `-f DIR` unless hlocal finds this project there
     by itself (upwards from the cwd), and `--name` when the stack was started under another name."""
-
     flags = []
     try:
         found = find_config(None, cwd) == project_file

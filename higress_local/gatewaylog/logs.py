@@ -111,7 +111,6 @@ def _iso(text: str) -> float | None:
 
 def parse_since(text: str, now: float | None = None) -> float:
     """`--since` as epoch seconds: a duration back from now (10s, 5m, 1h30m, 2d) or a time (ISO 8601)."""
-
     now = time.time() if now is None else now
     compact = text.strip()
     if compact and _SINCE.sub("", compact) == "":

@@ -128,7 +128,6 @@ def record_json(record: dict[str, Any]) -> dict[str, Any]:
 
 def replay_request(record: dict[str, Any]) -> tuple[str, str, list[tuple[str, str]], bytes | None]:
     """method, path, headers, body of the client's original request, minus what the gateway adds."""
-
     sent = record.get("client_request")
     if not sent:
         raise ConfigError(f"request #{record.get('id')} has no captured client request", "pick another id")
@@ -150,7 +149,6 @@ def record_for_request(state_dir: Path, request_id: str, timeout: float = 3.0) -
     """The captured record of the request tagged `x-hlocal-request-id: request_id` (hlocal's clients
     tag every request), waiting up to `timeout` for the collector (it records a request about a
     second after it ends); None when capture is off or the record never came."""
-
     store = Store(store_dir(state_dir))
     if not store.directory.is_dir():
         return None

@@ -152,7 +152,6 @@ class PluginLogs:
     @property
     def messages(self) -> list[str]:
         """Just what the plugins said (the part after Envoy's "wasm log <plugin> ...: " prefix)."""
-
         return [m.group("message") for m in map(PLUGIN_LINE.search, self.lines) if m]
 
     def __iter__(self) -> Iterator[str]:

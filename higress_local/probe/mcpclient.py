@@ -265,6 +265,5 @@ def describe_arguments(schema: dict[str, Any]) -> str:
 
 def gateway_mcp_url(gateway_url: str, path: str) -> str:
     """The MCP endpoint on the gateway; the path is checked as `hlocal request` checks its path."""
-
     check_path(path, "--path")
     return gateway_url + path

@@ -41,7 +41,6 @@ def _control(url: str, state: StackState) -> MockClient:
 
 def _timeouts(state: StackState) -> dict[str, int]:
     """upstream_rq_timeout per service cluster (a plugin's call that ran out of time counts there)."""
-
     clusters = {plan.cluster: name for name, plan in state.services.items()}
     if not clusters:
         return {}

@@ -97,7 +97,6 @@ def _admin_ready(admin_url: str) -> bool:
 
 def docker_stacks(now: float | None = None) -> list[StackEntry]:
     """Stacks with containers labelled io.hlocal.stack; none when no engine answers."""
-
     now = time.time() if now is None else now
     try:
         client = docker_client(timeout=2.0)

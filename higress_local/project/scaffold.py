@@ -95,7 +95,6 @@ def plugin_name(directory: Path) -> str:
 
 def stock_envoy_runs(wasm: Path, name: str) -> tuple[bool, str]:
     """Whether stock Envoy (the native runtime) can run the module, and why not."""
-
     try:
         check = check_plugin(Plugin(name=name, wasm=wasm), "envoy")
     except HlocalError as exc:

@@ -19,7 +19,6 @@ DEBOUNCE_SECONDS = 0.3
 
 def watched_files(config_file: Path) -> dict[Path, float]:
     """hlocal.yaml, every plugin's sources (when it has a build) or its wasm (when it has none)."""
-
     files = [config_file]
     try:
         project = load_project(config_file)
@@ -53,7 +52,6 @@ class Cycle:
 
 def run_cycle(config_file: Path, changed: list[Path]) -> Cycle:
     """Build what is stale and reload; an error is reported, never raised: the old version keeps serving."""
-
     names = ", ".join(p.name for p in changed[:3]) + (f" +{len(changed) - 3}" if len(changed) > 3 else "")
     try:
         project = load_project(config_file)

@@ -47,7 +47,6 @@ def mock_dir(state_dir: Path) -> Path:
     Mounted from there, not from the installed package: Docker Desktop shares only some host folders
     (a virtualenv or site-packages outside them is refused), while the project folder is where the
     user works and already holds the rendered files."""
-
     source = Path(mock.__file__).resolve().parent
     target = safefs.ensure_dir(state_dir / MOCK_COPY)
     wanted = {file.name for file in source.glob("*.py")}
@@ -233,7 +232,6 @@ class DockerRuntime(Runtime):
 
     def _check_running(self, client: Any, project: Project, plan: staging.Plan) -> None:
         """While waiting: a container that exited is a failure, classified from its output."""
-
         for service, container in self._containers(client, project).items():
             container.reload()
             if container.status in ("exited", "dead"):
@@ -323,7 +321,6 @@ class DockerRuntime(Runtime):
              prefix: bool | None = None) -> Iterator[str]:
         """The containers' output merged in time order (Docker stamps every line); `access` is the
         gateway's stdout lines that are JSON access entries."""
-
         access = service == "access"
         services = ["gateway"] if access or (plugin_only and not service) else ([service] if service else [])
         compose_file = project.state_dir / COMPOSE_FILE

@@ -216,7 +216,6 @@ class NativeRuntime(Runtime):
              tail: int | None, since: float | None = None, timestamps: bool = False,
              prefix: bool | None = None) -> Iterator[str]:
         """Every component's log merged in time order; `access` is the gateway's access log."""
-
         log_dir = project.state_dir / "logs"
         if service is not None and not LOG_NAME.fullmatch(service):
             raise ConfigError(f"{service!r} is not a component name",

@@ -43,7 +43,6 @@ def pytest_argv(project: Project, args: Sequence[str], cwd: Path) -> list[str]:
 def run_smoke_tests(project: Project, args: Sequence[str], *, runtime: str | None, keep: bool, timeout: float,
                     echo: Callable[[str], None]) -> int:
     """Up (or reuse) the stack, run pytest attached to it, stop what was started; pytest's exit status."""
-
     cwd = Path.cwd()
     with Stack(project, runtime=runtime, keep=keep, timeout=timeout, echo=echo) as stack:
         how = "already running" if stack.reused else f"up on the {stack.runtime_name} runtime"

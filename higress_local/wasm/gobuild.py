@@ -101,7 +101,6 @@ def find_go() -> str | None:
 def build_plugin(plugin: Plugin, *, echo: Callable[[str], None], in_docker: bool = False,
                  quiet: bool = False) -> BuildResult:
     """Run the plugin's build, echoing its output once; then check the module it produced."""
-
     if plugin.build is None:
         raise PluginError(f"plugin {plugin.name!r} has no build section",
                           "add `build: {}` to it in hlocal.yaml for the default go build, or build it yourself")
@@ -248,7 +247,6 @@ def _run_streaming(argv: list[str], cwd: Path, env: dict[str, str], echo: Callab
 
 def _in_docker(plugin: Plugin, argv: list[str]) -> list[str]:
     """The same build in a golang container, as the invoking user, with the module cache kept on the host."""
-
     docker_client().close()  # a clear error when no engine answers
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hlocal" / "go"
     (cache / "mod").mkdir(parents=True, exist_ok=True)

@@ -109,7 +109,6 @@ def check_plugin(plugin: Plugin, flavor: str, gateway: Gateway | None = None) ->
 
     `gateway` says which Higress release (gateway.higress) and stock Envoy minor (gateway.envoy)
     to judge against; None = the defaults."""
-
     info = wasm.inspect_file(plugin.wasm, label=f"plugin {plugin.name!r}")
     release = releases.release(gateway.higress if gateway else None)
     minor = wanted_minor(gateway) if gateway else None
@@ -120,7 +119,6 @@ def check_plugin(plugin: Plugin, flavor: str, gateway: Gateway | None = None) ->
 
 def check_project(project: Project, flavor: str) -> CheckReport:
     """Every plugin's verdict, plus the chain, routes and services as the gateway will get them."""
-
     report = CheckReport(flavor=flavor, plugins=[check_plugin(p, flavor, project.gateway) for p in project.plugins])
     bridged = flavor == "envoy" and bool(project.plugins)
     if bridged:
