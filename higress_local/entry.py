@@ -27,7 +27,7 @@ def main() -> None:
     code = None if agentwire.disabled() else reload_through_agent(sys.argv[1:])
     if code is not None:
         sys.exit(code)
-    from .cli.main import main as cli
+    from .cli.group import main as cli
 
     cli(prog_name="hlocal")
 
@@ -128,7 +128,7 @@ def reload_through_agent(argv: list[str]) -> int | None:
         answer = _ask(path, request)
         if answer is None or "fallback" in answer:
             continue
-        return _print(answer)
+        return agentwire.print_outcome(answer)
     return None
 
 
@@ -163,18 +163,3 @@ def _ask(path: str, request: dict) -> dict | None:
             _signal.signal(signum, handler)
         sock.close()
 
-
-def _print(answer: dict) -> int:
-    for line in answer.get("out", ()):
-        print(line)
-    sys.stdout.flush()
-    error = answer.get("error")
-    if error:
-        message, hint = error
-        red = sys.stderr.isatty()  # as click.secho: colour only on a terminal
-        print(f"\x1b[31merror: {message}\x1b[0m" if red else f"error: {message}", file=sys.stderr)
-        if hint:
-            print(f"hint: {hint}", file=sys.stderr)
-    if answer.get("note"):
-        print(answer["note"], file=sys.stderr)
-    return int(answer.get("exit", 0))

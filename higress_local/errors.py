@@ -128,6 +128,19 @@ class Stopped(BaseException):
         self.exit_code = exit_code
 
 
+def outcome_of(exc: BaseException) -> dict | None:
+    """How a command that raised `exc` ends, as the CLI prints it and the agent sends it (agent/wire.py
+    `print_outcome`): its exit code, and [message, hint] or a note; None: not an end hlocal knows (a bug).
+    Model: pip's `Command.main`, the one place that turns what `_main` raised into an exit code."""
+    if isinstance(exc, HlocalError):
+        return {"exit": int(exc.exit_code), "error": [exc.message, exc.hint or ""]}
+    if isinstance(exc, KeyboardInterrupt):
+        return {"exit": int(ExitCode.INTERRUPTED), "note": "interrupted"}
+    if isinstance(exc, Stopped):
+        return {"exit": int(exc.exit_code), "note": f"stopped by {exc.name}"}
+    return None
+
+
 class WaitTimeout(HlocalError):
     """Something did not become ready before its deadline."""
 

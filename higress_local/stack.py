@@ -11,13 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .config.project import Project, apply_overrides, load_project, parse_rules
 from .errors import ConfigError, EnvironmentProblem
+from .settings import settings
 from .state import StackState, StateRead
+from .errors import HlocalError
+from .gatewaylog.classify import LogWatch
+from .gatewaylog.logs import plugin_lines, reassemble
+from .mock.client import MockClient
+from .probe.exchanges import GatewaySession, UpstreamRequest
+from .probe.mockservice import MockService
+from .probe.send import send_request
+from .runtime import (check_running, choose_runtime_name as choose, open_running, require_running as running,
+                      resolve_flavor as resolve, runtime_for_state as for_state, select_runtime as select)
+from .runtime.converge import up_converging
+from .runtime.lock import stack_lock
+from .runtime.reload import reload_stack as reload
+from .system.ownfiles import remove_tree
 
 
 class Stack:
@@ -36,7 +49,7 @@ class Stack:
         self.attach = attach
         self.keep = keep
         # HLOCAL_UP_TIMEOUT: as for `hlocal up` (a slow or busy machine compiles large modules slowly).
-        self.timeout = timeout if timeout is not None else float(os.environ.get("HLOCAL_UP_TIMEOUT") or 60.0)
+        self.timeout = timeout if timeout is not None else settings().up_timeout
         self.echo = echo or (lambda _message: None)
         self.owned = False  # True while this object is responsible for stopping the stack
         self.reused = False  # it was already running: attached to it instead of starting it
@@ -89,8 +102,6 @@ class Stack:
         return self
 
     def _start(self) -> None:
-        from .runtime import open_running, select_runtime
-
         if self.attach:
             running = open_running(self.project)
             self._state, self._runtime = running.state, running.runtime
@@ -117,14 +128,10 @@ class Stack:
         if not self.owned:
             return []
         self.owned = False
-        from .runtime import runtime_for_state
-
         found = StackState.read(self.project.state_dir)  # as `up` left it, even half-way
-        runtime = self._runtime or runtime_for_state(self.project, self.runtime_override, found)
+        runtime = self._runtime or for_state(self.project, self.runtime_override, found)
         stopped = runtime.down(self.project, found.state)
         if self.remove_state:
-            from .system.ownfiles import remove_tree
-
             remove_tree(self.project.state_dir)
         return stopped
 
@@ -183,9 +190,6 @@ class Stack:
                 body: bytes | None = None) -> Any:
         """Send one request (repeated headers go out as separate lines); returns a probe.Exchange whose
         `.upstream` is what the backend received, as the `upstream` fixture gives it (an UpstreamRequest)."""
-        from .probe.exchanges import UpstreamRequest
-        from .probe.send import send_request
-
         exchange = send_request(self.state, method, path, headers, body)
         if exchange.upstream is not None:
             exchange.upstream = UpstreamRequest.from_entry(exchange.upstream)
@@ -193,41 +197,29 @@ class Stack:
 
     def session(self) -> Any:
         """A requests.Session whose relative URLs go to the gateway (an exchanges.GatewaySession)."""
-        from .probe.exchanges import GatewaySession
-
         return GatewaySession(self.url)
 
     def journal(self) -> Any:
         """A MockClient on the mock backend's control port: journal(), last_seq(), find(), clear()."""
-        from .mock.client import MockClient
-
         return MockClient(self.state.control_url, token=self.state.control_token)
 
     def service(self, name: str) -> Any:
         """A mock service's endpoints (a mockservice.MockService): `.replica(i).journal()`, `.counts()`."""
-        from .probe.mockservice import MockService
-
         return MockService(self.state, name)
 
     def log_marker(self) -> Any:
         """The gateway output's position now; pass it to plugin_logs_since()."""
-        from .gatewaylog.classify import LogWatch
-
         source, position = self._runtime_or_state().gateway_output(self.project)
         return LogWatch(source, [], start=position)
 
     def plugin_logs_since(self, marker: Any) -> list[str]:
         """The plugins' own log lines written since `marker` was taken (a Go dump's fragments as one line)."""
-        from .gatewaylog.logs import plugin_lines, reassemble
-
         marker.poll()
         return plugin_lines(reassemble(marker.lines))
 
     def _runtime_or_state(self, found: StateRead | None = None) -> Any:
         if self._runtime is None:
-            from .runtime import runtime_for_state
-
-            self._runtime = runtime_for_state(self.project, self.runtime_override, found)
+            self._runtime = for_state(self.project, self.runtime_override, found)
         return self._runtime
 
     # -- changing it -------------------------------------------------------------
@@ -278,8 +270,6 @@ def _running(project: Project) -> bool:
     state = StackState.load_or_none(project.state_dir)
     if state is None or not state.ready:
         return False
-    from .runtime import check_running
-    from .errors import HlocalError
 
     try:
         check_running(project, state)
@@ -295,30 +285,22 @@ def _running(project: Project) -> bool:
 
 def choose_runtime_name(project: Project, override: str | None) -> tuple[str, str]:
     """The runtime `up` would use and one line saying why."""
-    from .runtime import choose_runtime_name as choose
-
     return choose(project, override)
 
 
 def resolve_flavor(project: Project, override: str | None) -> str:
     """The gateway flavor plugins are judged against (gateway.flavor, else the chosen runtime's)."""
-    from .runtime import resolve_flavor as resolve
-
     return resolve(project, override)
 
 
 def select_runtime(project: Project, override: str | None, echo: Callable[[str], None] | None = None,
                    found: StateRead | None = None) -> Any:
     """The runtime for `up`; refuses when the stack already runs on the other one."""
-    from .runtime import select_runtime as select
-
     return select(project, override, echo=echo, found=found)
 
 
 def require_running(project: Project) -> StackState:
     """The running stack's state; NotRunning when it is not up."""
-    from .runtime import require_running as running
-
     return running(project)
 
 
@@ -328,11 +310,6 @@ def up_stack(project: Project, override: str | None, *, recreate: bool, timeout:
     """`hlocal up` under the stack's lock: `build` stale plugins first (`auto` inspects the built modules to
     pick the runtime), then start on the chosen runtime inside `starting(runtime name)` (the CLI's progress
     line); on a running stack, apply what changed instead. Returns the runtime and its UpResult."""
-    from .runtime.lock import stack_lock
-
-    from .runtime import select_runtime as select
-    from .runtime.converge import up_converging
-
     with stack_lock(project.state_dir, "up", wait=timeout, echo=echo):
         build()
         # On a running stack `up` applies what changed (runtime/converge.py), a switch of runtime too.
@@ -346,9 +323,6 @@ def down_stack(project: Project, override: str | None = None, *, clean: bool = F
                echo: Callable[[str], None] | None = None, started: Any = None) -> list[str]:
     """`hlocal down` under the stack's lock: stop everything of it on `started` (the runtime that started
     it, when the caller holds it) or the one its state names; `clean` also removes .hlocal/<name>/."""
-    from .runtime.lock import stack_lock
-    from .system.ownfiles import remove_tree
-
     with stack_lock(project.state_dir, "down", echo=echo):
         stopped = Stack.resolve(project, override).down(started)  # state.json read once, under the lock
         if clean:
@@ -359,6 +333,4 @@ def down_stack(project: Project, override: str | None = None, *, clean: bool = F
 
 def reload_stack(project: Project, **kwargs: Any) -> Any:
     """`hlocal reload`: build what is stale and swap every changed piece into the running gateway."""
-    from .runtime.reload import reload_stack as reload
-
     return reload(project, **kwargs)

@@ -53,6 +53,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     pytest.skip(f"docker tests skipped: {why} (CI sets HLOCAL_REQUIRE_DOCKER=1 and runs them)")
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """hlocal reads HLOCAL_* once (settings.py): each test reads them again, after its own setenv."""
+    from higress_local import settings
+
+    settings.reset()
+    yield
+    settings.reset()
+
+
 @pytest.fixture(scope="session")
 def docker_images() -> dict[str, str]:
     """Local gateway and backend images (built once, reused by tag), exported for hlocal."""

@@ -1,7 +1,7 @@
 """The reload agent's wire: where its socket is, and one framed message each way.
 
 Imported by the command-line entry point before anything else, so it uses only built-in modules
-(`_socket`, `marshal`, `os`): a one-shot `hlocal reload` that the agent serves must not pay for the
+(`_socket`, `marshal`, `os`, `sys`): a one-shot `hlocal reload` that the agent serves must not pay for the
 imports it exists to avoid. Messages are marshal-encoded dicts of plain values behind a 4-byte length;
 both ends are the same hlocal (the agent refuses another version) and the same user (the socket is
 0600 in a 0700 folder, and the agent checks its peer's uid).
@@ -12,6 +12,7 @@ from __future__ import annotations
 import _socket
 import marshal
 import os
+import sys
 
 SOCKET_NAME = "agent.sock"
 RUN_DIR = "run"
@@ -77,6 +78,24 @@ def _exactly(sock: _socket.socket, size: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def print_outcome(outcome: dict) -> int:
+    """Print a command's outcome ({"out": lines, "error": [message, hint], "note"}: errors.outcome_of) the
+    way the CLI does, for the CLI and for a reload the agent served alike; returns its exit code."""
+    for line in outcome.get("out", ()):
+        print(line)
+    sys.stdout.flush()
+    error = outcome.get("error")
+    if error:
+        message, hint = error
+        red = sys.stderr.isatty()  # as click.secho: colour only on a terminal
+        print(f"\x1b[31merror: {message}\x1b[0m" if red else f"error: {message}", file=sys.stderr)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+    if outcome.get("note"):
+        print(outcome["note"], file=sys.stderr)
+    return int(outcome.get("exit", 0))
 
 
 def receive(sock: _socket.socket) -> dict:

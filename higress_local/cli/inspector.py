@@ -7,15 +7,16 @@ import json
 import click
 
 from .options import json_option, project_from, project_options
+from ..errors import ConfigError
+from ..inspect.store import Store
+from ..inspect.ui import InspectorServer, ui_token
+from ..inspect.view import format_list, format_record, list_row, record_json, replay_request, store_dir, stored_record
+from ..probe.send import REQUEST_ID_HEADER, send_request
+from ..stack import require_running
 
 
 def _captures(ctx: click.Context):
     """The running stack's state and its capture store; a clear error when capture is off."""
-    from ..errors import ConfigError
-    from ..inspect.store import Store
-    from ..inspect.view import store_dir
-    from ..stack import require_running
-
     project = project_from(ctx)
     state = require_running(project)
     if state.layout is None or not state.layout.inspect_dir:
@@ -38,9 +39,6 @@ def inspect_command(ctx: click.Context, request_id: int | None, limit: int, repl
     client sent it and as it left the plugins, the response as the upstream sent it and as the client
     got it, with the plugins' log lines and the calls they made to services.
     """
-    from ..errors import ConfigError
-    from ..inspect.view import format_list, format_record, list_row, record_json
-
     project, state, store = _captures(ctx)
     if request_id is None:
         if replay:
@@ -81,9 +79,6 @@ REPLAY_CAPTURE_S = 10.0
 def replay_stored(state, store, record: dict) -> dict:
     """Send a captured client request again and return once the replay's own entry is stored:
     {replayed, id (None when it was not captured in time), method, path, status, ms}."""
-    from ..inspect.view import replay_request, stored_record
-    from ..probe.send import REQUEST_ID_HEADER, send_request
-
     method, path, headers, body = replay_request(record)
     exchange = send_request(state, method, path, headers, body)
     tag = next(v for n, v in exchange.request_headers if n == REQUEST_ID_HEADER)
@@ -96,8 +91,6 @@ def replayer(state, store):
     """What the page's Replay button runs: the original client request, sent again."""
 
     def replay(record_id: int) -> dict:
-        from ..errors import ConfigError
-
         record = store.get(record_id)
         if record is None:
             raise ConfigError(f"no captured request #{record_id}", "it fell out of the ring")
@@ -113,8 +106,6 @@ def replayer(state, store):
 @click.pass_context
 def ui_command(ctx: click.Context, ui_port: int, open_browser: bool) -> None:
     """Serve the request inspector as a local web page (live list, the four views, replay)."""
-    from ..inspect.ui import InspectorServer, ui_token
-
     project, state, store = _captures(ctx)
     server = InspectorServer(ui_port, store, ui_token(project.state_dir), replayer(state, store))
     click.echo(f"inspector: {server.url}")

@@ -1,80 +1,42 @@
-"""The `hlocal` command line: thin Click commands over the library.
+"""The commands that run a stack: thin Click commands over the library.
 
-Heavy modules are imported inside the commands so that `hlocal --help` stays fast.
+They are listed in the group's table (`cli/group.py`), which imports this module only to run one.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import click
 
+from .group import main  # noqa: F401  (the `hlocal` group, also importable from here)
 from .options import json_option, project_from, project_options, runtime_option as _runtime_option
-from .project import COMMANDS as PROJECT_COMMANDS
-from ..errors import ConfigError, ExitCode, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
-
-
-class HlocalGroup(click.Group):
-    """Turns every HlocalError (and a stop by signal) into one short message and its documented exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(ctx.params.get("debug"))
-        try:
-            return super().invoke(ctx)
-        except HlocalError as exc:
-            if debug:
-                import traceback
-
-                traceback.print_exc()
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"hint: {exc.hint}", err=True)
-            ctx.exit(int(exc.exit_code))
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(int(ExitCode.INTERRUPTED))
-        except Stopped as stop:
-            click.echo(f"stopped by {stop.name}", err=True)
-            ctx.exit(int(stop.exit_code))
-
-
-@click.group(cls=HlocalGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-f", "--file", "config_file", type=click.Path(dir_okay=True), default=None,
-              help="hlocal.yaml or its folder (default: the nearest one from the current folder up); "
-                   "also accepted after the subcommand.")
-@click.option("--debug", is_flag=True, help="Verbose logs and tracebacks.")
-@click.version_option(package_name="higress-local", prog_name="hlocal")
-@click.pass_context
-def main(ctx: click.Context, config_file: str | None, debug: bool) -> None:
-    """Run Higress wasm plugins locally behind a real gateway.
-
-    \b
-    Shell completion: eval "$(_HLOCAL_COMPLETE=bash_source hlocal)" (zsh_source, fish_source).
-
-    \b
-    Exit codes: 0 ok, 1 probe failed (or `status`: not healthy),
-    2 usage or config error, 3 environment problem, 4 plugin failed
-    to load or configure, 5 timed out waiting for ready,
-    129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.
-    """
-    import logging
-
-    from ..system.wait import install_interrupt_flag
-
-    install_interrupt_flag()
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
-    ctx.obj = {"config_file": config_file, "debug": debug}
-
+from .progress import Phases, Progress
+from .report import follow_up_flags, print_exchange, print_probe_results, print_status, print_up_summary
+from ..agent.control import ensure_agent
+from ..config.validate import check_header, check_method, check_path
+from ..errors import ConfigError, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
+from ..gatewaylog.logs import parse_since
+from ..probe.observe import plugin_crashes_of, startup_warnings_of
+from ..probe.send import run_probes, send_request
+from ..project.watch import watch as watch_files
+from ..settings import ENV_UP_TIMEOUT, UP_TIMEOUT_S
+from ..stack import Stack, down_stack, reload_stack, require_running, up_stack
+from ..state import StackState
+from ..system.proc import ProcessRecord
+from ..system.userfiles import read_regular_file
+from ..testing.compare import compare_runtimes
+from ..testing.testrun import require_pytest, run_smoke_tests
+from ..wasm.gobuild import build_plugin, needs_build
 
 _project = project_from
 
 
-@main.command()
+@click.command()
 @project_options(port=True)
 @_runtime_option
 @click.option("--recreate", is_flag=True, help="Stop a running stack and start it afresh.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, envvar="HLOCAL_UP_TIMEOUT",
+@click.option("--timeout", type=float, default=UP_TIMEOUT_S, show_default=True, envvar=ENV_UP_TIMEOUT,
               help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
 @click.option("--build/--no-build", "build", default=None,
               help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
@@ -88,16 +50,12 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
     """Start the gateway, plugins and mock backend; wait until ready. On a running stack, apply what changed."""
     from pathlib import Path
 
-    from .progress import Progress
-    from .report import follow_up_flags, print_up_summary
-    from ..stack import up_stack
-
     project = _project(ctx)
     rt, result = up_stack(project, runtime, recreate=recreate, timeout=timeout,
                           echo=lambda m: click.echo(m, err=True), build=lambda: _build_before_up(project, build),
                           starting=lambda name: Progress(f"starting {project.name} ({name})",
                                                          detail=lambda: _up_detail(project)))
-    print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.get("name")))
+    print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.name))
     _start_agent(project)
     if not result.already_running:  # else the log holds an earlier start and requests since
         _startup_warnings(project, strict)
@@ -122,7 +80,6 @@ def _foreground(project, rt, state) -> None:
 
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-        from ..stack import down_stack
 
         stopped = down_stack(project, echo=lambda m: click.echo(m, err=True), started=rt)
         click.echo(f"stopped {', '.join(stopped)}" if stopped else f"{project.name}: nothing running", err=True)
@@ -130,8 +87,6 @@ def _foreground(project, rt, state) -> None:
 
 def _startup_warnings(project, strict: bool) -> None:
     """A plugin that logged a [critical] config error may fall back to deny-all and still be 'ready'."""
-    from ..probe.observe import startup_warnings_of
-
     warnings = startup_warnings_of(project)
     for line in warnings:
         click.secho(f"warning: a plugin logged while starting: {line}", fg="yellow", err=True)
@@ -142,8 +97,6 @@ def _startup_warnings(project, strict: bool) -> None:
 
 def _up_detail(project) -> str | None:
     """What `up` is waiting for, for the progress line: a large module compiles for seconds."""
-    from ..state import StackState
-
     state = StackState.load_or_none(project.state_dir)
     if state is None:
         return "preparing"
@@ -157,9 +110,6 @@ def _up_detail(project) -> str | None:
 
 def _down_detail(project) -> str | None:
     """What `down` is waiting for: the stack's processes still there (a gateway draining, a collector flushing)."""
-    from ..state import StackState
-    from ..system.proc import ProcessRecord
-
     state = StackState.load_or_none(project.state_dir)
     if state is None:
         return None
@@ -170,9 +120,6 @@ def _down_detail(project) -> str | None:
 
 
 def _build_before_up(project, build: bool | None) -> None:
-    from ..wasm.gobuild import build_plugin, needs_build
-    from .progress import Progress
-
     if build is False:
         return
     for plugin in project.plugins:
@@ -184,26 +131,19 @@ def _build_before_up(project, build: bool | None) -> None:
 
 
 def _watch(project) -> None:
-    from ..project.watch import watch
-    from .progress import Phases
-
     try:
-        watch(project.file, echo=click.echo, phase=Phases().phase)
+        watch_files(project.file, echo=click.echo, phase=Phases().phase)
     except KeyboardInterrupt:
         click.echo(f"stopped watching; the stack is still running (hlocal down to stop it)", err=True)
 
 
-@main.command()
+@click.command()
 @project_options(name=False)
 @click.argument("plugins", nargs=-1)
 @click.option("--in-docker", is_flag=True, help="Build in a golang container (plugins[].build.image).")
 @click.pass_context
 def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None:
     """Compile plugins to wasm and inspect the result."""
-    from ..wasm.gobuild import build_plugin
-    from ..errors import ConfigError
-    from .progress import Progress
-
     project = _project(ctx)
     chosen = [project.plugin(n) for n in plugins] or [p for p in project.plugins if p.build is not None]
     if not chosen:
@@ -216,7 +156,7 @@ def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None
                    f"sha256 {done.sha256}, ABI {done.abi or 'none'}")
 
 
-@main.command()
+@click.command()
 @project_options()
 @click.argument("plugins", nargs=-1)
 @click.option("--build/--no-build", "build", default=True, help="Rebuild plugins whose sources changed (default).")
@@ -225,9 +165,6 @@ def build(ctx: click.Context, plugins: tuple[str, ...], in_docker: bool) -> None
 @click.pass_context
 def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: bool, timeout: float) -> None:
     """Swap new builds, plugin configs, routes and stubs into the running gateway."""
-    from ..stack import reload_stack
-    from .progress import Phases
-
     project = _project(ctx)
     phases = Phases()
     result = reload_stack(project, names=plugins, build=build, restart=restart, timeout=timeout,
@@ -241,36 +178,29 @@ def reload(ctx: click.Context, plugins: tuple[str, ...], build: bool, restart: b
 
 def _start_agent(project) -> None:
     """The stack's reload agent (runtime/agent.py): the next `hlocal reload` is served warm. Best effort."""
-    from ..agent.control import ensure_agent
-
     try:
         ensure_agent(project.state_dir)
     except HlocalError as exc:  # the stack runs; only the next reload is slower
         click.echo(f"note: the reload agent did not start ({exc.message}); reloads run without it", err=True)
 
 
-@main.command()
+@click.command()
 @project_options()
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """Rebuild and reload the running stack whenever plugin sources or hlocal.yaml change."""
-    from ..stack import require_running
-
     project = _project(ctx)
     require_running(project)
     _watch(project)
 
 
-@main.command()
+@click.command()
 @project_options()
 @_runtime_option
 @click.option("--clean", is_flag=True, help="Also remove the stack's folder .hlocal/<name>/ (logs, rendered files).")
 @click.pass_context
 def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
     """Stop everything of this stack (safe to run twice)."""
-    from ..stack import down_stack
-    from .progress import Progress
-
     project = _project(ctx)
     with Progress(f"stopping {project.name}", detail=lambda: _down_detail(project)) as progress:
         stopped = down_stack(project, runtime, clean=clean, echo=progress.echo)
@@ -281,9 +211,6 @@ def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
 
 def _add_crashes(project, report) -> None:
     """Each plugin's VM traps so far (`crashes`: what each said), from the running gateway's log."""
-    from ..errors import HlocalError
-    from ..probe.observe import plugin_crashes_of
-
     if not report.components:
         return
     try:
@@ -294,16 +221,13 @@ def _add_crashes(project, report) -> None:
         plugin["crashes"] = crashes.get(plugin["name"], []) + crashes.get("", [])
 
 
-@main.command()
+@click.command()
 @project_options()
 @_runtime_option
 @json_option()
 @click.pass_context
 def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Show each component: state, pid, ports, plugin sha, uptime. Exit 1 when not healthy."""
-    from .report import print_status
-    from ..stack import Stack
-
     project = _project(ctx)
     report = Stack.resolve(project, runtime).status()
     _add_crashes(project, report)
@@ -315,7 +239,7 @@ def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
                         report.problem or "see the components above; `hlocal up --recreate` restarts it")
 
 
-@main.command()
+@click.command()
 @project_options(short_file=False)
 @_runtime_option
 @click.argument("service", required=False, metavar="[gateway|backend|access|svc-NAME]")
@@ -329,9 +253,6 @@ def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
 def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_only: bool, follow: bool,
          tail: int | None, since: str | None, timestamps: bool, no_prefix: bool) -> None:
     """Print the stack's logs merged in time order (`access`: the gateway's access log)."""
-    from ..gatewaylog.logs import parse_since
-    from ..stack import Stack
-
     cutoff = parse_since(since) if since else None
     project = _project(ctx)
     stack = Stack.resolve(project, runtime)
@@ -340,17 +261,13 @@ def logs(ctx: click.Context, runtime: str | None, service: str | None, plugin_on
         click.echo(line)
 
 
-@main.command()
+@click.command()
 @project_options()
 @click.argument("names", nargs=-1)
 @json_option()
 @click.pass_context
 def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Run the probes from hlocal.yaml against the running stack."""
-    from ..probe.send import run_probes
-    from .report import print_probe_results
-    from ..stack import require_running
-
     project = _project(ctx)
     state = require_running(project)
     results = run_probes(project, state, names)
@@ -361,7 +278,7 @@ def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
                           "see each failure above; `hlocal logs --plugin` shows what the plugins logged")
 
 
-@main.command()
+@click.command()
 @project_options()
 @click.argument("method")
 @click.argument("path")
@@ -371,12 +288,6 @@ def probe(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 @click.pass_context
 def request(ctx: click.Context, method: str, path: str, headers: tuple[str, ...], data: str | None, as_json: bool) -> None:
     """Send one request; show the response and what the backend received."""
-    from ..probe.send import send_request
-    from .report import print_exchange
-    from ..stack import require_running
-
-    from ..config.validate import check_method, check_path
-
     project = _project(ctx)
     check_method(method, "request method")
     check_path(path, "request path")
@@ -390,9 +301,6 @@ REQUEST_BODY_CAP = 256 * 1024 * 1024  # -d @FILE: never read a device or a huge 
 
 
 def _parse_headers(raw: tuple[str, ...]) -> list[tuple[str, str]]:
-    from ..errors import ConfigError
-    from ..config.validate import check_header
-
     out = []
     for item in raw:
         name, sep, value = item.partition(":")
@@ -406,9 +314,6 @@ def _parse_headers(raw: tuple[str, ...]) -> list[tuple[str, str]]:
 def _read_data(data: str | None) -> bytes | None:
     from pathlib import Path
 
-    from ..errors import ConfigError
-    from ..system.userfiles import read_regular_file
-
 
     if data is None:
         return None
@@ -418,13 +323,13 @@ def _read_data(data: str | None) -> bytes | None:
     return data.encode()
 
 
-@main.command("test", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command("test", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @project_options(port=True)
 @_runtime_option
 @click.option("--build/--no-build", "build", default=None,
               help="Build plugins first (default: those with a build section whose sources are newer than the wasm).")
 @click.option("--keep", is_flag=True, help="Leave the stack running afterwards.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, envvar="HLOCAL_UP_TIMEOUT",
+@click.option("--timeout", type=float, default=UP_TIMEOUT_S, show_default=True, envvar=ENV_UP_TIMEOUT,
               help="Seconds to wait for ready (env: HLOCAL_UP_TIMEOUT).")
 @click.option("--junitxml", type=click.Path(dir_okay=False),
               help="Write the results as JUnit XML to this file (pytest's --junitxml).")
@@ -438,14 +343,10 @@ def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep
 
     Arguments after hlocal's own options go to pytest, e.g. `hlocal test -- -k headers -x`.
     """
-    from ..testing.testrun import require_pytest, run_smoke_tests
-
     project = _project(ctx)
     require_pytest()
     _build_before_up(project, build)
     if compare is not None:
-        from ..testing.compare import compare_runtimes
-
         if keep:
             raise ConfigError("--keep and --compare do not go together", "--compare stops each stack after its run")
         ctx.exit(compare_runtimes(project, pytest_args, runtime=runtime, other=compare, timeout=timeout,
@@ -456,19 +357,6 @@ def smoke_test(ctx: click.Context, runtime: str | None, build: bool | None, keep
     code = run_smoke_tests(project, pytest_args, runtime=runtime, keep=keep, timeout=timeout,
                            echo=lambda m: click.echo(m, err=True))
     ctx.exit(code)
-
-
-for _command in PROJECT_COMMANDS:
-    main.add_command(_command)
-
-from .inspector import inspect_command, ui_command  # noqa: E402  (commands of their own modules)
-from .mcp import mcp_group  # noqa: E402
-from .push import push_command  # noqa: E402
-
-main.add_command(push_command, "push")
-main.add_command(inspect_command, "inspect")
-main.add_command(ui_command, "ui")
-main.add_command(mcp_group, "mcp")
 
 
 if __name__ == "__main__":  # pragma: no cover

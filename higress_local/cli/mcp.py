@@ -8,6 +8,9 @@ import click
 
 from .options import json_option, project_from, project_options
 from ..errors import McpCallFailed
+from ..config.validate import check_path
+from ..probe.mcpclient import describe_arguments, gateway_mcp_url, McpClient, parse_tool_args, tool_summary
+from ..stack import require_running
 
 PATH_HELP = "Path of the MCP endpoint on the gateway."
 
@@ -24,8 +27,6 @@ def mcp_group() -> None:
 @click.pass_context
 def tools_command(ctx: click.Context, path: str, as_json: bool) -> None:
     """List the tools: name, description and arguments."""
-    from ..probe.mcpclient import McpClient, describe_arguments, tool_summary
-
     url = _endpoint(ctx, path)
     with McpClient(url) as client:
         tools = [tool_summary(t) for t in client.list_tools()]
@@ -53,8 +54,6 @@ def call_command(ctx: click.Context, tool: str, arguments: tuple[str, ...], path
     KEY=VALUE is JSON where it parses (3, true), else text; a property the tool declares as a
     string always gets the text as given. KEY:=JSON must be JSON.
     """
-    from ..probe.mcpclient import McpClient, parse_tool_args
-
     parse_tool_args(arguments)  # usage errors first, running or not
     url = _endpoint(ctx, path)
     with McpClient(url) as client:
@@ -76,10 +75,6 @@ def call_command(ctx: click.Context, tool: str, arguments: tuple[str, ...], path
 
 def _endpoint(ctx: click.Context, path: str) -> str:
     """The MCP endpoint of the running stack (the error of `hlocal request` when it is not running)."""
-    from ..probe.mcpclient import gateway_mcp_url
-    from ..stack import require_running
-    from ..config.validate import check_path
-
     check_path(path, "--path")
     project = project_from(ctx)
     state = require_running(project)

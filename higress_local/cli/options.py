@@ -11,13 +11,15 @@ from typing import Any, Callable
 
 import click
 
-RUNTIME_CHOICES = ("auto", "native", "docker")
+from .group import CliState
+from ..config.project import load_project
+from ..settings import RUNTIMES as RUNTIME_CHOICES
 
 
 def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
         if value is not None:
-            ctx.ensure_object(dict)[key] = value
+            setattr(ctx.ensure_object(CliState), key, value)
         return value
 
     return callback
@@ -55,7 +57,5 @@ def json_option(help: str = "Machine-readable output.") -> Callable[[Callable[..
 
 def project_from(ctx: click.Context):
     """The project the command's options (wherever given) point at, with --name/--port applied."""
-    from ..config.project import load_project
-
-    obj = ctx.obj or {}
-    return load_project(obj.get("config_file"), name=obj.get("name"), port=obj.get("port"))
+    obj = ctx.ensure_object(CliState)
+    return load_project(obj.config_file, name=obj.name, port=obj.port)

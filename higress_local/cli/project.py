@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import click
 
-from .options import json_option, project_from, project_options, runtime_option as _runtime_option
+from .options import CliState, json_option, project_from, project_options, runtime_option as _runtime_option
 from ..errors import PluginError
+from .configview import resolved_config
+from .report import print_check, print_config, print_stacks
+from ..errors import ConfigError
+from ..project.export import export_higress
+from ..project.ls import running_stacks
+from ..project.newplugin import new_project
+from ..project.render_stack import render_stack
+from ..project.scaffold import init_project
+from ..stack import choose_runtime_name, resolve_flavor
+from ..wasm.plugins import check_project
 
 
 @click.command()
@@ -16,10 +26,6 @@ from ..errors import PluginError
 @click.pass_context
 def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Inspect each plugin module and say whether the gateway can run it."""
-    from ..wasm.plugins import check_project
-    from .report import print_check
-    from ..stack import resolve_flavor
-
     project = project_from(ctx)
     flavor = resolve_flavor(project, runtime)
     report = check_project(project, flavor)
@@ -38,8 +44,6 @@ def check(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
 @click.pass_context
 def render(ctx: click.Context, runtime: str | None, out: str | None) -> None:
     """Write what `up` would run, to run it by hand (eject)."""
-    from ..project.render_stack import render_stack
-
     project = project_from(ctx)
     rendered = render_stack(project, runtime, out)
     click.echo(f"rendered the {rendered.runtime} stack of {project.name} into {rendered.directory}")
@@ -61,9 +65,6 @@ def export(ctx: click.Context, target: str, out: str | None, namespace: str, url
            default_url: str | None) -> None:
     """Write the plugins and services as Higress resources (WasmPlugin, McpBridge, ...)."""
     from pathlib import Path
-
-    from ..errors import ConfigError
-    from ..project.export import export_higress
 
     project = project_from(ctx)
     mapping = {}
@@ -93,9 +94,7 @@ def init_command(ctx: click.Context, wasm: str | None, force: bool) -> None:
     """Write a commented hlocal.yaml and tests/test_smoke.py for the plugin in this directory."""
     from pathlib import Path
 
-    from ..project.scaffold import init_project
-
-    given = ctx.obj.get("config_file")
+    given = ctx.ensure_object(CliState).config_file
     directory = (Path(given) if Path(given).is_dir() else Path(given).parent) if given else Path.cwd()
     result = init_project(directory, wasm=wasm, force=force)
     for path in result.written:
@@ -116,8 +115,6 @@ def new_command(name: str, parent: str, force: bool, template: str) -> None:
     """Create a wasm-go SDK plugin project: go.mod, main.go, hlocal.yaml, a smoke test, README."""
     from pathlib import Path
 
-    from ..project.newplugin import new_project
-
     result = new_project(Path(parent), name, force=force, template=template)
     for path in result.written:
         click.echo(f"wrote {path}")
@@ -131,9 +128,6 @@ def new_command(name: str, parent: str, force: bool, template: str) -> None:
 @json_option()
 def ls_command(as_json: bool) -> None:
     """List every hlocal stack running on this machine (any folder, both runtimes)."""
-    from ..project.ls import running_stacks
-    from .report import print_stacks
-
     print_stacks(running_stacks(), as_json=as_json)
 
 
@@ -144,13 +138,7 @@ def ls_command(as_json: bool) -> None:
 @click.pass_context
 def config_command(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Print the configuration as resolved: ${VAR}s expanded, defaults filled in, overrides applied."""
-    from .configview import resolved_config
-    from .report import print_config
-    from ..stack import choose_runtime_name
-
     project = project_from(ctx)
     name, why = choose_runtime_name(project, runtime)
     print_config(resolved_config(project, name, why), as_json=as_json)
 
-
-COMMANDS = (check, render, export, init_command, new_command, ls_command, config_command)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import click
 
+from .options import CliState
+from ..config.project import load_project
+from ..project.push import push_plugin
+from ..wasm.gobuild import build_plugin, needs_build
+
 
 @click.command("push")
 @click.argument("plugin")
@@ -24,11 +29,7 @@ def push_command(ctx: click.Context, plugin: str, reference: str, insecure: bool
     `hlocal export higress` then points the plugin's WasmPlugin at the pushed digest.
     Credentials: `docker login REGISTRY`, or ORAS_USER and ORAS_PASS.
     """
-    from ..wasm.gobuild import build_plugin, needs_build
-    from ..config.project import load_project
-    from ..project.push import push_plugin
-
-    project = load_project((ctx.obj or {}).get("config_file"))
+    project = load_project(ctx.ensure_object(CliState).config_file)
     chosen = project.plugin(plugin)
     if chosen.build is not None and build is not False and (build or needs_build(chosen)):
         done = build_plugin(chosen, echo=lambda line: click.echo(f"  | {line}", err=True))

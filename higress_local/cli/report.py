@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from ..probe.exchanges import format_exchange
+from ..config.project import find_config
+from ..errors import ConfigError
 
 
 def _json(doc: Any) -> None:
@@ -20,9 +22,6 @@ def _json(doc: Any) -> None:
 def follow_up_flags(project_file: Path, cwd: Path, name_override: str | None = None) -> str:
     """The flags a follow-up command needs from `cwd`: `-f DIR` unless hlocal finds this project there
     by itself (upwards from the cwd), and `--name` when the stack was started under another name."""
-    from ..config.project import find_config
-    from ..errors import ConfigError
-
     flags = []
     try:
         found = find_config(None, cwd) == project_file

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..higress import releases
+from ..settings import DEFAULT_WASM_LOG_LEVEL
 from .mcp_session import McpServer
 
 # Higress (Istio WasmPlugin) phases, in filter-chain order; the default phase runs last.
@@ -23,7 +24,7 @@ class Gateway:
     port: int = 10000
     admin_port: int = 0
     log_level: str = "info"
-    wasm_log_level: str = "debug"
+    wasm_log_level: str = DEFAULT_WASM_LOG_LEVEL
     image: str | None = None  # docker runtime: None = the flavor's default (or its env override)
     tls: bool = False  # also serve https with a generated self-signed certificate
     tls_port: int = 0  # the https listener on 127.0.0.1; 0 = pick a free port

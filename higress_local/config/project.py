@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from ..higress import releases
 from ..errors import ConfigError
+from ..settings import CONFIG_NAMES, DEFAULT_WASM_LOG_LEVEL, FLAVORS, RUNTIMES
 from ..system.userfiles import CONFIG_CAP, WASM_CAP, check_regular_file, read_regular_file, safe_absolute, size_text
 from .models import (
     PHASES, SERVICE_KINDS, Backend, Build, Endpoint, Expect, Gateway, Plugin, Probe, ProbeRequest, Project, Route, Rule,
@@ -21,10 +22,9 @@ from .mcp import check_expect_keys as check_mcp_expect_keys
 from .mcp_session import parse_mcp_server
 from .schema import Node, describe, load_yaml
 from .validate import check_header, check_path, check_regex
+from .envsubst import expand
+from ..mock.stubs import parse_stubs, StubConfigError
 
-CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
-RUNTIMES = ("auto", "native", "docker")
-FLAVORS = ("envoy", "higress")
 ENVOY_CHOICE = r"bundled|match|1\.[0-9]{2}"  # gateway.envoy (native runtime): see runtime/envoys.py
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
@@ -66,8 +66,6 @@ def load_project(path: str | Path | None = None, cwd: Path | None = None, *, nam
         raise ConfigError(f"cannot read {file}: {exc}", "check the file's permissions and encoding") from exc
     data = load_yaml(text, file.name)
     if "$" in text:
-        from .envsubst import expand
-
         data = expand(data, os.environ if env is None else env, file.name)
     return apply_overrides(parse_project(data, file), name=name, port=port)
 
@@ -111,7 +109,7 @@ def parse_project(data: Any, file: Path) -> Project:
         services=services,
         name=name,
         file=file,
-        runtime=root.child("runtime").choice(RUNTIMES, "auto"),
+        runtime=root.child("runtime").choice(RUNTIMES, RUNTIMES[0]),
         gateway=_gateway(root.child("gateway")),
         plugins=plugins,
         routes=routes,
@@ -140,7 +138,7 @@ def _gateway(node: Node) -> Gateway:
         port=node.child("port").port(10000),
         admin_port=node.child("admin_port").port(0),
         log_level=node.child("log_level").choice(LOG_LEVELS, "info"),
-        wasm_log_level=node.child("wasm_log_level").choice(LOG_LEVELS, "debug"),
+        wasm_log_level=node.child("wasm_log_level").choice(LOG_LEVELS, DEFAULT_WASM_LOG_LEVEL),
         image=node.child("image").optional_string(),
         tls=node.child("tls").boolean(False),
         tls_port=node.child("tls_port").port(0),
@@ -293,8 +291,6 @@ def _service(node: Node) -> Service:
         raise mock.error("replicas and metrics are for mock services", "a redis service runs one redis-server")
     stubs = mock.child("stubs").list().value
     if stubs:
-        from ..mock.stubs import StubConfigError, parse_stubs
-
         try:
             parse_stubs(stubs)
         except StubConfigError as exc:
@@ -428,7 +424,6 @@ def _backend(node: Node) -> Backend:
     stubs = node.child("stubs").list()
     if stubs.value:
         # Imported only when there are stubs to check: a one-shot `hlocal reload` stays quick.
-        from ..mock.stubs import StubConfigError, parse_stubs
 
         try:
             parse_stubs(stubs.value)  # the mock's own validator: one definition of what a stub is

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from ..errors import EnvironmentProblem, HlocalError, InvalidWasm, PluginError, PortInUse
 from .logs import PLUGIN_LINE, THREAD, WASM_GO_PREFIX, read_lines, reassemble
 from .panics import GoPanic, VmTrap, panic_in, vm_traps
+from ..higress.hostcalls import HIGRESS_HOST_FUNCTIONS
 
 # Lines that end a failed load. Envoy names the plugin by its Wasm config name (= plugin name).
 # Envoy >= 1.3x (1.36 and 1.40 measured): "Plugin X failed to load", "Unable to create Wasm plugin X".
@@ -135,8 +136,6 @@ def _plugin_error(cause: tuple[str, str] | None, plugin: str | None, window: lis
     who = f"plugin {plugin!r}" if plugin else "a plugin"
     kind, detail = cause or ("unknown", "")
     if kind == "missing_import":
-        from ..higress.hostcalls import HIGRESS_HOST_FUNCTIONS
-
         function = detail.split(".", 1)[-1]
         if function in HIGRESS_HOST_FUNCTIONS:
             return PluginError(f"{who} failed to load: it imports {detail}, a Higress-only host function "

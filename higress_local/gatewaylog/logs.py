@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+from ..errors import ConfigError
 
 from .panics import DUMP_START, join_fragments, panic_in
 
@@ -129,8 +130,6 @@ def _iso(text: str) -> float | None:
 
 def parse_since(text: str, now: float | None = None) -> float:
     """`--since` as epoch seconds: a duration back from now (10s, 5m, 1h30m, 2d) or a time (ISO 8601)."""
-    from ..errors import ConfigError
-
     now = time.time() if now is None else now
     compact = text.strip()
     if compact and _SINCE.sub("", compact) == "":

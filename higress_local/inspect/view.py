@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from . import diff
+from .store import Store
+from ..errors import ConfigError, WaitTimeout
+from ..system.wait import Deadline, NotYet
 
 HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive", "x-request-id", "x-forwarded-proto",
               "x-forwarded-for", "x-envoy-external-address", "x-hlocal-request-id"}
@@ -128,8 +131,6 @@ def record_json(record: dict[str, Any]) -> dict[str, Any]:
 
 def replay_request(record: dict[str, Any]) -> tuple[str, str, list[tuple[str, str]], bytes | None]:
     """method, path, headers, body of the client's original request, minus what the gateway adds."""
-    from ..errors import ConfigError
-
     sent = record.get("client_request")
     if not sent:
         raise ConfigError(f"request #{record.get('id')} has no captured client request", "pick another id")
@@ -151,8 +152,6 @@ def record_for_request(state_dir: Path, request_id: str, timeout: float = 3.0) -
     """The captured record of the request tagged `x-hlocal-request-id: request_id` (hlocal's clients
     tag every request), waiting up to `timeout` for the collector (it records a request about a
     second after it ends); None when capture is off or the record never came."""
-    from .store import Store
-
     store = Store(store_dir(state_dir))
     if not store.directory.is_dir():
         return None
@@ -161,9 +160,6 @@ def record_for_request(state_dir: Path, request_id: str, timeout: float = 3.0) -
 
 def stored_record(store: Any, request_id: str, timeout: float) -> dict[str, Any] | None:
     """The record in `store` of the request tagged `request_id`, waiting up to `timeout`; None if it never came."""
-    from ..errors import WaitTimeout
-    from ..system.wait import Deadline, NotYet
-
     def find() -> dict[str, Any]:
         for record in store.recent(limit=100):
             headers = (record.get("client_request") or {}).get("headers") or []

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .paths import PREFIX
+from .stubs import StubConfigError
 
 # The control port is always reached directly: an http_proxy from the environment
 # would otherwise swallow requests to 127.0.0.1 or a compose service name.
@@ -102,7 +103,6 @@ class MockClient:
             message = _error_message(exc)
             if exc.code == 400 and path == "/stubs":
                 # Imported here: the stubs module pulls in asyncio, which a one-shot `hlocal reload` avoids.
-                from .stubs import StubConfigError
 
                 raise StubConfigError(message) from None
             raise MockClientError(f"{method} {url} answered {exc.code}: {message}", exc.code) from None

@@ -15,6 +15,8 @@ from ..errors import EnvironmentProblem, WaitTimeout
 from ..gatewaylog.logs import short_plugin_line
 from .send import REQUEST_ID_HEADER, Exchange
 from ..system.wait import Deadline, NotYet
+from ..gatewaylog.logs import PLUGIN_LINE
+from ..mock.client import MockClientError
 
 LOG_TIMEOUT = 5.0  # seconds assert_logged waits for a line (docker's log driver lags a little)
 
@@ -137,8 +139,6 @@ class UpstreamJournal:
 
     @staticmethod
     def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
-        from ..mock.client import MockClientError
-
         try:
             return method(*args, **kwargs)
         except MockClientError as exc:
@@ -159,8 +159,6 @@ class PluginLogs:
     @property
     def messages(self) -> list[str]:
         """Just what the plugins said (the part after Envoy's "wasm log <plugin> ...: " prefix)."""
-        from ..gatewaylog.logs import PLUGIN_LINE
-
         return [m.group("message") for m in map(PLUGIN_LINE.search, self.lines) if m]
 
     def __iter__(self) -> Iterator[str]:

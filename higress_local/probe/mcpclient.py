@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 
 from ..errors import ConfigError, EnvironmentProblem, HlocalError, McpCallFailed, WaitTimeout
 from ..config.mcp import DEFAULT_PATH, DEFAULT_TIMEOUT
+from ..config.validate import check_path
 LOGS_HINT = "`hlocal logs --plugin` shows what the plugin logged"
 
 
@@ -264,7 +265,5 @@ def describe_arguments(schema: dict[str, Any]) -> str:
 
 def gateway_mcp_url(gateway_url: str, path: str) -> str:
     """The MCP endpoint on the gateway; the path is checked as `hlocal request` checks its path."""
-    from ..config.validate import check_path
-
     check_path(path, "--path")
     return gateway_url + path

@@ -14,6 +14,7 @@ from ..mock.client import MockClient, MockClientError
 from ..runtime import runtime_for_state
 from ..state import StackState
 from ..errors import WaitTimeout
+from ..system.readiness import admin_stats
 
 # wasm-go and raw proxy-wasm plugins report a call to an unknown cluster as BadArgument / "bad argument"
 # (proxy-wasm-go-sdk types.ErrorStatusBadArgument: "error status returned by host: bad argument").
@@ -40,8 +41,6 @@ def _control(url: str, state: StackState) -> MockClient:
 
 def _timeouts(state: StackState) -> dict[str, int]:
     """upstream_rq_timeout per service cluster (a plugin's call that ran out of time counts there)."""
-    from ..system.readiness import admin_stats
-
     clusters = {plan.cluster: name for name, plan in state.services.items()}
     if not clusters:
         return {}

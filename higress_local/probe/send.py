@@ -12,6 +12,9 @@ from ..errors import ConfigError, EnvironmentProblem, McpCallFailed
 from ..state import StackState, service_of
 from ..mock.paths import MAX_BODY
 from ..config.validate import check_request
+from .mcpclient import gateway_mcp_url, McpClient, ToolResult
+from .observe import no_response, Observation
+from ..inspect.correlate import find_received, marks, mocks
 
 REQUEST_ID_HEADER = "x-hlocal-request-id"
 
@@ -100,8 +103,6 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     import socket
     import time
 
-    from ..inspect.correlate import find_received, marks, mocks
-
     request_id = uuid.uuid4().hex
     sent = [*headers, (REQUEST_ID_HEADER, request_id)]
     exchange = Exchange(method=method.upper(), url=state.gateway_url + path, request_headers=list(sent),
@@ -109,8 +110,6 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
     names = {name.lower() for name, _ in sent}
     observation = None
     if observe is not None:
-        from .observe import Observation
-
         observation = Observation(observe, state)
     clients = mocks(state)
     since = marks(clients)
@@ -132,8 +131,6 @@ def send_request(state: StackState, method: str, path: str, headers: Sequence[tu
         if body is not None and len(body) > MAX_BODY:  # the mock closes after refusing it: not a dead stack
             raise _body_too_large(len(body), MAX_BODY) from exc
         if accepted and isinstance(exc, (socket.timeout, TimeoutError)):
-            from .observe import no_response
-
             raise no_response(exchange, timeout, observation) from None
         raise EnvironmentProblem(f"request to {exchange.url} failed: {exc}", "is the stack up? see `hlocal status`") from exc
     finally:
@@ -212,9 +209,6 @@ def run_mcp_probe(state: StackState, probe: Probe) -> ProbeResult:
     """Call the probe's tool through the gateway; a ProbeResult whose exchange is the tools/call POST."""
     import time
     import uuid
-
-    from ..inspect.correlate import find_received, marks, mocks
-    from .mcpclient import McpClient, ToolResult, gateway_mcp_url
 
     call = probe.mcp
     url = gateway_mcp_url(state.gateway_url, call.path)

@@ -20,6 +20,9 @@ import psutil
 from ..system.proc import ProcessRecord
 from ..system.orphans import STACK_MARKER
 from ..state import StackState
+from ..errors import EnvironmentProblem
+from ..render.compose import LABEL
+from ..system.dockerenv import docker_client
 
 ADMIN_TIMEOUT_S = 0.5
 
@@ -94,10 +97,6 @@ def _admin_ready(admin_url: str) -> bool:
 
 def docker_stacks(now: float | None = None) -> list[StackEntry]:
     """Stacks with containers labelled io.hlocal.stack; none when no engine answers."""
-    from ..errors import EnvironmentProblem
-    from ..render.compose import LABEL
-    from ..system.dockerenv import docker_client
-
     now = time.time() if now is None else now
     try:
         client = docker_client(timeout=2.0)

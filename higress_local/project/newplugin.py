@@ -11,6 +11,7 @@ from string import Template
 
 import yaml
 
+from .. import __version__
 from ..wasm.gobuild import find_go
 from ..config.project import parse_project
 from ..errors import ConfigError, EnvironmentProblem
@@ -111,8 +112,6 @@ def action_repository() -> str | None:
 
 def workflow_values() -> dict[str, str]:
     """What the CI workflow template needs: the action (this hlocal's repository) at this hlocal's version."""
-    from .. import __version__
-
     repository = action_repository()
     note = "" if repository else (f"# {PLACEHOLDER_REPOSITORY}: put the GitHub repository you take hlocal from "
                                   "(owner/name), and after @ its tag or commit.")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..config.project import CONFIG_NAMES, sanitise_name
 from ..errors import ConfigError, HlocalError
+from ..config.project import parse_project, Plugin
+from ..wasm.plugins import check_plugin
 
 SMOKE_TEST = Path("tests") / "test_smoke.py"
 
@@ -93,9 +95,6 @@ def plugin_name(directory: Path) -> str:
 
 def stock_envoy_runs(wasm: Path, name: str) -> tuple[bool, str]:
     """Whether stock Envoy (the native runtime) can run the module, and why not."""
-    from ..config.project import Plugin
-    from ..wasm.plugins import check_plugin
-
     try:
         check = check_plugin(Plugin(name=name, wasm=wasm), "envoy")
     except HlocalError as exc:
@@ -156,8 +155,6 @@ def render_smoke_test(plugin: str) -> str:
 def init_project(directory: Path, *, wasm: str | None = None, force: bool = False) -> InitResult:
     """Write hlocal.yaml and tests/test_smoke.py for the plugin in `directory` (detecting main.wasm and go.mod)."""
     import yaml
-
-    from ..config.project import parse_project
 
     directory = directory.resolve()
     module = (directory / wasm) if wasm else directory / "main.wasm"

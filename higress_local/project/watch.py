@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
 
 from ..errors import HlocalError
+from ..config.project import load_project
+from ..runtime.reload import no_progress, reload_stack
+from ..state import StackState
+from ..wasm.gobuild import source_files
 
 POLL_SECONDS = 0.25
 DEBOUNCE_SECONDS = 0.3
@@ -16,9 +20,6 @@ Phase = Callable[[str], ContextManager[Any]]  # a step that may last: the CLI sh
 
 def watched_files(config_file: Path) -> dict[Path, float]:
     """hlocal.yaml, every plugin's sources (when it has a build) or its wasm (when it has none)."""
-    from ..wasm.gobuild import source_files
-    from ..config.project import load_project
-
     files = [config_file]
     try:
         project = load_project(config_file)
@@ -52,9 +53,6 @@ class Cycle:
 
 def run_cycle(config_file: Path, changed: list[Path], phase: Phase | None = None) -> Cycle:
     """Build what is stale and reload; an error is reported, never raised: the old version keeps serving."""
-    from ..config.project import load_project
-    from ..runtime.reload import no_progress, reload_stack
-
     names = ", ".join(p.name for p in changed[:3]) + (f" +{len(changed) - 3}" if len(changed) > 3 else "")
     try:
         project = load_project(config_file)
@@ -72,9 +70,6 @@ def run_cycle(config_file: Path, changed: list[Path], phase: Phase | None = None
 
 
 def _live_plugins(config_file: Path) -> Iterable:
-    from ..config.project import load_project
-    from ..state import StackState
-
     state = StackState.load(load_project(config_file).state_dir)
     return state.plugins if state else []
 

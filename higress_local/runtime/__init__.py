@@ -7,18 +7,20 @@ from typing import Callable
 
 from ..config.project import Project
 from ..errors import ConfigError, HlocalError, NotRunning
+from ..settings import RUNTIME_NAMES
 from ..system.ownfiles import read_private, write_private
 from ..state import StackState, StateRead
 from .base import Runtime
+from ..wasm.plugins import check_project
 
 NOT_RUNNING_HINT = "start it with `hlocal up`"
 # Written by `up` before anything starts and kept when `up` fails (the state is removed then), so
 # `logs`, `status` and `down` after a failed start still read the runtime that ran it.
 LAST_RUNTIME_FILE = "last_runtime"
-RUNTIME_NAMES = ("native", "docker")
 
 
 def _make(name: str) -> Runtime:
+    # Only the chosen runtime loads (docker's pulls in the Docker SDK): test_import_graph.py allows it.
     if name == "native":
         from .native import NativeRuntime
 
@@ -34,7 +36,6 @@ def higress_only_reason(project: Project) -> str | None:
     """Why this project needs the Higress gateway image (None: the embedded Envoy runs all of it)."""
     if project.gateway.flavor == "higress":
         return f"gateway.flavor: higress in {project.file.name}"
-    from ..wasm.plugins import check_project
 
     try:
         report = check_project(project, "envoy")

@@ -28,13 +28,16 @@ from pathlib import Path
 from ..agent import wire as agentwire
 from ..wasm.gobuild import needs_build
 from ..config.project import load_project
-from ..errors import HlocalError, Stopped
+from ..errors import HlocalError, Stopped, outcome_of
 from . import check_running
 from .lock import stack_lock
 from .reload import reload_running, restart_reasons
 from ..system.orphans import AGENT_MARKER, COMPONENT_MARKER, STACK_MARKER
 from ..state import StackState
 from ..system.wait import clear_interrupt, install_interrupt_flag
+from . import docker, files, lock, native, redeliver, stage
+from ..render import envoy
+from ..system import readiness
 
 log = logging.getLogger("hlocal.agent")
 
@@ -239,12 +242,8 @@ class Agent:
                     return {"fallback": "a plugin needs a build"}
                 result = reload_running(check_running(project, state), names=names, build=False,
                                         timeout=request["timeout"])
-        except HlocalError as exc:
-            return {"exit": int(exc.exit_code), "error": [exc.message, exc.hint or ""]}
-        except KeyboardInterrupt:
-            return {"exit": 130, "note": "interrupted"}
-        except Stopped as stop:
-            return {"exit": int(stop.exit_code), "note": f"stopped by {stop.name}"}
+        except (HlocalError, KeyboardInterrupt, Stopped) as exc:
+            return outcome_of(exc)
         except Exception:  # noqa: BLE001 - the CLI then runs the same reload and shows what it does
             log.exception("reload failed in the agent")
             return {"fallback": "the agent failed; see logs/agent.log"}
@@ -276,11 +275,6 @@ def _close(conn: socket.socket) -> None:
 
 def _warm_up() -> None:
     """Import everything a reload uses, so the first request is as fast as the next ones."""
-    from ..system import readiness
-    from . import redeliver  # noqa: F401
-    from ..render import envoy  # noqa: F401
-    from . import files, lock, native, stage  # noqa: F401
-    from . import docker  # noqa: F401  (the docker runtime's status is what require_running asks)
 
 
 def _only_agent(state_dir: Path) -> int | None:

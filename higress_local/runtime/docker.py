@@ -16,11 +16,13 @@ from ..render.compose import ADMIN_PORT, CONTROL_PORT, GATEWAY_PORT, TLS_PORT, p
 from ..state import ComponentState, StackState, StateRead
 from ..system.wait import Deadline, NotYet
 from . import stage as staging
-from .base import ComponentStatus, Runtime, StackStatus, UpResult
+from .base import ComponentStatus, Runtime, StackStatus
 from ..system.dockerenv import ImageNeed, compose_version, docker_cli, docker_client, ensure_images
 from .dockerplan import COMPOSE_FILE, plan_docker, service_images
 from .files import GatewayFiles
 from .services import replica_control_port
+from ..gatewaylog.classify import classify_lines
+from ..gatewaylog.logs import LogLine, LogView
 
 # Envoy's own log lines (its default --log-format "[%Y-%m-%d %T.%e][%t][%l][%n] ..."), plugins' included.
 ENVOY_LOG_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\]\[")
@@ -103,8 +105,6 @@ class DockerRuntime(Runtime):
 
     def _check_running(self, client: Any, project: Project, plan: staging.Plan) -> None:
         """While waiting: a container that exited is a failure, classified from its output."""
-        from ..gatewaylog.classify import classify_lines
-
         for service, container in self._containers(client, project).items():
             container.reload()
             if container.status in ("exited", "dead"):
@@ -195,8 +195,6 @@ class DockerRuntime(Runtime):
              prefix: bool | None = None) -> Iterator[str]:
         """The containers' output merged in time order (Docker stamps every line); `access` is the
         gateway's stdout lines that are JSON access entries."""
-        from ..gatewaylog.logs import LogLine, LogView
-
         access = service == "access"
         services = ["gateway"] if access or (plugin_only and not service) else ([service] if service else [])
         compose_file = project.state_dir / COMPOSE_FILE

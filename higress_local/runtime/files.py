@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..system import ownfiles as safefs
+from ..wasm.bridge import bridge_wasm_path
 
 BRIDGE_NAME = "hlocal-bridge.wasm"
 WATCHED_DIRS = ("ecds", "xds")
@@ -103,8 +104,6 @@ class GatewayFiles:
         return target
 
     def put_bridge(self) -> Path:
-        from ..wasm.bridge import bridge_wasm_path
-
         return self.put_module(BRIDGE_NAME, bridge_wasm_path().read_bytes())
 
     def write_stubs(self, path: Path, stubs: Iterable[Any]) -> Path:

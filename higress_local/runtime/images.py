@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from ..higress import releases
 from ..config.project import Project
+from ..settings import (ENV_BACKEND_IMAGE as ENV_BACKEND, ENV_ENVOY_IMAGE as ENV_ENVOY,
+                        ENV_HIGRESS_IMAGE as ENV_HIGRESS, settings)
 
 # The Higress gateway as Higress's own plugin examples run it (Envoy at /usr/local/bin/envoy,
 # ABI 0.2.100, Redis host functions, route_name/cluster_name properties), of the default release
@@ -16,10 +16,6 @@ ENVOY_IMAGE = "envoyproxy/envoy:v1.40.0"
 # The mock backend needs only a Python 3.10+ interpreter.
 BACKEND_IMAGE = "python:3.12-slim"
 
-ENV_HIGRESS = "HLOCAL_HIGRESS_IMAGE"
-ENV_ENVOY = "HLOCAL_ENVOY_IMAGE"
-ENV_BACKEND = "HLOCAL_BACKEND_IMAGE"
-
 
 def gateway_image(project: Project, flavor: str) -> str:
     if project.gateway.image:
@@ -27,12 +23,12 @@ def gateway_image(project: Project, flavor: str) -> str:
     if flavor == "higress":
         if project.gateway.higress:  # chosen in hlocal.yaml: wins over the environment's default
             return releases.release(project.gateway.higress).image
-        return os.environ.get(ENV_HIGRESS) or HIGRESS_IMAGE
-    return os.environ.get(ENV_ENVOY) or ENVOY_IMAGE
+        return settings().higress_image or HIGRESS_IMAGE
+    return settings().envoy_image or ENVOY_IMAGE
 
 
 def backend_image(project: Project) -> str:
-    return project.backend.image or os.environ.get(ENV_BACKEND) or BACKEND_IMAGE
+    return project.backend.image or settings().backend_image or BACKEND_IMAGE
 
 
 def image_source(project: Project, flavor: str, which: str) -> str:
@@ -42,8 +38,8 @@ def image_source(project: Project, flavor: str, which: str) -> str:
             return "gateway.image"
         if flavor == "higress" and project.gateway.higress:
             return f"gateway.higress: {project.gateway.higress}"
-        env = ENV_HIGRESS if flavor == "higress" else ENV_ENVOY
-        return f"${env}" if os.environ.get(env) else f"the default for flavor {flavor}"
+        env, value = (ENV_HIGRESS, settings().higress_image) if flavor == "higress" else (ENV_ENVOY, settings().envoy_image)
+        return f"${env}" if value else f"the default for flavor {flavor}"
     if project.backend.image:
         return "backend.image"
-    return f"${ENV_BACKEND}" if os.environ.get(ENV_BACKEND) else "the default backend image"
+    return f"${ENV_BACKEND}" if settings().backend_image else "the default backend image"

@@ -5,29 +5,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
 from ..agent.control import stop_agent
 from ..render.commandlines import MockLine, envoy_args, supervised
-from . import envoys
 from .envoys import find_envoy
 from ..config.project import Project
-from ..config.models import Gateway
-from ..errors import ConfigError, EnvironmentProblem
+from ..errors import ConfigError
 from ..system.proc import ProcessRecord, own_pythonpath, spawn, stop_group
 from ..system.ownfiles import write_private
 from ..state import ComponentState, StackState, StateRead
-from .base import ComponentStatus, Runtime, StackStatus, UpResult
+from .base import ComponentStatus, Runtime, StackStatus
 from .files import GatewayFiles
 from ..system.orphans import COMPONENT_MARKER, STACK_MARKER, component_of, find_marked, stack_marker, stop_marked
 from .services import native_argv
 from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_argv
 from ..system.ports import free_port
 from . import stage as staging
+from ..gatewaylog.logs import follow_files
+from ..inspect.wiring import collector_argv
 
 COMPONENTS = ("backend", "gateway")
 LOG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # gateway, backend, access, svc-<name>: never a path
@@ -81,8 +79,6 @@ class NativeRuntime(Runtime):
                         {"http": plan.layout.mcp_session_port, "control": control})
         self._start_gateway(project, state, plan, self._envoy)
         if plan.layout.inspect_dir:  # gateway.inspect: the collector turns Envoy's taps into records
-            from ..inspect.wiring import collector_argv
-
             self._spawn(project, state, "inspector",
                         collector_argv(project.state_dir, state, token_file(project.state_dir, state)), {})
         ready = staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_alive(state))
@@ -208,8 +204,6 @@ class NativeRuntime(Runtime):
              tail: int | None, since: float | None = None, timestamps: bool = False,
              prefix: bool | None = None) -> Iterator[str]:
         """Every component's log merged in time order; `access` is the gateway's access log."""
-        from ..gatewaylog.logs import follow_files
-
         log_dir = project.state_dir / "logs"
         if service is not None and not LOG_NAME.fullmatch(service):
             raise ConfigError(f"{service!r} is not a component name",

@@ -28,6 +28,10 @@ from .lock import stack_lock
 from .stage import config_sha256, ecds_version, plugin_state, restart_key, source_stat, version_of, xds_documents
 from ..state import PluginState, StackState
 from ..system.wait import Deadline, NotYet
+from ..mock.client import MockClient, MockClientError
+from ..wasm.adapt.upstream import upstream_table
+from ..wasm.gobuild import build_plugin, needs_build
+from ..wasm.plugins import check_plugin, CheckReport, prepare, require_runnable
 
 if TYPE_CHECKING:
     from ..wasm.plugins import PluginCheck
@@ -167,8 +171,6 @@ def _awaited(swaps: list[_Swap]) -> str:
 
 def _build_stale(project: Project, names: tuple[str, ...], build: bool, echo: Callable[[str], None],
                  phase: Phase = no_progress) -> float:
-    from ..wasm.gobuild import build_plugin, needs_build
-
     if not build:
         return 0.0
     total = 0.0
@@ -201,8 +203,6 @@ def _write_plugin_swaps(project: Project, state: StackState, files: GatewayFiles
                 pending.append((plugin, None, before))
             continue
         # Imported on use: a config-only reload (the common, latency-sensitive case) never inspects a module.
-        from ..wasm.adapt.upstream import upstream_table
-        from ..wasm.plugins import CheckReport, check_plugin, prepare, require_runnable
 
         check = check_plugin(plugin, state.flavor, project.gateway)
         require_runnable(CheckReport(flavor=state.flavor, plugins=[check]))
@@ -364,7 +364,6 @@ def _update_stubs(project: Project, state: StackState, files: GatewayFiles) -> s
     wanted = list(project.backend.stubs)
     if before == wanted:
         return None
-    from ..mock.client import MockClient, MockClientError  # only when stubs changed (see readiness.admin_get)
 
     try:
         MockClient(state.control_url, token=state.control_token).set_stubs(wanted)
@@ -385,7 +384,6 @@ def _update_service_stubs(project: Project, state: StackState, files: GatewayFil
         wanted = list(service.stubs)
         if files.read_stubs(path) == wanted:
             continue
-        from ..mock.client import MockClient, MockClientError
 
         try:
             for url in plan.journals().values():  # the mock, or every replica of it

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import shutil
 import socket
 from pathlib import Path
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 from ..render.commandlines import MockLine, redis_args
 from ..config.project import Project, Service
 from ..errors import ConfigError, EnvironmentProblem
+from ..settings import ENV_REDIS_IMAGE as ENV_REDIS, settings
 from ..system.ports import free_port
 from ..system.readiness import admin_get
 from ..relay.wiring import relay_argv
@@ -22,7 +22,6 @@ from .files import GatewayFiles
 MOCK_PORT, MOCK_CONTROL_PORT, REDIS_PORT = 8080, 8081, 6379
 REPLICA_PORT = 18080  # docker, mock.replicas: the first replica's port in the gateway container (then +2 each)
 REDIS_IMAGE = "redis:7-alpine"
-ENV_REDIS = "HLOCAL_REDIS_IMAGE"
 
 
 # A service's plan is what the state keeps of it.
@@ -159,7 +158,7 @@ def _docker_replicated(base: dict, service: Service, first: int) -> ServicePlan:
 
 
 def redis_image(service: Service) -> str:
-    return service.image or os.environ.get(ENV_REDIS) or REDIS_IMAGE
+    return service.image or settings().redis_image or REDIS_IMAGE
 
 
 def ready_check(plan: ServicePlan) -> None:

@@ -25,6 +25,9 @@ from ..system import ports as portlib
 from .files import GatewayFiles
 from .logformat import check_access_log_format
 from .services import plan_native as plan_native_services, ready_check, write_service_configs
+from ..inspect.wiring import prepare as prepare_inspector
+from ..wasm.adapt.upstream import upstream_table
+from ..wasm.plugins import check_project, prepare, require_runnable
 
 if TYPE_CHECKING:
     from ..wasm.plugins import PluginCheck
@@ -61,8 +64,6 @@ def checked_plugins(project: Project, flavor: str, replicas: dict[str, list] | N
     `replicas` (Layout.replicas) says where mock replicas listen, for the upstream-hosts table."""
     # Imported on use: module inspection and adaptation are not needed by a config-only `hlocal reload`,
     # a short-lived process whose time is mostly imports.
-    from ..wasm.adapt.upstream import upstream_table
-    from ..wasm.plugins import check_project, prepare, require_runnable
 
     report = check_project(project, flavor)
     require_runnable(report)
@@ -222,7 +223,6 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
     checks, layout, files = stage_files(project, flavor, layout_for, replicas)
     if layout.inspect_dir:
         # Imported on use (the inspector pulls in an HTTP client a one-shot reload does without).
-        from ..inspect.wiring import prepare as prepare_inspector
 
         prepare_inspector(state_dir)  # before Envoy starts: a tap whose folder is missing writes nothing
     state = StackState(

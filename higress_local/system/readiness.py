@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .wait import Deadline, NotYet
+from ..errors import PluginError
 
 
 @dataclass
@@ -152,8 +153,6 @@ def check_ready(target: ReadyTarget) -> None:
         target.failed()  # a rejected first load leaves the version empty: say why rather than wait
         rejected = [n for n in pending if stats.get(n, {}).get("update_rejected", "0") != "0"]
         if rejected:
-            from ..errors import PluginError
-
             raise PluginError(f"Envoy rejected the plugin filter {rejected[0]}", "see `hlocal logs gateway`")
         raise NotYet(f"plugin filters not live yet: {', '.join(pending)}")
     try:

@@ -12,6 +12,9 @@ from typing import Callable, Sequence
 
 from ..config.project import Project
 from ..errors import ConfigError
+from ..higress import releases
+from ..runtime.images import gateway_image
+from ..stack import choose_runtime_name, resolve_flavor
 from .junit import Case, read_cases
 from .testrun import run_smoke_tests
 
@@ -30,10 +33,6 @@ class Side:
 
 def describe(project: Project, runtime: str) -> str:
     """The gateway a runtime runs, with the Higress release it stands for (flavor and image from hlocal.yaml)."""
-    from ..higress import releases
-    from ..runtime.images import gateway_image
-    from ..stack import resolve_flavor
-
     release = releases.release(project.gateway.higress).label
     if runtime == "native":
         return f"stock Envoy ({project.gateway.envoy}); plugins judged against {release}"
@@ -75,8 +74,6 @@ def run_side(project: Project, args: Sequence[str], runtime: str, report: Path, 
 def compare_runtimes(project: Project, args: Sequence[str], *, runtime: str | None, other: str, timeout: float,
                      echo: Callable[[str], None], out: Callable[[str], None], junitxml: str | None = None) -> int:
     """Run the tests on `runtime` (as `hlocal test` picks it) and on `other`; print the table; the exit status."""
-    from ..stack import choose_runtime_name
-
     first = choose_runtime_name(project, runtime)[0]
     if other == first:
         raise ConfigError(f"--compare {other} is the runtime the tests already run on",

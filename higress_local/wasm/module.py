@@ -26,7 +26,6 @@ IMPORT_SECTION, EXPORT_SECTION, DATA_SECTION = 2, 7, 11
 
 HIGRESS_ABI_EXPORT = hostcalls.ABI_EXPORTS["0.2.100"]
 STOCK_ABI_EXPORT = hostcalls.ABI_EXPORTS["0.2.1"]
-FLAVORS = ("envoy", "higress")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ from ..higress.emulation import Emulation
 from ..config.order import delivery_warnings
 from ..errors import PluginError
 from ..system.userfiles import WASM_CAP, read_regular_file
+from ..settings import DEFAULT_WASM_LOG_LEVEL
+from . import module as wasm
+from ..render.envoy import BACKEND_CLUSTER, BRIDGE_FILTER, plugin_filter_name, REFRESH_FILTER
+from ..render.fidelity import BEHAVIOUR_EMULATIONS
 
 
 @dataclass
@@ -105,8 +109,6 @@ def check_plugin(plugin: Plugin, flavor: str, gateway: Gateway | None = None) ->
 
     `gateway` says which Higress release (gateway.higress) and stock Envoy minor (gateway.envoy)
     to judge against; None = the defaults."""
-    from . import module as wasm
-
     info = wasm.inspect_file(plugin.wasm, label=f"plugin {plugin.name!r}")
     release = releases.release(gateway.higress if gateway else None)
     minor = wanted_minor(gateway) if gateway else None
@@ -117,9 +119,6 @@ def check_plugin(plugin: Plugin, flavor: str, gateway: Gateway | None = None) ->
 
 def check_project(project: Project, flavor: str) -> CheckReport:
     """Every plugin's verdict, plus the chain, routes and services as the gateway will get them."""
-    from ..render.envoy import BACKEND_CLUSTER, BRIDGE_FILTER, REFRESH_FILTER, plugin_filter_name
-    from ..render.fidelity import BEHAVIOUR_EMULATIONS
-
     report = CheckReport(flavor=flavor, plugins=[check_plugin(p, flavor, project.gateway) for p in project.plugins])
     bridged = flavor == "envoy" and bool(project.plugins)
     if bridged:
@@ -201,9 +200,6 @@ def require_runnable(report: CheckReport) -> None:
 
 def _flavor_name(flavor: str) -> str:
     return "stock Envoy" if flavor == "envoy" else "the Higress gateway"
-
-
-DEFAULT_WASM_LOG_LEVEL = "debug"  # gateway.wasm_log_level's default (config/project.py)
 
 
 def prepare(check: PluginCheck, flavor: str, wasm_log_level: str | None = None,

@@ -78,14 +78,12 @@ def test_plugin_without_build_section_cannot_be_built(tmp_path: Path) -> None:
 
 
 def test_in_docker_runs_as_the_user_with_the_output_path_inside_the_container(tmp_path: Path, monkeypatch) -> None:
-    import higress_local.system.dockerenv as dockerenv
-
     class Client:
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(dockerenv, "docker_client", lambda **_: Client())
-    monkeypatch.setattr(dockerenv, "docker_cli", lambda: "docker")
+    monkeypatch.setattr(build, "docker_client", lambda **_: Client())  # as gobuild imported it
+    monkeypatch.setattr(build, "docker_cli", lambda: "docker")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (tmp_path / "plug").mkdir()
     plugin = _plugin(tmp_path, {"image": "golang:1.27"})
@@ -245,14 +243,12 @@ def _minimal_wasm(tmp_path: Path) -> Path:
 
 
 def test_in_docker_takes_the_module_settings_along_but_not_a_host_path(tmp_path: Path, monkeypatch) -> None:
-    import higress_local.system.dockerenv as dockerenv
-
     class Client:
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(dockerenv, "docker_client", lambda **_: Client())
-    monkeypatch.setattr(dockerenv, "docker_cli", lambda: "docker")
+    monkeypatch.setattr(build, "docker_client", lambda **_: Client())  # as gobuild imported it
+    monkeypatch.setattr(build, "docker_cli", lambda: "docker")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("GOPRIVATE", "git.corp.example/*")
     monkeypatch.setenv("GOPROXY", "file:///srv/goproxy")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from higress_local.config import project as config_module
+from higress_local.cli import options, project as cli_project
 from higress_local.cli.main import main
 from higress_local.errors import (
     CommandFailed,
@@ -66,13 +66,13 @@ def test_every_error_type_in_errors_py_is_covered():
 
 @pytest.fixture
 def raising(monkeypatch):
-    """Make loading hlocal.yaml raise the given error."""
+    """Make loading hlocal.yaml (as the commands do, through cli/options.py) raise the given error."""
 
     def install(error: Exception) -> None:
         def load_project(*args, **kwargs):
             raise error
 
-        monkeypatch.setattr(config_module, "load_project", load_project)
+        monkeypatch.setattr(options, "load_project", load_project)
 
     return install
 
@@ -330,11 +330,11 @@ def test_shell_completion_script():
 def test_ls_without_stacks_and_as_json(monkeypatch):
     from higress_local.project import ls
 
-    monkeypatch.setattr(ls, "running_stacks", lambda: [])
+    monkeypatch.setattr(cli_project, "running_stacks", lambda: [])  # as the command imported it
     assert CliRunner().invoke(main, ["ls"]).output == "no hlocal stack is running on this machine\n"
     entry = ls.StackEntry(name="a", folder="/p", runtime="native", url="http://127.0.0.1:1", uptime_seconds=61,
                           health="healthy", state_dir="/p/.hlocal/a")
-    monkeypatch.setattr(ls, "running_stacks", lambda: [entry])
+    monkeypatch.setattr(cli_project, "running_stacks", lambda: [entry])
     table = CliRunner().invoke(main, ["ls"]).output.splitlines()
     assert table[0].split() == ["NAME", "RUNTIME", "HEALTH", "UPTIME", "URL", "FOLDER"]
     assert table[1].split() == ["a", "native", "healthy", "1m01s", "http://127.0.0.1:1", "/p"]

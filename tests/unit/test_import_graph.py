@@ -1,4 +1,4 @@
-"""The package's modules form no import cycle (function-level imports included)."""
+"""The package's modules form no import cycle (function-level imports included) and import each other at the top."""
 
 from __future__ import annotations
 
@@ -104,3 +104,51 @@ def test_the_cli_reaches_the_runtime_only_through_the_stack():
     reaching = {f"{name} -> {target}" for name, targets in import_graph().items() if name.startswith("higress_local.cli.")
                 for target in targets if target == "higress_local.runtime" or target.startswith("higress_local.runtime.")}
     assert not reaching, sorted(reaching)
+
+
+# Function-level imports of hlocal's own modules that stay, each with its reason. Everything else
+# imports at the top: the commands load lazily through the group's table (cli/group.py) instead.
+LOCAL_IMPORTS_ALLOWED = {
+    "higress_local.entry": "the console script imports only built-in modules until it knows the agent "
+                           "does not serve the command (tests/unit/test_entry.py)",
+    "higress_local.testing.pytest_plugin": "every pytest session loads the plugin (pytest11): hlocal itself "
+                                           "loads only when a test uses one of its fixtures",
+    # One import each (`module: import`): a heavy third-party library only the chosen path needs.
+    "higress_local.runtime: from .docker import DockerRuntime": "the Docker SDK, for docker stacks only",
+    "higress_local.runtime: from .native import NativeRuntime": "as its sibling: the chosen runtime only",
+    "higress_local.runtime.stage: from .tls import ensure_certificate": "cryptography, when gateway.tls is on",
+    "higress_local.runtime.dockerplan: from .tls import mounted_certificate": "as stage's: when gateway.tls is on",
+}
+
+
+def function_level_imports(path: Path) -> list[str]:
+    """`line: import` for each import of a package module inside a function (TYPE_CHECKING blocks aside)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for inner in ast.walk(node):
+            own = (isinstance(inner, ast.ImportFrom) and (inner.level or (inner.module or "").startswith("higress_local"))
+                   or isinstance(inner, ast.Import) and any(a.name.startswith("higress_local") for a in inner.names))
+            if own:
+                found.append(f"{inner.lineno}: {ast.unparse(inner)}")
+    return sorted(set(found), key=lambda line: int(line.split(":")[0]))
+
+
+def test_the_package_imports_its_own_modules_at_the_top():
+    local, used = {}, set()
+    for path in PACKAGE_DIR.rglob("*.py"):
+        name = module_name(path)
+        for line in function_level_imports(path):
+            allowed = {name, f"{name}: {line.split(': ', 1)[1]}"} & LOCAL_IMPORTS_ALLOWED.keys()
+            used |= allowed
+            if not allowed:
+                local.setdefault(name, []).append(line)
+    assert not local, f"move these imports to the top of their module: {local}"
+    assert used == LOCAL_IMPORTS_ALLOWED.keys(), f"allowed but not there any more: {LOCAL_IMPORTS_ALLOWED.keys() - used}"
+
+
+def test_the_checker_finds_a_function_level_import(tmp_path: Path):
+    module = tmp_path / "m.py"
+    module.write_text("from . import top\n\ndef f():\n    import json\n    from .x import y\n    return y\n")
+    assert function_level_imports(module) == ["5: from .x import y"]

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -209,7 +210,7 @@ def test_a_server_that_is_not_a_registry_is_named(plain_server):
 
 
 def test_push_is_registered_on_the_cli():
-    assert main.commands.get("push") is push_command
+    assert main.get_command(click.Context(main), "push") is push_command
 
 
 @pytest.fixture

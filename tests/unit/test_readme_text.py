@@ -22,7 +22,9 @@ def _section(title: str) -> str:
 
 def _command_paths(group: click.Group, prefix: str = "hlocal") -> list[str]:
     paths = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)  # a lazy group (cli/group.py) loads each command when asked for it
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if command.hidden:
             continue
         path = f"{prefix} {name}"

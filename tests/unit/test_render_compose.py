@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from higress_local import settings
 from higress_local.runtime import images
 from higress_local.config.project import parse_project
 from higress_local.render.compose import ComposePlan, project_name, render_compose
@@ -79,6 +80,7 @@ def test_image_choice_yaml_then_environment_then_default(monkeypatch) -> None:
     assert images.backend_image(plain) == images.BACKEND_IMAGE
     monkeypatch.setenv(images.ENV_ENVOY, "local/envoy:1")
     monkeypatch.setenv(images.ENV_BACKEND, "local/py:1")
+    settings.reset()  # hlocal reads HLOCAL_* once; read them again
     assert images.gateway_image(plain, "envoy") == "local/envoy:1"
     assert images.gateway_image(plain, "higress") == images.HIGRESS_IMAGE
     assert images.backend_image(plain) == "local/py:1"

@@ -7,16 +7,14 @@ import os
 from pathlib import Path
 from typing import Callable
 
-log = logging.getLogger("hlocal.adapt")
+from ...settings import ENV_CACHE, settings
 
-ENV_CACHE = "HLOCAL_CACHE_DIR"
+log = logging.getLogger("hlocal.adapt")
 
 
 def cache_dir() -> Path:
     """$HLOCAL_CACHE_DIR, else $XDG_CACHE_HOME/hlocal, else ~/.cache/hlocal; plus /adapted."""
-    base = os.environ.get(ENV_CACHE) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "hlocal")
-    return Path(base) / "adapted"
+    return settings().cache_dir / "adapted"
 
 
 def cached(key: str, produce: Callable[[], bytes]) -> bytes:
