@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import EnvironmentProblem, HlocalError, InvalidWasm, PluginError, PortInUse
-from .logs import PLUGIN_LINE, THREAD, WASM_GO_PREFIX, read_lines, reassemble
+from .logs import LEVEL as _LEVEL, PLUGIN_LINE, THREAD, WASM_GO_PREFIX, read_lines, reassemble
 from .panics import GoPanic, VmTrap, panic_in, vm_traps
 from ..higress.hostcalls import HIGRESS_HOST_FUNCTIONS
 
@@ -25,8 +25,6 @@ _FILTER_NAME = re.compile(r"hlocal\.plugin\.(?P<plugin>[a-z0-9][a-z0-9_-]*)")
 _ECDS_REJECTED = re.compile(r"config update rejected: (?P<why>.*)$")
 _INIT_ERROR = re.compile(r"error `(?P<why>[^`]*)` initializing config|error initializing configuration '[^']*': (?P<why2>.*)$")
 _BIND = re.compile(r"cannot bind '(?P<addr>[^']*):(?P<port>\d+)': Address already in use")
-# Envoy's default format "[...][error][wasm] ..." and Istio/Higress's "...Z\terror\tenvoy wasm ...".
-_LEVEL = re.compile(r"[\[\t](?P<level>trace|debug|info|warning|error|critical)[\]\t]")
 
 # Cause lines, most specific first: (pattern, kind).
 _CAUSES = [

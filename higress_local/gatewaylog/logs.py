@@ -33,7 +33,8 @@ BRIDGE = "hlocal.bridge"
 WASM_GO_PREFIX = re.compile(r"^\[[\w.-]+\] \[[^\]]*\] \[[^\]]*\] ")
 # The Envoy thread id of "[time][tid][level]": the fragments of one Go dump come from one thread.
 THREAD = re.compile(r"^\[[^\]]*\]\[(?P<tid>\d+)\]")
-_ERROR = re.compile(r"[\[\t]error[\]\t]")
+# Envoy's default format "[...][error][wasm] ..." and Istio/Higress's "...Z\terror\tenvoy wasm ...".
+LEVEL = re.compile(r"[\[\t](?P<level>trace|debug|info|warning|error|critical)[\]\t]")
 
 _ENVOY_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\]")
 _ISO_TIME = re.compile(r"^\[?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\]?(?=\s|$)")
@@ -168,7 +169,7 @@ def _fragment_run(lines: list[str], start: int, plugin: str) -> tuple[list[str],
     for line in lines[start:]:
         match = PLUGIN_LINE.search(line)
         same_thread = thread is None or (THREAD.match(line) or thread).group("tid") == thread.group("tid")
-        if match and match.group("plugin") == plugin and same_thread and _ERROR.search(line) \
+        if match and match.group("plugin") == plugin and same_thread and _is_error(line) \
                 and (not fragments or not DUMP_START.match(match.group("message"))):
             fragments.append(match.group("message"))
         elif same_thread:
@@ -284,3 +285,8 @@ def follow_files(
         yield from (view.render(line) for line in shown)
         if not any(fresh):
             time.sleep(poll)
+
+
+def _is_error(line: str) -> bool:
+    level = LEVEL.search(line)
+    return level is not None and level.group("level") == "error"
