@@ -2,15 +2,18 @@
 
 Click's documented "Lazily Loading Subcommands" (`LazyGroup`): the group knows each command by its
 import path, so `hlocal --help` and `hlocal up` import only what they show or run, and the command
-modules import at the top. The table also holds each command's short help, so `--help` and shell
-completion list the commands without importing them (tests/unit/test_cli_group.py keeps it equal to
-the commands' own docstrings).
+modules import at the top. `--help` and shell completion show each command's own docstring, read from
+its module's source without importing it.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -31,44 +34,33 @@ class CliState:
     port: int | None = None
 
 
-# name: (module:attribute, short help, as the command's docstring starts)
-COMMANDS = {
-    "build": ("higress_local.cli.main:build", "Compile plugins to wasm and inspect the result."),
-    "check": ("higress_local.cli.project:check", "Inspect each plugin module and say whether the gateway can run it."),
-    "config": ("higress_local.cli.project:config_command",
-               "Print the configuration as resolved: ${VAR}s expanded, defaults filled in, overrides applied."),
-    "down": ("higress_local.cli.main:down", "Stop everything of this stack (safe to run twice)."),
-    "export": ("higress_local.cli.project:export",
-               "Write the plugins and services as Higress resources (WasmPlugin, McpBridge, ...)."),
-    "init": ("higress_local.cli.project:init_command",
-             "Write a commented hlocal.yaml and tests/test_smoke.py for the plugin in this directory."),
-    "inspect": ("higress_local.cli.inspector:inspect_command",
-                "List the requests the gateway handled, or show one: the four views and what the plugins changed."),
-    "logs": ("higress_local.cli.main:logs",
-             "Print the stack's logs merged in time order (`access`: the gateway's access log)."),
-    "ls": ("higress_local.cli.project:ls_command",
-           "List every hlocal stack running on this machine (any folder, both runtimes)."),
-    "mcp": ("higress_local.cli.mcp:mcp_group",
-            "List and call the tools of an MCP server plugin on the running stack (Streamable HTTP)."),
-    "new": ("higress_local.cli.project:new_command",
-            "Create a wasm-go SDK plugin project: go.mod, main.go, hlocal.yaml, a smoke test, README."),
-    "probe": ("higress_local.cli.main:probe", "Run the probes from hlocal.yaml against the running stack."),
-    "push": ("higress_local.cli.push:push_command",
-             "Push a plugin's module as the OCI image Higress loads; print its digest."),
-    "reload": ("higress_local.cli.main:reload",
-               "Swap new builds, plugin configs, routes and stubs into the running gateway."),
-    "render": ("higress_local.cli.project:render", "Write what `up` would run, to run it by hand (eject)."),
-    "request": ("higress_local.cli.main:request",
-                "Send one request; show the response and what the backend received."),
-    "status": ("higress_local.cli.main:status", "Show each component: state, pid, ports, plugin sha, uptime."),
-    "test": ("higress_local.cli.main:smoke_test",
-             "Start the stack, run the smoke tests with pytest (default: tests/), stop it; exit with pytest's status."),
-    "ui": ("higress_local.cli.inspector:ui_command",
-           "Serve the request inspector as a local web page (live list, the four views, replay)."),
-    "up": ("higress_local.cli.main:up", "Start the gateway, plugins and mock backend; wait until ready."),
-    "watch": ("higress_local.cli.main:watch",
-              "Rebuild and reload the running stack whenever plugin sources or hlocal.yaml change."),
+# Each command module and the commands it holds (`name=function` where the function is named otherwise).
+_MODULES = {
+    "higress_local.cli.main": "build down logs probe reload request status test=smoke_test up watch",
+    "higress_local.cli.project": "check config=config_command export init=init_command ls=ls_command "
+                                 "new=new_command render",
+    "higress_local.cli.inspector": "inspect=inspect_command ui=ui_command",
+    "higress_local.cli.mcp": "mcp=mcp_group",
+    "higress_local.cli.push": "push=push_command",
 }
+# name: "module:function"
+COMMANDS = {name: f"{module}:{function or name}" for module, names in _MODULES.items()
+            for name, _, function in (word.partition("=") for word in names.split())}
+
+
+@functools.cache
+def _docstrings(module: str) -> dict[str, str]:
+    """The docstring of each function of `module`, read from its source without importing it (the help
+    lists every command; importing them all would cost --help most of a second)."""
+    source = Path(importlib.util.find_spec(module).origin).read_text(encoding="utf-8")
+    return {node.name: ast.get_docstring(node) or "" for node in ast.parse(source).body
+            if isinstance(node, ast.FunctionDef)}
+
+
+def command_help(name: str) -> str:
+    """The command's own docstring, as Click shows it (the one source of each command's help)."""
+    module, _, function = COMMANDS[name].partition(":")
+    return _docstrings(module).get(function, "")
 
 
 def _short_help(text: str, limit: int = 45) -> str:
@@ -79,7 +71,7 @@ def _short_help(text: str, limit: int = 45) -> str:
 class LazyGroup(click.Group):
     """A group whose commands are import paths, imported at first use (Click: "Lazily Loading Subcommands")."""
 
-    def __init__(self, *args: Any, lazy_commands: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, lazy_commands: dict[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy_commands = lazy_commands
 
@@ -89,24 +81,24 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.lazy_commands:
             return super().get_command(ctx, cmd_name)
-        module, _, attribute = self.lazy_commands[cmd_name][0].partition(":")
+        module, _, attribute = self.lazy_commands[cmd_name].partition(":")
         command = getattr(importlib.import_module(module), attribute)
         if not isinstance(command, click.Command):
-            raise TypeError(f"{self.lazy_commands[cmd_name][0]} is not a Click command")
+            raise TypeError(f"{self.lazy_commands[cmd_name]} is not a Click command")
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """As click.Group's, from the table: listing the commands imports none of them."""
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(len(name) for name in names)
-        rows = [(name, _short_help(self.lazy_commands[name][1], limit)) for name in names]
+        rows = [(name, _short_help(command_help(name), limit)) for name in names]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
         """Command names (as click.Group's, from the table), then the group's own options."""
-        items = [CompletionItem(name, help=_short_help(short))
-                 for name, (_, short) in sorted(self.lazy_commands.items()) if name.startswith(incomplete)]
+        items = [CompletionItem(name, help=_short_help(command_help(name)))
+                 for name in sorted(self.lazy_commands) if name.startswith(incomplete)]
         return items + click.Command.shell_complete(self, ctx, incomplete)
 
 
