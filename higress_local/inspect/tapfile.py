@@ -80,28 +80,33 @@ def read_trace(path: Path, stream: str, body_cap: int) -> Trace:
         text = handle.read(MAX_FILE_BYTES).decode("utf-8", errors="replace")
     trace = Trace(stream=stream)
     for item in segments(text):
-        seg = item.get("http_streamed_trace_segment") or {}
-        for kind, value in seg.items():
-            if kind == "trace_id":
-                continue
-            direction, _, part = kind.partition("_")
-            if direction not in ("request", "response"):
-                continue
-            message = _message(trace, direction)
-            if part == "headers":
-                message.headers = _pairs(value)
-            elif part == "trailers":
-                message.trailers = _pairs(value)
-            elif part == "body_chunk":
-                message.body_chunks += 1
-                chunk = value.get("as_string")
-                if chunk is None:  # bytes that are not text come base64-encoded
-                    chunk = f"[{len(value.get('as_bytes') or '') * 3 // 4} bytes, not text]"
-                room = body_cap - len(message.body)
-                if len(chunk) > room or value.get("truncated"):
-                    message.body_truncated = True
-                message.body += chunk[:max(room, 0)]
+        fold(trace, item, body_cap)
     return trace
+
+
+def fold(trace: Trace, item: dict[str, Any], body_cap: int) -> None:
+    """Add one streamed segment (from a file or the admin stream) to `trace`, bodies cut at `body_cap`."""
+    seg = item.get("http_streamed_trace_segment") or {}
+    for kind, value in seg.items():
+        if kind == "trace_id":
+            continue
+        direction, _, part = kind.partition("_")
+        if direction not in ("request", "response"):
+            continue
+        message = _message(trace, direction)
+        if part == "headers":
+            message.headers = _pairs(value)
+        elif part == "trailers":
+            message.trailers = _pairs(value)
+        elif part == "body_chunk":
+            message.body_chunks += 1
+            chunk = value.get("as_string")
+            if chunk is None:  # bytes that are not text come base64-encoded
+                chunk = f"[{len(value.get('as_bytes') or '') * 3 // 4} bytes, not text]"
+            room = body_cap - len(message.body)
+            if len(chunk) > room or value.get("truncated"):
+                message.body_truncated = True
+            message.body += chunk[:max(room, 0)]
 
 
 def _message(trace: Trace, direction: str) -> Message:
