@@ -100,8 +100,7 @@ def python_load(port: int, seconds: float, threads: int) -> dict:
 
 def measure(project_dir: Path, capture: bool, seconds: float, threads: int, connections: int) -> dict:
     from higress_local.config.project import load_project
-    from higress_local.inspect.collector import CAPTURE_FILE
-    from higress_local.inspect.store import Store
+    from higress_local.inspect.store import CAPTURE_FILE, Store
     from higress_local.inspect.view import store_dir, taps_dir
     from higress_local.runtime import require_running
 

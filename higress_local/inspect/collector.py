@@ -34,7 +34,7 @@ from ..mock.client import MockClient, read_token_file
 from ..state import service_of
 from .correlate import BACKEND, REQUEST_ID_HEADER, guess
 from .sources import AccessLog, GatewayLog, Journals, LogLine
-from .store import DEFAULT_RING, Store
+from .store import CAPTURE_FILE, DEFAULT_RING, Store
 from .tapfile import Trace, fold
 from .tapstream import SAMPLE_NOTE, AdminTap, StreamSides
 
@@ -53,7 +53,6 @@ SAMPLE_ABOVE = 100.0
 SAMPLE_BELOW = 40.0
 RATE_S = 3.0
 STATS_S = 1.0
-CAPTURE_FILE = "capture.json"  # beside the ring: the capture's mode and counts
 SEEN_IDS = 20_000  # request ids the taps showed, kept to tell which access-log lines were not captured
 
 

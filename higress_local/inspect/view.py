@@ -70,6 +70,8 @@ def format_record(record: dict[str, Any]) -> list[str]:
     req, resp = result.get("request_headers"), result.get("response_headers")
     out = [f"#{record['id']}  {record.get('method')} {record.get('path')} -> {record.get('status')}  "
            f"({_ms(record)})  x-request-id {record.get('request_id')}"]
+    if record.get("sampled"):
+        out.append(f"sampled: {record['sampled']}: requests not matching were not captured")
     out += ["", "1. request as the client sent it"] + _headers(record.get("client_request"), _marks(req, "before"))
     out += ["", "2. request as it left the plugins for the upstream"]
     if record.get("upstream_request") is None:

@@ -250,8 +250,7 @@ def test_memory_and_disk_stay_bounded_under_10000_requests(inspected) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from load import LoadLoop
 
-    from higress_local.inspect.collector import CAPTURE_FILE
-    from higress_local.inspect.store import DEFAULT_RING, Store
+    from higress_local.inspect.store import CAPTURE_FILE, DEFAULT_RING, Store
     from higress_local.inspect.tapstream import SAMPLE_NOTE
     from higress_local.inspect.view import store_dir, taps_dir
 
