@@ -47,10 +47,12 @@ ACCESS_WAIT_S = 3.0
 ABANDON_S = 600.0  # a stream with no response for this long is recorded as it is
 TICK_S = 0.05
 JOURNAL_POLL_S = 0.3
-# Sampling: on above SAMPLE_ABOVE requests/s (the access log's rate over the last second), off again
-# below SAMPLE_BELOW over the last RATE_S seconds. Interactive work is far below both: every request.
+# Sampling: on above SAMPLE_ABOVE requests/s over the last RISE_S (new streams or access-log lines,
+# whichever is more: the taps show a request first), off again below SAMPLE_BELOW over the last
+# RATE_S seconds. Interactive work is far below both: every request.
 SAMPLE_ABOVE = 100.0
 SAMPLE_BELOW = 40.0
+RISE_S = 0.5
 RATE_S = 3.0
 STATS_S = 1.0
 SEEN_IDS = 20_000  # request ids the taps showed, kept to tell which access-log lines were not captured
@@ -81,6 +83,7 @@ class Collector:
         self.seen_ids: dict[str, None] = {}  # the request ids the taps showed, oldest first (bounded)
         self.stats_written = 0.0
         self.started = clock()
+        self.new_streams = 0  # streams that began since the last tick
         self.log = GatewayLog(Path(gateway_log))
         self.access = AccessLog(Path(access_log))
         self.journals = Journals(mocks, clusters)
@@ -143,6 +146,7 @@ class Collector:
             item = self.pending.get(stream)
             if item is None:
                 item = self.pending[stream] = Pending(stream=stream, first_seen=when, sampled=sampled)
+                self.new_streams += 1
             side = item.sides.side(kind)
             trace = item.traces.setdefault(side, Trace(stream=stream))
             fold(trace, segment, self.body_bytes)
@@ -176,12 +180,13 @@ class Collector:
         self.not_captured += sum(1 for entry in fresh if entry["_start"] >= self.started - 0.01
                                  and entry.get("request_id") not in self.seen_ids
                                  and entry.get("request_id") not in (None, "", "-"))
-        self.rates.append((now, len(fresh)))
+        self.rates.append((now, max(len(fresh), self.new_streams)))
+        self.new_streams = 0
         while self.rates and self.rates[0][0] < now - RATE_S:
             self.rates.popleft()
-        last_second = sum(n for when, n in self.rates if when >= now - 1.0)
+        rising = sum(n for when, n in self.rates if when >= now - RISE_S) / RISE_S
         overall = sum(n for _, n in self.rates) / RATE_S
-        on = last_second > SAMPLE_ABOVE or (overall >= SAMPLE_BELOW and self.tap.sampled)
+        on = rising > SAMPLE_ABOVE or (overall >= SAMPLE_BELOW and self.tap.sampled)
         self.tap.sample(on)
 
     def stats(self) -> dict[str, Any]:

@@ -47,3 +47,40 @@ def test_the_sampled_session_matches_one_request_id_digit_on_both_taps() -> None
     sampled = tap_config("hlocal.tap", sampled=True, body_bytes=10)["tap_config"]["match"]
     header = sampled["http_request_headers_match"]["headers"][0]
     assert header["name"] == "x-request-id" and header["string_match"] == {"suffix": "0"}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_collector_samples_under_load_and_counts_what_it_left_out(tmp_path) -> None:
+    from higress_local.inspect.collector import Collector
+    from higress_local.inspect.store import Store
+
+    clock = _Clock()
+    collector = Collector(("127.0.0.1", 9), Store(tmp_path / "requests"), tmp_path / "gateway.log",
+                          tmp_path / "access.log", {}, clock=clock)  # not started: no session, no thread
+
+    def tick(requests: int, captured: set[str] = frozenset()) -> None:
+        clock.now += 0.05
+        for request_id in captured:  # the taps showed these requests' headers
+            collector._saw(request_id)
+        fresh = [{"request_id": f"r{clock.now}-{i}", "_start": clock.now} for i in range(requests)]
+        fresh += [{"request_id": rid, "_start": clock.now} for rid in captured]
+        collector._sample(clock.now, fresh)
+
+    tick(1, {"seen"})  # interactive: every request, none left out
+    assert not collector.tap.sampled and collector.not_captured == 1
+    for _ in range(10):  # 20 a tick: 400 requests a second
+        tick(20)
+    assert collector.tap.sampled and collector.stats()["mode"] == "sampled"
+    assert collector.not_captured == 201  # every request whose id the taps never showed
+    for _ in range(70):  # quiet for 3.5 s: back to every request
+        tick(0)
+    assert not collector.tap.sampled
+    collector.write_stats(clock.now)
+    assert collector.store.capture_stats()["not_captured"] == 201
