@@ -14,7 +14,7 @@ HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive",
 
 
 def taps_dir(state_dir: Path) -> Path:
-    """Where Envoy's taps write (Layout.inspect_dir)."""
+    """The inspector's folder as Layout.inspect_dir names it (set: capture on; the taps stream, writing nothing)."""
     return Path(state_dir) / "inspect" / "taps"
 
 
