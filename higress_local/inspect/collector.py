@@ -10,9 +10,9 @@ records the four views and what it can tie to the request:
 - what the backend or the route's service received: by x-request-id in its journal, else by time;
 - the calls plugins made to services: by wasm-go's "http call start" lines, else by time.
 
-Every tie says how it was made. Nothing is written per request but the ring's records. Above
-SAMPLE_ABOVE requests a second it reattaches the taps to a sample (tapstream.SAMPLE_NOTE); each
-record says whether it was sampled, and `capture.json` beside the ring counts the requests the
+Every tie says how it was made. Nothing is written per request but the ring's records. Under load
+it reattaches the taps to a sample (sampling.py, tapstream.SAMPLE_NOTE); each record says whether it
+was sampled, and `capture.json` beside the ring counts the requests the
 access log saw that were not captured.
 Run as `python -m higress_local.inspect.collector --admin HOST:PORT --store DIR ...` (see `argv`).
 """
@@ -36,6 +36,7 @@ from .correlate import BACKEND, REQUEST_ID_HEADER, guess
 from .sources import AccessLog, GatewayLog, Journals, LogLine
 from .store import CAPTURE_FILE, DEFAULT_RING, Store
 from .tapfile import Trace, fold
+from .sampling import Sampling
 from .tapstream import SAMPLE_NOTE, AdminTap, StreamSides
 
 DEFAULT_BODY_BYTES = 65536
@@ -47,15 +48,7 @@ ACCESS_WAIT_S = 3.0
 ABANDON_S = 600.0  # a stream with no response for this long is recorded as it is
 TICK_S = 0.05
 JOURNAL_POLL_S = 0.3
-# Sampling: on above SAMPLE_ABOVE requests/s over the last RISE_S (new streams or access-log lines,
-# whichever is more: the taps show a request first), off again below SAMPLE_BELOW over the last
-# RATE_S seconds. Interactive work is far below both: every request.
-SAMPLE_ABOVE = 100.0
-SAMPLE_BELOW = 40.0
-RISE_S = 0.5
-RATE_S = 3.0
 STATS_S = 1.0
-SEEN_IDS = 20_000  # request ids the taps showed, kept to tell which access-log lines were not captured
 
 
 @dataclass
@@ -78,12 +71,8 @@ class Collector:
         self.store, self.body_bytes, self.clock = store, body_bytes, clock
         self.segments: deque = deque(maxlen=50_000)  # (time, segment) from the session's thread
         self.tap = AdminTap(admin, body_bytes, self.segments, clock)
-        self.rates: deque = deque()  # (time, access lines that arrived then)
-        self.not_captured = 0  # requests in the access log whose request id the taps never showed
-        self.seen_ids: dict[str, None] = {}  # the request ids the taps showed, oldest first (bounded)
+        self.capture = Sampling(self.tap, clock())
         self.stats_written = 0.0
-        self.started = clock()
-        self.new_streams = 0  # streams that began since the last tick
         self.log = GatewayLog(Path(gateway_log))
         self.access = AccessLog(Path(access_log))
         self.journals = Journals(mocks, clusters)
@@ -108,7 +97,7 @@ class Collector:
         now = self.clock()
         self._take(now)
         self.log.poll()
-        self._sample(now, self.access.poll())
+        self.capture.observe(now, self.access.poll())
         # The mocks serve the journal from the same event loop as the traffic: ask only when a
         # request is waiting to be recorded, and at most every JOURNAL_POLL_S.
         if self.pending and now - self.journal_polled >= JOURNAL_POLL_S:
@@ -146,20 +135,14 @@ class Collector:
             item = self.pending.get(stream)
             if item is None:
                 item = self.pending[stream] = Pending(stream=stream, first_seen=when, sampled=sampled)
-                self.new_streams += 1
+                self.capture.new_streams += 1
             side = item.sides.side(kind)
             trace = item.traces.setdefault(side, Trace(stream=stream))
             fold(trace, segment, self.body_bytes)
             item.updated = max(item.updated, when)
             if side == "client" and kind == "request_headers" and trace.request is not None:
-                self._saw(trace.request.header("x-request-id"))
+                self.capture.saw(trace.request.header("x-request-id"))
         self._shed()
-
-    def _saw(self, request_id: str | None) -> None:
-        if request_id:
-            self.seen_ids[request_id] = None
-            while len(self.seen_ids) > SEEN_IDS:
-                del self.seen_ids[next(iter(self.seen_ids))]
 
     def _shed(self) -> None:
         """Under more load than it can record, keep only the newest streams: the ring would drop the
@@ -172,28 +155,11 @@ class Collector:
             del self.pending[item.stream]
         self.skipped += len(oldest)
 
-    def _sample(self, now: float, fresh: list[dict[str, Any]]) -> None:
-        """Attach the taps to a sample above SAMPLE_ABOVE requests a second, to all below SAMPLE_BELOW;
-        count the requests the taps did not show (the access log has every request; its line comes
-        at the stream's end, long after the taps showed its request headers)."""
-        # Only requests that began since the collector did: the access log is read from its start.
-        self.not_captured += sum(1 for entry in fresh if entry["_start"] >= self.started - 0.01
-                                 and entry.get("request_id") not in self.seen_ids
-                                 and entry.get("request_id") not in (None, "", "-"))
-        self.rates.append((now, max(len(fresh), self.new_streams)))
-        self.new_streams = 0
-        while self.rates and self.rates[0][0] < now - RATE_S:
-            self.rates.popleft()
-        rising = sum(n for when, n in self.rates if when >= now - RISE_S) / RISE_S
-        overall = sum(n for _, n in self.rates) / RATE_S
-        on = rising > SAMPLE_ABOVE or (overall >= SAMPLE_BELOW and self.tap.sampled)
-        self.tap.sample(on)
-
     def stats(self) -> dict[str, Any]:
         sampled = self.tap.sampled
         return {"mode": "sampled" if sampled else "all", "sample": SAMPLE_NOTE if sampled else None,
                 "attached": self.tap.attached.is_set(), "recorded": self.recorded,
-                "not_captured": self.not_captured, "skipped": self.skipped, "pending": len(self.pending),
+                "not_captured": self.capture.not_captured, "skipped": self.skipped, "pending": len(self.pending),
                 "error": self.tap.last_error}
 
     def write_stats(self, now: float) -> None:

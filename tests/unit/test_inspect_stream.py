@@ -68,17 +68,17 @@ def test_the_collector_samples_under_load_and_counts_what_it_left_out(tmp_path) 
     def tick(requests: int, captured: set[str] = frozenset()) -> None:
         clock.now += 0.05
         for request_id in captured:  # the taps showed these requests' headers
-            collector._saw(request_id)
+            collector.capture.saw(request_id)
         fresh = [{"request_id": f"r{clock.now}-{i}", "_start": clock.now} for i in range(requests)]
         fresh += [{"request_id": rid, "_start": clock.now} for rid in captured]
-        collector._sample(clock.now, fresh)
+        collector.capture.observe(clock.now, fresh)
 
     tick(1, {"seen"})  # interactive: every request, none left out
-    assert not collector.tap.sampled and collector.not_captured == 1
+    assert not collector.tap.sampled and collector.capture.not_captured == 1
     for _ in range(10):  # 20 a tick: 400 requests a second
         tick(20)
     assert collector.tap.sampled and collector.stats()["mode"] == "sampled"
-    assert collector.not_captured == 201  # every request whose id the taps never showed
+    assert collector.capture.not_captured == 201  # every request whose id the taps never showed
     for _ in range(70):  # quiet for 3.5 s: back to every request
         tick(0)
     assert not collector.tap.sampled
