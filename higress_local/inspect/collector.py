@@ -1,7 +1,8 @@
-"""The inspector's collector: turns the taps' files into request records and keeps the newest N.
+"""The inspector's collector: turns the taps' streams into request records and keeps the newest N.
 
-For each stream both taps wrote (same stream id in both file names) it waits until the stream is
-over (its access-log line appeared, or the file stopped growing after the response started), then
+It attaches to both taps over Envoy's admin port (tapstream.py) and folds each stream's segments
+in memory (both taps use Envoy's stream id as trace id, so the halves pair). Once a stream is over
+(its access-log line appeared, or no segment came for a while after the response started) it
 records the four views and what it can tie to the request:
 
 - the access-log line (timings, ai_log) by Envoy's x-request-id;
@@ -9,13 +10,17 @@ records the four views and what it can tie to the request:
 - what the backend or the route's service received: by x-request-id in its journal, else by time;
 - the calls plugins made to services: by wasm-go's "http call start" lines, else by time.
 
-Every tie says how it was made. The tap files are deleted once recorded, so disk use is the ring.
-Run as `python -m higress_local.inspect.collector --taps DIR --store DIR ...` (see `argv`).
+Every tie says how it was made. Nothing is written per request but the ring's records. Under load
+it reattaches the taps to a sample (sampling.py, tapstream.SAMPLE_NOTE); each record says whether it
+was sampled, and `capture.json` beside the ring counts the requests the
+access log saw that were not captured.
+Run as `python -m higress_local.inspect.collector --admin HOST:PORT --store DIR ...` (see `argv`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -29,8 +34,10 @@ from ..mock.client import MockClient, read_token_file
 from ..state import service_of
 from .correlate import BACKEND, REQUEST_ID_HEADER, guess
 from .sources import AccessLog, GatewayLog, Journals, LogLine
-from .store import DEFAULT_RING, Store
-from .tapfile import read_trace, split_name
+from .store import CAPTURE_FILE, DEFAULT_RING, Store
+from .tapfile import Trace, fold
+from .sampling import Sampling
+from .tapstream import SAMPLE_NOTE, AdminTap, StreamSides
 
 DEFAULT_BODY_BYTES = 65536
 SETTLE_S = 0.15  # after a stream looks finished, the logs and journals get this long to catch up
@@ -41,23 +48,31 @@ ACCESS_WAIT_S = 3.0
 ABANDON_S = 600.0  # a stream with no response for this long is recorded as it is
 TICK_S = 0.05
 JOURNAL_POLL_S = 0.3
+STATS_S = 1.0
 
 
 @dataclass
 class Pending:
     stream: str
-    files: dict[str, Path] = field(default_factory=dict)
+    traces: dict[str, Trace] = field(default_factory=dict)
+    sides: StreamSides = field(default_factory=StreamSides)
     first_seen: float = 0.0
+    updated: float = 0.0  # when its last segment came
     done_at: float | None = None
     has_access: bool = False
     request_id: str | None = None
+    sampled: bool = False  # captured while the taps were attached to a sample
 
 
 class Collector:
-    def __init__(self, taps: Path, store: Store, gateway_log: Path, access_log: Path,
+    def __init__(self, admin: tuple[str, int], store: Store, gateway_log: Path, access_log: Path,
                  mocks: dict[str, MockClient], clusters: dict[str, str] | None = None,
                  body_bytes: int = DEFAULT_BODY_BYTES, clock: Any = time.time) -> None:
-        self.taps, self.store, self.body_bytes, self.clock = Path(taps), store, body_bytes, clock
+        self.store, self.body_bytes, self.clock = store, body_bytes, clock
+        self.segments: deque = deque(maxlen=50_000)  # (time, segment) from the session's thread
+        self.tap = AdminTap(admin, body_bytes, self.segments, clock)
+        self.capture = Sampling(self.tap, clock())
+        self.stats_written = 0.0
         self.log = GatewayLog(Path(gateway_log))
         self.access = AccessLog(Path(access_log))
         self.journals = Journals(mocks, clusters)
@@ -70,16 +85,19 @@ class Collector:
         self.skipped = 0  # streams dropped unread because the collector fell behind (see _shed)
 
     def start(self) -> None:
-        """Read every log and journal from its start (each keeps only its recent window): taps
-        written before the collector came up still find their lines and journal entries."""
-        self.taps.mkdir(parents=True, exist_ok=True)
+        """Attach to the taps. Every log and journal is read from its start (each keeps only its
+        recent window), so early streams still find their lines and journal entries."""
+        self.tap.start()
+
+    def stop(self) -> None:
+        self.tap.stop()
 
     def tick(self) -> int:
-        """One pass: find tap files, record finished streams. Returns how many were recorded."""
+        """One pass: take the taps' segments, record finished streams. Returns how many were recorded."""
         now = self.clock()
-        self._scan(now)
+        self._take(now)
         self.log.poll()
-        self.access.poll()
+        self.capture.observe(now, self.access.poll())
         # The mocks serve the journal from the same event loop as the traffic: ask only when a
         # request is waiting to be recorded, and at most every JOURNAL_POLL_S.
         if self.pending and now - self.journal_polled >= JOURNAL_POLL_S:
@@ -99,58 +117,75 @@ class Collector:
         self.windows.extend((frame["start"], frame["end"]) for frame in ready)
         for frame in sorted(ready, key=lambda f: f["start"]):
             self.store.add(self.build(frame))
-            for path in frame["item"].files.values():
-                path.unlink(missing_ok=True)
         self.recorded += len(ready)
+        if now - self.stats_written >= STATS_S:
+            self.write_stats(now)
         return len(ready)
 
-    def _scan(self, now: float) -> None:
-        try:
-            names = os.listdir(self.taps)
-        except FileNotFoundError:
-            return
-        for name in names:
-            parts = split_name(Path(name))
-            if parts is None:
+    def _take(self, now: float) -> None:
+        """Fold the segments the taps' threads received into their streams."""
+        sampled = self.tap.sampled
+        while self.segments:
+            when, segment = self.segments.popleft()
+            piece = segment.get("http_streamed_trace_segment") or {}
+            stream = str(piece.get("trace_id", ""))
+            kind = next((key for key in piece if key != "trace_id"), "")
+            if not stream or not kind:
                 continue
-            side, stream = parts
             item = self.pending.get(stream)
             if item is None:
-                item = self.pending[stream] = Pending(stream=stream, first_seen=now)
-            item.files[side] = self.taps / name
+                item = self.pending[stream] = Pending(stream=stream, first_seen=when, sampled=sampled)
+                self.capture.new_streams += 1
+            side = item.sides.side(kind)
+            trace = item.traces.setdefault(side, Trace(stream=stream))
+            fold(trace, segment, self.body_bytes)
+            item.updated = max(item.updated, when)
+            if side == "client" and kind == "request_headers" and trace.request is not None:
+                self.capture.saw(trace.request.header("x-request-id"))
         self._shed()
 
     def _shed(self) -> None:
         """Under more load than it can record, keep only the newest streams: the ring would drop the
-        older ones anyway. Their files go unread, so disk and work stay bounded by the ring."""
+        older ones anyway, so memory and work stay bounded by the ring."""
         excess = len(self.pending) - self.store.ring - 64
         if excess <= 0:
             return
-        oldest = sorted(self.pending.values(), key=lambda item: _mtime(item))[:excess]
+        oldest = sorted(self.pending.values(), key=lambda item: item.first_seen)[:excess]
         for item in oldest:
-            for path in item.files.values():
-                path.unlink(missing_ok=True)
             del self.pending[item.stream]
         self.skipped += len(oldest)
 
+    def stats(self) -> dict[str, Any]:
+        sampled = self.tap.sampled
+        return {"mode": "sampled" if sampled else "all", "sample": SAMPLE_NOTE if sampled else None,
+                "attached": self.tap.attached.is_set(), "recorded": self.recorded,
+                "not_captured": self.capture.not_captured, "skipped": self.skipped, "pending": len(self.pending),
+                "error": self.tap.last_error}
+
+    def write_stats(self, now: float) -> None:
+        """`capture.json` beside the ring, replaced whole: what the page and the bench read."""
+        path = self.store.directory.parent / CAPTURE_FILE
+        tmp = path.with_name(f".{CAPTURE_FILE}.tmp")
+        try:
+            tmp.write_text(json.dumps({**self.stats(), "time": now}))
+            os.replace(tmp, path)
+        except OSError:
+            return
+        self.stats_written = now
+
     def _finished(self, item: Pending, now: float) -> bool:
-        client = item.files.get("client")
+        client = item.traces.get("client")
         if client is None:
-            return now - item.first_seen > QUIET_S  # an upstream file alone: nothing for the client view
-        if item.request_id is None:  # the request headers come first: read them once
-            trace = read_trace(client, item.stream, 0)
-            item.request_id = (trace.request.header("x-request-id") if trace.request else None) or ""
+            return now - item.first_seen > QUIET_S  # an upstream half alone: nothing for the client view
+        if not item.request_id:
+            item.request_id = (client.request.header("x-request-id") if client.request else None) or ""
         if item.request_id and self.access.by_request_id(item.request_id) is not None:
             item.has_access = True
             return True
-        try:
-            idle = now - client.stat().st_mtime
-        except FileNotFoundError:
-            return True
+        idle = now - item.updated
         if idle <= QUIET_S:
             return False
-        trace = read_trace(client, item.stream, 0)
-        return trace.response is not None or idle > ABANDON_S
+        return client.response is not None or idle > ABANDON_S
 
     def _access_now(self, item: Pending) -> bool:
         item.has_access = bool(item.request_id) and self.access.by_request_id(item.request_id or "") is not None
@@ -158,8 +193,7 @@ class Collector:
 
     def _frame(self, item: Pending) -> dict[str, Any]:
         """The stream's traces, access line and time span."""
-        traces = {side: read_trace(path, item.stream, self.body_bytes) for side, path in item.files.items()
-                  if path.exists()}
+        traces = item.traces
         client = traces.get("client")
         request = client.request if client else None
         rid = request.header("x-request-id") if request else None
@@ -200,6 +234,7 @@ class Collector:
             "timings": {"start": start, "duration_ms": _ms(access.get("duration")) if access else None,
                         "upstream_ms": _ms(access.get("upstream_service_time")) if access else None},
             "in_flight_with": max(overlap, 0),
+            "sampled": SAMPLE_NOTE if item.sampled else None,
         }
         lines = self._lines(rid, start, end, overlap)
         record["plugin_logs"] = [{"plugin": line.plugin, "text": line.text, "time": line.time, "matched_by": how}
@@ -298,13 +333,6 @@ class Collector:
         return out
 
 
-def _mtime(item: Pending) -> float:
-    try:
-        return min(path.stat().st_mtime for path in item.files.values())
-    except (FileNotFoundError, ValueError):
-        return 0.0
-
-
 def _forwarded(entry: dict[str, Any]) -> bool:
     """A request the gateway's router forwarded (Envoy adds x-forwarded-proto), not a plugin's call."""
     return "x-forwarded-proto" in (entry.get("headers") or {})
@@ -327,8 +355,6 @@ def _int(value: Any) -> int | None:
 def _ai_log(access: dict[str, Any] | None) -> Any:
     if not access or access.get("ai_log") in (None, "-", ""):
         return None
-    import json
-
     try:
         return json.loads(access["ai_log"])
     except ValueError:
@@ -338,11 +364,11 @@ def _ai_log(access: dict[str, Any] | None) -> Any:
 # -- the process ---------------------------------------------------------------------------------
 
 
-def argv(taps: str, store: str, gateway_log: str, access_log: str, mocks: dict[str, str],
+def argv(admin: str, store: str, gateway_log: str, access_log: str, mocks: dict[str, str],
          clusters: dict[str, str], token_file: str | None, ring: int = DEFAULT_RING,
          body_bytes: int = DEFAULT_BODY_BYTES) -> list[str]:
     """The collector's command line (after the Python executable)."""
-    out = ["-m", "higress_local.inspect.collector", "--taps", taps, "--store", store,
+    out = ["-m", "higress_local.inspect.collector", "--admin", admin, "--store", store,
            "--gateway-log", gateway_log, "--access-log", access_log, "--ring", str(ring),
            "--body-bytes", str(body_bytes)]
     for name, url in mocks.items():
@@ -356,7 +382,7 @@ def argv(taps: str, store: str, gateway_log: str, access_log: str, mocks: dict[s
 
 def main(args: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hlocal-inspect-collector")
-    parser.add_argument("--taps", required=True)
+    parser.add_argument("--admin", required=True, help="Envoy's admin HOST:PORT, where the taps stream")
     parser.add_argument("--store", required=True)
     parser.add_argument("--gateway-log", required=True)
     parser.add_argument("--access-log", required=True)
@@ -369,7 +395,8 @@ def main(args: list[str] | None = None) -> int:
     token = read_token_file(opts.token_file) if opts.token_file else None
     mocks = {name: MockClient(url, token=token) for name, _, url in (m.partition("=") for m in opts.mock)}
     clusters = {cluster: name for cluster, _, name in (c.rpartition("=") for c in opts.cluster)}
-    collector = Collector(Path(opts.taps), Store(Path(opts.store), opts.ring), Path(opts.gateway_log),
+    host, _, port = opts.admin.rpartition(":")
+    collector = Collector((host, int(port)), Store(Path(opts.store), opts.ring), Path(opts.gateway_log),
                           Path(opts.access_log), mocks, clusters, opts.body_bytes)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
@@ -382,6 +409,7 @@ def main(args: list[str] | None = None) -> int:
     while not stopping:
         collector.tick()
         time.sleep(TICK_S)  # a poll interval, not synchronisation: the loop ends on SIGTERM
+    collector.stop()
     return 0
 
 

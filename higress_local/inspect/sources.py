@@ -142,8 +142,10 @@ class AccessLog:
         self.by_id: dict[str, dict[str, Any]] = {}
         self.without_id: deque = deque(maxlen=500)  # lines of requests whose x-request-id a plugin removed
 
-    def poll(self) -> None:
+    def poll(self) -> list[dict[str, Any]]:
+        """Read the lines appended since the last poll; returns their entries."""
         fresh, self.offset = _read_new(self.path, self.offset)
+        added = []
         for line in fresh:
             try:
                 entry = json.loads(line)
@@ -153,6 +155,7 @@ class AccessLog:
                 continue
             entry["_start"] = iso_time(str(entry.get("start_time", ""))) or time.time()
             self.entries.append(entry)
+            added.append(entry)
             if entry.get("request_id") not in (None, "", "-"):
                 self.by_id[entry["request_id"]] = entry
             else:
@@ -161,6 +164,7 @@ class AccessLog:
             old = self.entries.popleft()
             if self.by_id.get(old.get("request_id")) is old:
                 del self.by_id[old["request_id"]]
+        return added
 
     def by_request_id(self, request_id: str) -> dict[str, Any] | None:
         return self.by_id.get(request_id)

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 DEFAULT_RING = 500
 SUFFIX = ".json"
+CAPTURE_FILE = "capture.json"  # beside the ring: the collector's mode and counts (collector.write_stats)
 
 
 class Store:
@@ -70,6 +71,13 @@ class Store:
             record = self.get(record_id)
             if record is not None:  # rotated away between listing and reading
                 yield record
+
+    def capture_stats(self) -> dict[str, Any] | None:
+        """What the collector last said of the capture (all or sampled, counts); None before it said."""
+        try:
+            return json.loads((self.directory.parent / CAPTURE_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def disk_bytes(self) -> int:
         total = 0

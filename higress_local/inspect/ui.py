@@ -97,7 +97,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
         elif route == "/api/requests":
             limit = int((query.get("n") or ["200"])[0])
-            self._send(200, {"requests": [list_row(r) for r in self.server.store.recent(limit=limit)]})
+            self._send(200, {"requests": [list_row(r) for r in self.server.store.recent(limit=limit)],
+                             "capture": self.server.store.capture_stats()})
         elif route.startswith("/api/requests/") and route.rsplit("/", 1)[-1].isdigit():
             record = self.server.store.get(int(route.rsplit("/", 1)[-1]))
             self._send(200, record_json(record)) if record else self._send(404, {"error": "no such request"})

@@ -17,7 +17,7 @@ HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive",
 
 
 def taps_dir(state_dir: Path) -> Path:
-    """Where Envoy's taps write (Layout.inspect_dir)."""
+    """The inspector's folder as Layout.inspect_dir names it (set: capture on; the taps stream, writing nothing)."""
     return Path(state_dir) / "inspect" / "taps"
 
 
@@ -73,6 +73,8 @@ def format_record(record: dict[str, Any], plugin_logs: bool = True) -> list[str]
     req, resp = result.get("request_headers"), result.get("response_headers")
     out = [f"#{record['id']}  {record.get('method')} {record.get('path')} -> {record.get('status')}  "
            f"({_ms(record)})  x-request-id {record.get('request_id')}"]
+    if record.get("sampled"):
+        out.append(f"sampled: {record['sampled']}: requests not matching were not captured")
     out += ["", "1. request as the client sent it"] + _headers(record.get("client_request"), _marks(req, "before"))
     out += ["", "2. request as it left the plugins for the upstream"]
     if record.get("upstream_request") is None:

@@ -7,25 +7,25 @@ from pathlib import Path
 
 from ..state import StackState
 from . import collector
-from .view import store_dir, taps_dir
+from .view import store_dir
 
 
 def prepare(state_dir: Path) -> None:
-    """Make the taps' folder before Envoy starts: a tap whose folder is missing writes nothing."""
-    taps_dir(state_dir).mkdir(parents=True, exist_ok=True)
+    """Make the ring's folder before the collector starts."""
     store_dir(state_dir).mkdir(parents=True, exist_ok=True)
 
 
 def collector_argv(state_dir: Path, state: StackState, token_file: str | None, ring: int = collector.DEFAULT_RING
                    ) -> list[str]:
-    """The native collector process: reads the taps of `state.layout`, Envoy's log, the access log and
-    every mock's journal; keeps the newest `ring` records under .hlocal/<name>/inspect/requests."""
+    """The native collector process: attaches to the taps over Envoy's admin port, reads Envoy's log,
+    the access log and every mock's journal; keeps the newest `ring` records under
+    .hlocal/<name>/inspect/requests."""
     layout = state.require_layout()
     mocks = {"backend": state.control_url}
     for plan in state.services.values():
         mocks.update(plan.journals())  # a replicated service: each replica's journal as `name[i]`
     clusters = {plan.cluster: name for name, plan in state.services.items()}
     return [sys.executable, *collector.argv(
-        taps=layout.inspect_dir or str(taps_dir(state_dir)), store=str(store_dir(state_dir)),
+        admin=f"127.0.0.1:{state.admin_port}", store=str(store_dir(state_dir)),
         gateway_log=str(Path(state_dir) / "logs" / "gateway.log"), access_log=layout.access_log,
         mocks=mocks, clusters=clusters, token_file=token_file, ring=ring, body_bytes=layout.inspect_body_bytes)]

@@ -29,8 +29,9 @@ V8 = "envoy.wasm.runtime.v8"
 BRIDGE_FILTER = "hlocal.bridge"
 REFRESH_FILTER = "hlocal.refresh"
 TAP_TYPE = "type.googleapis.com/envoy.extensions.filters.http.tap.v3.Tap"
-TAP_CLIENT = "hlocal.tap.client"  # its files: <inspect_dir>/client_<stream id>.json
-TAP_UPSTREAM = "hlocal.tap.upstream"  # <inspect_dir>/upstream_<stream id>.json
+TAP_CLIENT = "hlocal.tap.client"
+TAP_UPSTREAM = "hlocal.tap.upstream"
+TAP_CONFIG_ID = "hlocal.tap"  # both taps' admin config_id (inspect/tapstream.py attaches to it)
 ROUTE_CONFIG = "hlocal"
 ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -63,8 +64,8 @@ class Layout:
     tls_port: int | None = None  # None: no https listener
     tls_cert: str | None = None
     tls_key: str | None = None
-    # The request inspector (higress_local/inspect): where Envoy's two tap filters write one file per
-    # request (None: no capture), and the bytes of each body chunk they keep.
+    # The request inspector (higress_local/inspect): its folder (None: no capture; the two taps stream
+    # to the collector over the admin port), and the bytes of each body the collector asks them for.
     inspect_dir: str | None = None
     inspect_body_bytes: int = 65536
     mcp_session_port: int | None = None  # gateway.mcp_server: hlocal's session process (None: off)
@@ -205,27 +206,15 @@ def render_tap_filter(name: str, layout: Layout) -> dict[str, Any]:
 
     The first filter sees the request as the client sent it and, encoding in reverse, the response
     as the client gets it; the one just before the router sees the request as it goes upstream and
-    the response as the upstream sent it. Streaming matters: a buffered trace reads the header maps
-    when the stream ends, after every filter changed them; a streamed one copies them as each filter
-    sees them. One file per stream, named <prefix>_<stream id>.json by both taps (the same stream
-    id), so the two halves pair exactly; bodies are cut per chunk.
+    the response as the upstream sent it. Both are controlled from the admin port under one
+    config_id (Envoy attaches one `POST /tap` session at a time): the collector attaches a streamed
+    session (inspect/tapstream.py), so no file is written per request, and a tap with no session
+    attached does nothing. Streaming matters: a buffered trace reads the header maps when the stream
+    ends, after every filter changed them; a streamed one copies them as each filter sees them. Both
+    taps use the stream id as trace id; which tap sent a segment follows from their order.
     """
-    return {
-        "name": name,
-        "typed_config": {
-            "@type": TAP_TYPE,
-            "common_config": {"static_config": {
-                "match": {"any_match": True},
-                "output_config": {
-                    "streaming": True,
-                    "max_buffered_rx_bytes": layout.inspect_body_bytes,
-                    "max_buffered_tx_bytes": layout.inspect_body_bytes,
-                    "sinks": [{"format": "JSON_BODY_AS_STRING",
-                               "file_per_tap": {"path_prefix": f"{layout.inspect_dir}/{name.rsplit('.', 1)[-1]}"}}],
-                },
-            }},
-        },
-    }
+    return {"name": name, "typed_config": {"@type": TAP_TYPE,
+                                           "common_config": {"admin_config": {"config_id": TAP_CONFIG_ID}}}}
 
 
 def render_route(route: Route, project: Project | None = None) -> dict[str, Any]:

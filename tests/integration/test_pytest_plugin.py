@@ -139,6 +139,32 @@ def test_a_failure_shows_client_response_and_backend_request_and_teardown_runs(s
     assert_nothing_left(smoke)
 
 
+def test_a_failure_with_capture_on_shows_the_inspector_diff_of_the_last_request(smoke: Project, pytester,
+                                                                                  runtime) -> None:
+    if runtime != "native":
+        pytest.skip("the inspector captures on the native runtime only")
+    smoke.config["gateway"]["inspect"] = True
+    smoke.write()
+    pytester.makepyfile(test_smoke="""
+        def test_header_the_plugin_did_not_add(gateway, upstream):
+            gateway.get("/api/diffed", headers={"x-in": "1"})
+            assert upstream.last().headers["x-hlocal"] == "expected-by-test"
+    """)
+    result = run_inner(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*hlocal: inspector diff of the last request*",
+        "#* GET /api/diffed -> 200 *",
+        "1. request as the client sent it",
+        "2. request as it left the plugins for the upstream",
+        "  + x-hlocal: added",  # the headers plugin's change, marked as added
+        "4. response as the client got it",
+        "  + x-out: 1",
+        "changes: *",
+    ])
+    assert_nothing_left(smoke)
+
+
 def test_a_stack_failing_half_way_is_stopped_and_reported(smoke: Project, pytester) -> None:
     smoke.config["plugins"][1]["config"] = {"reject": True}  # Envoy starts, then the plugin refuses its config
     smoke.write()

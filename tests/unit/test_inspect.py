@@ -11,7 +11,8 @@ from higress_local.errors import ConfigError
 from higress_local.inspect import diff
 from higress_local.inspect.sources import parse_plugin_line
 from higress_local.inspect.store import Store
-from higress_local.inspect.tapfile import read_trace, split_name
+from higress_local.inspect.tapfile import Trace, fold
+from higress_local.inspect.tapstream import SegmentDecoder
 from higress_local.inspect.view import format_list, format_record, replay_request
 
 
@@ -23,20 +24,19 @@ def _headers(*pairs) -> dict:
     return {"headers": [{"key": k, "value": v, "raw_value": ""} for k, v in pairs]}
 
 
-def test_a_streamed_tap_file_folds_into_messages_and_caps_bodies(tmp_path: Path) -> None:
-    path = tmp_path / "client_42.json"
-    path.write_text("\n".join([
+def test_streamed_segments_fold_into_messages_and_caps_bodies() -> None:
+    stream = "\n".join([
         _segment("request_headers", _headers((":method", "POST"), (":path", "/p"), ("x-a", "1"))),
         _segment("request_body_chunk", {"as_string": "abcdef", "truncated": False}),
         _segment("request_body_chunk", {"as_string": "ghij", "truncated": False}),
         _segment("response_headers", _headers((":status", "201"),)),
-    ]) + '\n{"http_streamed_trace_segment": {"trace_id": "42", "respo')  # still being written
-    trace = read_trace(path, "42", body_cap=8)
+    ]) + '\n{"http_streamed_trace_segment": {"trace_id": "42", "respo'  # the rest not sent yet
+    trace = Trace(stream="42")
+    for item in SegmentDecoder().feed(stream.encode()):
+        fold(trace, item, body_cap=8)
     assert trace.request.headers == [[":method", "POST"], [":path", "/p"], ["x-a", "1"]]
     assert trace.request.body == "abcdefgh" and trace.request.body_truncated
     assert trace.response.header(":status") == "201" and trace.response.body == ""
-    assert split_name(path) == ("client", "42") and split_name(tmp_path / "upstream_7.json") == ("upstream", "7")
-    assert split_name(tmp_path / "client_x.json") is None and split_name(tmp_path / ".1.tmp") is None
 
 
 def test_the_ring_keeps_the_newest_n(tmp_path: Path) -> None:

@@ -380,12 +380,10 @@ def test_inspect_puts_a_tap_first_and_one_just_before_the_router(flavor):
     assert names[1:-2] == filter_names(render_bootstrap(two_plugins(), layout(flavor)))[:-1]
     first = hcm(boot)["http_filters"][0]["typed_config"]
     assert first["@type"] == "type.googleapis.com/envoy.extensions.filters.http.tap.v3.Tap"
-    output = first["common_config"]["static_config"]["output_config"]
-    assert output == {"streaming": True, "max_buffered_rx_bytes": 1024, "max_buffered_tx_bytes": 1024,
-                      "sinks": [{"format": "JSON_BODY_AS_STRING",
-                                 "file_per_tap": {"path_prefix": "/state/inspect/taps/client"}}]}
-    last = hcm(boot)["http_filters"][-2]["typed_config"]["common_config"]["static_config"]["output_config"]
-    assert last["sinks"][0]["file_per_tap"]["path_prefix"] == "/state/inspect/taps/upstream"
+    # controlled over the admin port (one session for both), the id the collector attaches to: no file per request
+    from higress_local.inspect.tapstream import TAP_CONFIG_ID
+    assert first["common_config"] == {"admin_config": {"config_id": TAP_CONFIG_ID}}
+    assert hcm(boot)["http_filters"][-2]["typed_config"]["common_config"] == first["common_config"]
 
 
 def test_no_inspect_dir_means_no_tap():

@@ -1,0 +1,49 @@
+"""When the collector attaches the taps to a sample, and how many requests the taps did not show."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from .tapstream import AdminTap
+
+# On above SAMPLE_ABOVE requests/s over the last RISE_S (new streams or access-log lines, whichever
+# is more: the taps show a request first), off again below SAMPLE_BELOW over the last RATE_S
+# seconds. Interactive work is far below both: every request.
+SAMPLE_ABOVE = 100.0
+SAMPLE_BELOW = 40.0
+RISE_S = 0.5
+RATE_S = 3.0
+SEEN_IDS = 20_000  # request ids the taps showed, kept to tell which access-log lines were not captured
+
+
+class Sampling:
+    def __init__(self, tap: AdminTap, started: float) -> None:
+        self.tap, self.started = tap, started
+        self.rates: deque = deque()  # (time, requests seen then)
+        self.new_streams = 0  # streams that began since the last observe()
+        self.not_captured = 0  # requests in the access log whose request id the taps never showed
+        self.seen_ids: dict[str, None] = {}  # the request ids the taps showed, oldest first (bounded)
+
+    def saw(self, request_id: str | None) -> None:
+        """The taps showed this request's headers."""
+        if request_id:
+            self.seen_ids[request_id] = None
+            while len(self.seen_ids) > SEEN_IDS:
+                del self.seen_ids[next(iter(self.seen_ids))]
+
+    def observe(self, now: float, fresh: list[dict[str, Any]]) -> None:
+        """Attach the taps to a sample above SAMPLE_ABOVE requests a second, to all below SAMPLE_BELOW;
+        count the requests the taps did not show (the access log has every request; its line comes
+        at the stream's end, long after the taps showed its request headers)."""
+        # Only requests that began since the collector did: the access log is read from its start.
+        self.not_captured += sum(1 for entry in fresh if entry["_start"] >= self.started - 0.01
+                                 and entry.get("request_id") not in self.seen_ids
+                                 and entry.get("request_id") not in (None, "", "-"))
+        self.rates.append((now, max(len(fresh), self.new_streams)))
+        self.new_streams = 0
+        while self.rates and self.rates[0][0] < now - RATE_S:
+            self.rates.popleft()
+        rising = sum(n for when, n in self.rates if when >= now - RISE_S) / RISE_S
+        overall = sum(n for _, n in self.rates) / RATE_S
+        self.tap.sample(rising > SAMPLE_ABOVE or (overall >= SAMPLE_BELOW and self.tap.sampled))
