@@ -2,16 +2,17 @@
 
 Click's documented "Lazily Loading Subcommands" (`LazyGroup`): the group knows each command by its
 import path, so `hlocal --help` and `hlocal up` import only what they show or run, and the command
-modules import at the top. `--help` and shell completion show each command's own docstring, read from
-its module's source without importing it.
+modules import at the top. `--help` and shell completion show each command's own docstring, found in
+its module's source without importing it (tests/unit/test_cli_group.py: equal to what Click loads).
 """
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib
 import importlib.util
+import inspect
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,19 +49,20 @@ COMMANDS = {name: f"{module}:{function or name}" for module, names in _MODULES.i
             for name, _, function in (word.partition("=") for word in names.split())}
 
 
+# A command function's docstring in its module's source (house style: `"""` right under the `def`).
+_DOCSTRING = r'^def {}\(.*?:\n    """(.*?)"""'
+
+
 @functools.cache
-def _docstrings(module: str) -> dict[str, str]:
-    """The docstring of each function of `module`, read from its source without importing it (the help
-    lists every command; importing them all would cost --help most of a second)."""
-    source = Path(importlib.util.find_spec(module).origin).read_text(encoding="utf-8")
-    return {node.name: ast.get_docstring(node) or "" for node in ast.parse(source).body
-            if isinstance(node, ast.FunctionDef)}
+def _source(module: str) -> str:
+    return Path(importlib.util.find_spec(module).origin).read_text(encoding="utf-8")
 
 
 def command_help(name: str) -> str:
     """The command's own docstring, as Click shows it (the one source of each command's help)."""
     module, _, function = COMMANDS[name].partition(":")
-    return _docstrings(module).get(function, "")
+    found = re.search(_DOCSTRING.format(function), _source(module), re.MULTILINE | re.DOTALL)
+    return inspect.cleandoc(found.group(1)) if found else ""
 
 
 def _short_help(text: str, limit: int = 45) -> str:
