@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import os
+import resource
 import time
 from contextlib import contextmanager
 from importlib import resources
@@ -127,24 +128,35 @@ def worktree(ref: str):
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
+def _cpu_timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and the CPU seconds (user + system) the command used: on a machine shared with other
+    work the wall time swings with the neighbours, the CPU time barely."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = _timed(argv, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def help_against_baseline(ref: str, rounds: int) -> None:
     """`--help` of this checkout and of `ref`, alternating which goes first, so drift hits both alike."""
     with worktree(ref) as tree:
         envs = {"this": _tree_env(ROOT), ref: _tree_env(tree)}
         for env in envs.values():  # warm the bytecode caches of both trees before timing
             _timed([*HLOCAL, "--help"], env)
-        times: dict[str, list[float]] = {name: [] for name in envs}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in envs}
         for index in range(rounds):
             order = list(envs) if index % 2 == 0 else list(reversed(envs))
             for name in order:
-                times[name].append(_timed([*HLOCAL, "--help"], envs[name]))
-    this, base = statistics.median(times["this"]), statistics.median(times[ref])
-    print(f"\nhlocal --help, {rounds} alternating rounds, median (quartiles):")
-    for name, label in (("this", "this checkout"), (ref, ref)):
-        low, mid, high = statistics.quantiles(times[name], n=4)
-        print(f"  {label:<14} {mid:6.3f} s   ({low:.3f} .. {high:.3f})")
-    verdict = "met" if this <= base else f"slower by {1000 * (this - base):.1f} ms; compare with the quartiles"
-    print(f"  ratio          {this / base:6.3f} x   (target: no slower than the baseline: {verdict})")
+                times[name].append(_cpu_timed([*HLOCAL, "--help"], envs[name]))
+    print(f"\nhlocal --help, {rounds} alternating rounds, median (quartiles); load average {os.getloadavg()[0]:.1f}:")
+    for column, what in ((0, "wall"), (1, "CPU")):
+        series = {name: [t[column] for t in runs] for name, runs in times.items()}
+        for name, label in (("this", "this checkout"), (ref, ref)):
+            low, mid, high = statistics.quantiles(series[name], n=4)
+            print(f"  {what:<4} {label:<14} {mid:6.3f} s   ({low:.3f} .. {high:.3f})")
+        this, base = statistics.median(series["this"]), statistics.median(series[ref])
+        verdict = "met" if this <= base else f"slower by {1000 * (this - base):.1f} ms; compare with the quartiles"
+        print(f"  {what:<4} ratio          {this / base:6.3f} x   (target: no slower than the baseline: {verdict})")
 
 
 def main() -> int:
