@@ -119,20 +119,6 @@ def test_down_stops_every_replica(make_project) -> None:
     assert project.leftovers() == []
 
 
-@pytest.mark.parametrize("mock, expected", [
-    ({"replicas": 0}, "services[0].mock.replicas: 0 is out of range 1..16"),
-    ({"replicas": 2, "metrics": ["x 1\n"]}, "services[0].mock.metrics: lists 1 metrics for 2 replicas"),
-])
-def test_a_bad_replicas_value_fails_up_naming_the_key(make_project, mock, expected) -> None:
-    project = make_project({"gateway": {"port": 0},
-                            "services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80, "mock": mock}]},
-                           name="replicasbad", runtime="native")
-    up = project.hlocal("up")
-    assert up.returncode == 2, up
-    assert expected in up.stderr
-    assert project.state() is None and project.leftovers() == []
-
-
 def test_stubs_reload_into_every_replica_and_more_replicas_need_a_restart(make_project) -> None:
     service = {"name": "llm", "kind": "static", "host": "llm", "port": 80,
                "mock": {"replicas": 2, "stubs": [{"match": {"path": "/s"}, "respond": {"status": 201}}]}}

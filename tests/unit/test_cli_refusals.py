@@ -152,3 +152,13 @@ def test_probe_header_with_crlf_is_a_config_error(project: Path) -> None:
     probe = {"name": "p", "request": {"path": "/", "headers": {"x-a": "1\r\nx-injected: 2"}}, "expect": {}}
     _write(project, {"runtime": "native", "gateway": {"port": 0}, "probes": [probe]})
     _refused(project, ["probe"], 2, "hlocal.yaml: probes[0].request.headers.x-a: the value of header 'x-a' contains CR")
+
+
+@pytest.mark.parametrize(("mock", "expected"), [
+    ({"replicas": 0}, "services[0].mock.replicas: 0 is out of range 1..16"),
+    ({"replicas": 2, "metrics": ["x 1\n"]}, "services[0].mock.metrics: lists 1 metrics for 2 replicas"),
+], ids=["zero", "metrics-per-replica"])
+def test_a_bad_replicas_value_fails_up_naming_the_key(project: Path, mock: dict, expected: str) -> None:
+    _write(project, {"runtime": "native", "gateway": {"port": 0},
+                     "services": [{"name": "llm", "kind": "static", "host": "llm", "port": 80, "mock": mock}]})
+    _refused(project, ["up"], 2, expected)
