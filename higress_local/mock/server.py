@@ -146,6 +146,7 @@ class MockServer:
         self._close_sockets()
         self._loop = self._thread = None
         self._servers = []
+        self.state.flush_log()
 
     def journal(
         self,
@@ -189,6 +190,10 @@ class MockServer:
             self._tasks.add(task)
             try:
                 await serve_connection(reader, writer, self.state, handler, keep, limit)
+            except asyncio.CancelledError:
+                # Only stop() cancels: end quietly. Re-raised, asyncio's stream callback printed a
+                # traceback to the log for every connection still open (Envoy keeps a pool of them).
+                pass
             finally:
                 self._tasks.discard(task)
 
