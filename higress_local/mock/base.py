@@ -20,7 +20,7 @@ from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Iterable
 
 from . import wire
-from .echo import group_fields
+from .echo import repair_utf8
 from .state import MockState
 
 SERVER_NAME = "hlocal-mock"
@@ -78,6 +78,11 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
         return None
     except asyncio.LimitOverrunError:
         raise HttpError(431, f"request head is longer than {HEAD_LIMIT} bytes") from None
+    return parse_head(raw)
+
+
+def parse_head(raw: bytes) -> Request | None:
+    """Parse a request head ending in a blank line; None when it holds only blank lines."""
     arrived, started = time.time(), time.monotonic()
     # Decoded once, as latin-1 (one byte, one character), and split as text: a decode per line
     # and per header cost more than the rest of the parsing.
@@ -94,14 +99,15 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
         raise HttpError(505 if version.startswith("HTTP/") else 400, f"unsupported HTTP version {version!r}")
     if len(lines) - 1 > MAX_HEADERS:
         raise HttpError(431, f"more than {MAX_HEADERS} header fields")
-    items = []
+    fields: dict[str, list[str]] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         # Also refuses obsolete line folding (a line starting with whitespace, RFC 9112 5.2).
         if not sep or not _TOKEN.fullmatch(name):
             raise HttpError(400, f"bad header line {_raw(line)!r}")
-        items.append((name, value.strip(" \t")))
-    fields = group_fields(items)
+        value = value.strip(" \t")
+        # As echo.group_fields, in the same pass (this loop runs for every header of every request).
+        fields.setdefault(name.lower(), []).append(value if value.isascii() else repair_utf8(value))
     tokens = {token.strip().lower() for value in fields.get("connection", ()) for token in value.split(",")}
     keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
     return Request(method, target, version, fields, keep_alive, arrived, started)
@@ -217,11 +223,18 @@ async def serve_connection(
     except (wire.ClientGone, ConnectionError, asyncio.IncompleteReadError):
         pass  # The client hung up mid-request or mid-reply; nothing is left to answer.
     except Exception:  # noqa: BLE001 - a bug must cost one connection, not the mock
-        # Logged even when quiet: this is the mock failing, not a request line.
-        sys.stderr.write(f"{state.name}: internal error, connection closed\n{traceback.format_exc()}")
-        sys.stderr.flush()
+        report_internal_error(state)
     finally:
         writer.close()
+
+
+def report_internal_error(state: MockState) -> None:
+    """Print the exception being handled: a bug that cost one connection.
+
+    Logged even when quiet: this is the mock failing, not a request line.
+    """
+    sys.stderr.write(f"{state.name}: internal error, connection closed\n{traceback.format_exc()}")
+    sys.stderr.flush()
 
 
 async def _continue(request: Request, writer: asyncio.StreamWriter, max_body: int) -> None:

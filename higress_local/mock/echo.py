@@ -79,7 +79,7 @@ def group_fields(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Group header fields by lowercase name, keeping every value in arrival order."""
     grouped: dict[str, list[str]] = {}
     for name, value in items:
-        grouped.setdefault(name.lower(), []).append(value if value.isascii() else _repair_utf8(value))
+        grouped.setdefault(name.lower(), []).append(value if value.isascii() else repair_utf8(value))
     return grouped
 
 
@@ -98,7 +98,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _repair_utf8(value: str) -> str:
+def repair_utf8(value: str) -> str:
     """Undo the latin-1 decoding of header bytes when they were really UTF-8."""
     if value.isascii():
         return value  # nearly every header: nothing to undo

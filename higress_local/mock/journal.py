@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from itertools import chain
 from typing import Any, Iterable, Mapping
 
 from .echo import parse_json
@@ -99,8 +100,12 @@ def _estimate(entry: Mapping[str, Any]) -> int:
     size = _ENTRY_OVERHEAD + len(entry.get("body") or "") + len(entry.get("body_base64") or "")
     size += len(entry["path"]) + len(entry["method"])
     for group in ("headers", "query", "trailers"):
-        for name, values in entry.get(group, {}).items():
-            size += len(name) + sum(map(len, values)) + _FIELD_OVERHEAD * len(values)
+        fields = entry.get(group)
+        if fields:
+            # Per name its length, per value its length plus the overhead; summed in C, not in a loop.
+            values = fields.values()
+            size += sum(map(len, fields)) + sum(map(len, chain.from_iterable(values)))
+            size += _FIELD_OVERHEAD * sum(map(len, values))
     return size
 
 
