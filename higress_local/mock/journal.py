@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from itertools import chain
 from typing import Any, Iterable, Mapping
 
 from .echo import parse_json
@@ -102,10 +101,10 @@ def _estimate(entry: Mapping[str, Any]) -> int:
     for group in ("headers", "query", "trailers"):
         fields = entry.get(group)
         if fields:
-            # Per name its length, per value its length plus the overhead; summed in C, not in a loop.
-            values = fields.values()
-            size += sum(map(len, fields)) + sum(map(len, chain.from_iterable(values)))
-            size += _FIELD_OVERHEAD * sum(map(len, values))
+            for name, values in fields.items():
+                size += len(name) + _FIELD_OVERHEAD * len(values)
+                for value in values:  # nearly always one: cheaper than sum() over a generator
+                    size += len(value)
     return size
 
 
