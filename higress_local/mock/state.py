@@ -33,8 +33,8 @@ class MockState:
     def log(self, line: str) -> None:
         """Write one line to stderr, whole: at the event loop's next turn when called on the loop.
 
-        A write and flush per request cost the mock about a fifth of its CPU under load; lines
-        logged in one turn of the loop (often dozens of requests) now go out in one write.
+        A write and flush per line was a system call per request; the lines logged in one turn
+        of the loop (dozens of requests under load) now go out in one write.
         """
         if self.quiet:
             return
