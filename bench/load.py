@@ -489,8 +489,16 @@ def report(results: dict[str, list[Phase]]) -> None:
     if "upstream" in results:
         u_rps, u_p99 = median("upstream", lambda p: p.rps), median("upstream", lambda p: p.pct(0.99))
         print(f"reference: a bare Envoy as the upstream gives {u_rps / d_rps:5.2f} x the direct throughput and "
-              f"{u_p99 / d_p99:5.2f} x its p99 (the cost of proxying at all); the mock reaches "
-              f"{m_rps / u_rps:5.2f} x that upstream's throughput")
+              f"{u_p99 / d_p99:5.2f} x its p99 (the cost of proxying at all)")
+        # Issue 20's targets: the mock against the fastest upstream there can be, same plugin chain.
+        print(f"throughput ratio mock/upstream {m_rps / u_rps:5.2f} x  (target >= 0.90: "
+              f"{'met' if m_rps / u_rps >= 0.9 else 'MISSED'})")
+        print(f"p99 ratio        mock/upstream {m_p99 / u_p99:5.2f} x  (target <= 1.20: "
+              f"{'met' if m_p99 / u_p99 <= 1.2 else 'MISSED'})")
+        m_cpu = statistics.median(p.cpu_per_request().get("mock", 0.0) for p in results["mock"])
+        u_cpu = statistics.median(p.cpu_per_request().get("upstream", 0.0) for p in results["upstream"])
+        print(f"CPU per request  mock {m_cpu:.0f} us, bare-Envoy upstream {u_cpu:.0f} us  (target mock <= upstream: "
+              f"{'met' if m_cpu <= u_cpu else 'MISSED'})")
     print(f"failed requests  {failed}  (target 0: {'met' if failed == 0 else 'MISSED'})")
     cost = {name: statistics.median(p.cpu_per_request()["all"] for p in phases) for name, phases in results.items()}
     print("CPU per request, all processes: " + ", ".join(f"{name} {us:.0f} us" for name, us in cost.items())

@@ -20,7 +20,7 @@ from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Iterable
 
 from . import wire
-from .echo import group_fields
+from .echo import repair_utf8
 from .state import MockState
 
 SERVER_NAME = "hlocal-mock"
@@ -31,7 +31,7 @@ MAX_HEADERS = 100
 # Marks the mock's own error replies, so a client can tell them from a plugin's or Envoy's.
 ERROR_HEADER = "X-Hlocal-Mock-Error"
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
@@ -78,28 +78,36 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
         return None
     except asyncio.LimitOverrunError:
         raise HttpError(431, f"request head is longer than {HEAD_LIMIT} bytes") from None
+    return parse_head(raw)
+
+
+def parse_head(raw: bytes) -> Request | None:
+    """Parse a request head ending in a blank line; None when it holds only blank lines."""
     arrived, started = time.time(), time.monotonic()
-    lines = raw[:-4].split(b"\r\n")
+    # Decoded once, as latin-1 (one byte, one character), and split as text: a decode per line
+    # and per header cost more than the rest of the parsing.
+    lines = raw[:-4].decode("latin-1").split("\r\n")
     while lines and not lines[0]:
         lines.pop(0)  # RFC 9112 2.2: ignore empty lines before the request line
     if not lines:
         return None
-    parts = lines[0].split(b" ")
+    parts = lines[0].split(" ")
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1]:
-        raise HttpError(400, f"bad request line {lines[0][:80]!r}")
-    method, target, version = (part.decode("latin-1") for part in parts)
+        raise HttpError(400, f"bad request line {_raw(lines[0])!r}")
+    method, target, version = parts
     if version not in ("HTTP/1.1", "HTTP/1.0"):
         raise HttpError(505 if version.startswith("HTTP/") else 400, f"unsupported HTTP version {version!r}")
     if len(lines) - 1 > MAX_HEADERS:
         raise HttpError(431, f"more than {MAX_HEADERS} header fields")
-    items = []
+    fields: dict[str, list[str]] = {}
     for line in lines[1:]:
-        name, sep, value = line.partition(b":")
+        name, sep, value = line.partition(":")
         # Also refuses obsolete line folding (a line starting with whitespace, RFC 9112 5.2).
         if not sep or not _TOKEN.fullmatch(name):
-            raise HttpError(400, f"bad header line {line[:80]!r}")
-        items.append((name.decode("latin-1"), value.strip(b" \t").decode("latin-1")))
-    fields = group_fields(items)
+            raise HttpError(400, f"bad header line {_raw(line)!r}")
+        value = value.strip(" \t")
+        # As echo.group_fields, in the same pass (this loop runs for every header of every request).
+        fields.setdefault(name.lower(), []).append(value if value.isascii() else repair_utf8(value))
     tokens = {token.strip().lower() for value in fields.get("connection", ()) for token in value.split(",")}
     keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
     return Request(method, target, version, fields, keep_alive, arrived, started)
@@ -129,11 +137,16 @@ class Reply:
         `defaults` only apply where `headers` lacks that name.
         """
         headers = list(headers)
-        given = {name.lower() for name, _ in headers}
-        extra = [("Content-Type", content_type)] if content_type else []
-        extra += [("Server", SERVER_NAME), ("Date", _http_date()), *defaults]
+        given = {name.lower() for name, _ in headers} if headers else ()
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}"]
-        lines += [f"{name}: {value}" for name, value in headers + [(n, v) for n, v in extra if n.lower() not in given]]
+        lines += [f"{name}: {value}" for name, value in headers]
+        if content_type and "content-type" not in given:
+            lines.append(f"Content-Type: {content_type}")
+        if "server" not in given:
+            lines.append(f"Server: {SERVER_NAME}")
+        if "date" not in given:
+            lines.append(f"Date: {_http_date()}")
+        lines += [f"{name}: {value}" for name, value in defaults if name.lower() not in given]
         if length is not None:
             lines.append(f"Content-Length: {length}")
         if self.close:
@@ -210,11 +223,18 @@ async def serve_connection(
     except (wire.ClientGone, ConnectionError, asyncio.IncompleteReadError):
         pass  # The client hung up mid-request or mid-reply; nothing is left to answer.
     except Exception:  # noqa: BLE001 - a bug must cost one connection, not the mock
-        # Logged even when quiet: this is the mock failing, not a request line.
-        sys.stderr.write(f"{state.name}: internal error, connection closed\n{traceback.format_exc()}")
-        sys.stderr.flush()
+        report_internal_error(state)
     finally:
         writer.close()
+
+
+def report_internal_error(state: MockState) -> None:
+    """Print the exception being handled: a bug that cost one connection.
+
+    Logged even when quiet: this is the mock failing, not a request line.
+    """
+    sys.stderr.write(f"{state.name}: internal error, connection closed\n{traceback.format_exc()}")
+    sys.stderr.flush()
 
 
 async def _continue(request: Request, writer: asyncio.StreamWriter, max_body: int) -> None:
@@ -254,6 +274,11 @@ def _http_date() -> str:
     if _date_cache[0] != now:
         _date_cache = (now, formatdate(now, usegmt=True))
     return _date_cache[1]
+
+
+def _raw(line: str) -> bytes:
+    """The first 80 bytes of a head line as received (for error messages)."""
+    return line.encode("latin-1")[:80]
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -6,12 +6,13 @@ import asyncio
 import secrets
 import socket
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .backend import serve_backend
 from .base import HEAD_LIMIT, Handler, serve_connection
 from .client import MockClient
 from .control import CONTROL_MAX_BODY, serve_control
+from .fast import FastConnection
 from .journal import DEFAULT_LIMIT, DEFAULT_MAX_BYTES, Journal, parse_header_filter
 from .state import MockState
 from .stubs import load_config, parse_stubs
@@ -71,6 +72,7 @@ class MockServer:
         self._sockets: list[socket.socket] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._fast: set[FastConnection] = set()
 
     @property
     def name(self) -> str:
@@ -146,6 +148,7 @@ class MockServer:
         self._close_sockets()
         self._loop = self._thread = None
         self._servers = []
+        self.state.flush_log()
 
     def journal(
         self,
@@ -177,10 +180,38 @@ class MockServer:
             (serve_control, CONTROL_MAX_BODY, CONTROL_MAX_BODY),
         ]
         for sock, (handler, keep, limit) in zip(self._sockets, ports):
+            if handler is serve_backend:
+                self._servers.append(await self._serve_fast(sock, handler, keep, limit))
+                continue
             server = await asyncio.start_server(
                 self._connection(handler, keep, limit), sock=sock, backlog=BACKLOG, limit=HEAD_LIMIT
             )
             self._servers.append(server)
+
+    async def _serve_fast(self, sock: socket.socket, handler: Handler, keep: int, limit: int) -> asyncio.Server:
+        """Serve a port by the fast path (fast.py), which hands a connection to the stream path when it must."""
+        hand_over = self._hand_over(handler, keep, limit)
+        return await asyncio.get_running_loop().create_server(
+            lambda: FastConnection(self.state, handler, hand_over, self._track, self._fast), sock=sock, backlog=BACKLOG
+        )
+
+    def _hand_over(self, handler: Handler, keep: int, limit: int) -> Callable[[asyncio.Transport, bytes], None]:
+        """Move a connection from the fast path to the stream path, with the bytes it has not served."""
+        connected = self._connection(handler, keep, limit)
+
+        def hand_over(transport: asyncio.Transport, unread: bytes) -> None:
+            loop = asyncio.get_running_loop()
+            protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(HEAD_LIMIT, loop), connected, loop)
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)  # starts `connected` in a task
+            if unread:
+                protocol.data_received(unread)
+
+        return hand_over
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _connection(self, handler: Handler, keep: int, limit: int) -> Any:
         async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -189,6 +220,10 @@ class MockServer:
             self._tasks.add(task)
             try:
                 await serve_connection(reader, writer, self.state, handler, keep, limit)
+            except asyncio.CancelledError:
+                # Only stop() cancels: end quietly. Re-raised, asyncio's stream callback printed a
+                # traceback to the log for every connection still open (Envoy keeps a pool of them).
+                pass
             finally:
                 self._tasks.discard(task)
 
@@ -197,6 +232,9 @@ class MockServer:
     async def _close(self) -> None:
         for server in self._servers:
             server.close()
+        for connection in list(self._fast):
+            if connection.transport is not None:
+                connection.transport.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()  # each closes its connection; a pending delay or stream ends with it

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
+import asyncio
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 from .journal import Journal
@@ -25,16 +26,47 @@ class MockState:
     token: str | None = None  # required on the control API when set
     max_body: int = MAX_BODY  # larger request bodies are answered 413
     keep_body: int = KEEP_BODY  # bytes of each body kept for the echo reply and the journal
-    # Handler threads of the control API log too; a line must reach stderr whole.
+    # Callers in other threads (MockServer's own) log too; a line must reach stderr whole.
     _log_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pending: list[str] = field(default_factory=list, repr=False)
 
     def log(self, line: str) -> None:
-        """Write one line to stderr, whole."""
+        """Write one line to stderr, whole: at the event loop's next turn when called on the loop.
+
+        A write and flush per line was a system call per request; the lines logged in one turn
+        of the loop (dozens of requests under load) now go out in one write.
+        """
         if self.quiet:
             return
+        # An ISO-8601 UTC time first, so `hlocal logs` can merge the mock's lines with Envoy's.
         with self._log_lock:
+            self._pending.append(f"[{_stamp()}] {line}\n")
+            if len(self._pending) > 1:
+                return  # a flush is already due
+        try:
+            asyncio.get_running_loop().call_soon(self.flush_log)
+        except RuntimeError:  # not on the loop: nothing would run the flush later
+            self.flush_log()
+
+    def flush_log(self) -> None:
+        """Write the lines logged so far; MockServer.stop calls it too, so none is lost."""
+        with self._log_lock:
+            if not self._pending:
+                return
+            text, self._pending = "".join(self._pending), []
             # Looked up per call, not at import, so pytest's capture and redirects apply.
-            # An ISO-8601 UTC time first, so `hlocal logs` can merge the mock's lines with Envoy's.
-            stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
-            sys.stderr.write(f"[{stamp.replace('+00:00', 'Z')}] {line}\n")
+            sys.stderr.write(text)
             sys.stderr.flush()
+
+
+_stamp_second: tuple[int, str] = (-1, "")
+
+
+def _stamp() -> str:
+    """The time now as 2026-12-07T12:58:45.741Z; the part up to the second is formatted once a second."""
+    global _stamp_second
+    now = time.time()
+    second = int(now)
+    if _stamp_second[0] != second:
+        _stamp_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_stamp_second[1]}.{int((now - second) * 1000):03d}Z"

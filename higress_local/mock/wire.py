@@ -95,15 +95,17 @@ async def read_body(
         for value in fields.get("transfer-encoding", ())
         for coding in value.split(",")
         if coding.strip()
-    ]
-    sink = BodySink(keep, limit)
+    ] if "transfer-encoding" in fields else None
     # Transfer-Encoding wins over Content-Length (RFC 9112 6.3), which closes a smuggling gap.
     if encodings:
         if encodings[-1] != "chunked":
             raise BodyError(f"unsupported transfer-encoding {', '.join(encodings)!r}", 501)
+        sink = BodySink(keep, limit)
         trailers = await _read_chunked(reader, sink)
         return sink.body(), trailers
-    lengths = {value.strip() for value in fields.get("content-length", ())}
+    if "content-length" not in fields:
+        return Body(b"", 0), []  # most requests (a GET through the gateway): nothing more to do
+    lengths = {value.strip() for value in fields["content-length"]}
     if not lengths:
         return Body(b"", 0), []
     if len(lengths) != 1 or not next(iter(lengths)).isdigit():
@@ -112,6 +114,7 @@ async def read_body(
     if length > limit:
         await _drain(reader, length)
         raise too_large(length, limit)
+    sink = BodySink(keep, limit)
     left = length
     while left:
         data = await reader.read(min(left, _READ_SIZE))
