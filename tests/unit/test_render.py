@@ -205,6 +205,7 @@ def test_the_wasm_filter_on_stock_envoy():
             "configuration": {"@type": STRING_VALUE, "value": plugin_configuration_json(first)},
             "allow_on_headers_stop_iteration": True,
             "failure_policy": "FAIL_RELOAD",
+            "reload_config": {"backoff": {"base_interval": "0.1s", "max_interval": "1s"}},
         },
     }
 
@@ -216,6 +217,7 @@ def test_failure_policy_maps_to_envoys_name_and_never_comes_with_fail_open(polic
     config = render_wasm_filter(plugin, "/m.wasm", layout("envoy"))["config"]
     assert config["failure_policy"] == envoy
     assert "fail_open" not in config  # stock Envoy refuses both together
+    assert ("reload_config" in config) == (policy == "FAIL_RELOAD")  # a quick rebuild, as Higress's
 
 
 def test_the_higress_gateway_gets_no_stop_iteration_opt_in():
