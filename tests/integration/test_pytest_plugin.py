@@ -153,7 +153,7 @@ def test_a_failure_with_capture_on_shows_the_inspector_diff_of_the_last_request(
     result = run_inner(pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*hlocal: inspector diff of the last request*",
+        "*hlocal: last exchange, as the inspector saw it*",  # one section: the views and the diff
         "#* GET /api/diffed -> 200 *",
         "1. request as the client sent it",
         "2. request as it left the plugins for the upstream",
