@@ -24,6 +24,7 @@ from .gatewaylog.logs import plugin_lines, reassemble
 from .mock.client import MockClient
 from .probe.exchanges import GatewaySession, UpstreamRequest
 from .probe.mockservice import MockService
+from .probe.observe import plugin_crashes_of
 from .probe.send import send_request
 from .runtime import (check_running, choose_runtime_name as choose, open_running, require_running as running,
                       resolve_flavor as resolve, runtime_for_state as for_state, select_runtime as select)
@@ -173,6 +174,10 @@ class Stack:
         """Every component, including dead ones (a runtime.base.StackStatus)."""
         found = self._read()
         return self._runtime_or_state(found).status(self.project, found)
+
+    def plugin_crashes(self) -> dict[str, list[str]]:
+        """Each plugin's VM traps so far (probe.observe.plugin_crashes_of), through the stack's runtime."""
+        return plugin_crashes_of(self.project, self._runtime_or_state(self._read()))
 
     def logs(self, **options: Any) -> Iterator[str]:
         """The stack's log lines (options as runtime.base.Runtime.logs takes them)."""

@@ -17,13 +17,13 @@ from ..agent.control import ensure_agent
 from ..config.validate import check_header, check_method, check_path
 from ..errors import ConfigError, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
 from ..gatewaylog.logs import parse_since
-from ..probe.observe import plugin_crashes_of, startup_warnings_of
+from ..probe.observe import startup_warnings_of
 from ..probe.send import run_probes, send_request
 from ..project.watch import watch as watch_files
 from ..settings import ENV_UP_TIMEOUT, UP_TIMEOUT_S
 from ..stack import Stack, down_stack, reload_stack, require_running, up_stack
 from ..state import StackState
-from ..system.proc import ProcessRecord
+from ..system.orphans import component_of, find_marked
 from ..system.userfiles import read_regular_file
 from ..testing.compare import compare_runtimes
 from ..testing.testrun import require_pytest, run_smoke_tests
@@ -108,14 +108,10 @@ def _up_detail(project) -> str | None:
     return "starting the backend and services"
 
 
-def _down_detail(project) -> str | None:
-    """What `down` is waiting for: the stack's processes still there (a gateway draining, a collector flushing)."""
-    state = StackState.load_or_none(project.state_dir)
-    if state is None:
-        return None
-    if state.runtime == "docker":
-        return "stopping the containers"
-    alive = [name for name, c in state.components.items() if c.pid and ProcessRecord(c.pid, c.start_ticks or 0).alive()]
+def _down_detail(project) -> str:
+    """What `down` is waiting for: the stack's processes still there (a gateway draining, a collector
+    flushing), found by their marker, so that `down` still reads state.json once."""
+    alive = sorted({component_of(proc) for proc in find_marked(project.state_dir)} - {"?"})
     return f"waiting for {', '.join(alive)} to exit" if alive else "stopping what is left"
 
 
@@ -209,12 +205,12 @@ def down(ctx: click.Context, runtime: str | None, clean: bool) -> None:
         click.echo(f"removed {project.state_dir}")
 
 
-def _add_crashes(project, report) -> None:
+def _add_crashes(stack: Stack, report) -> None:
     """Each plugin's VM traps so far (`crashes`: what each said), from the running gateway's log."""
     if not report.components:
         return
     try:
-        crashes = plugin_crashes_of(project)
+        crashes = stack.plugin_crashes()
     except (HlocalError, OSError):  # no log to read (a docker gateway that is gone): nothing to add
         return
     for plugin in report.plugins:
@@ -229,8 +225,9 @@ def _add_crashes(project, report) -> None:
 def status(ctx: click.Context, runtime: str | None, as_json: bool) -> None:
     """Show each component: state, pid, ports, plugin sha, uptime. Exit 1 when not healthy."""
     project = _project(ctx)
-    report = Stack.resolve(project, runtime).status()
-    _add_crashes(project, report)
+    stack = Stack.resolve(project, runtime)
+    report = stack.status()
+    _add_crashes(stack, report)
     print_status(report, as_json=as_json)
     if not report.running:  # scripts can say `hlocal status && ...`
         if not report.components:

@@ -189,9 +189,10 @@ def crash_note(project: Project, plugin: str | None, what: str) -> str:
     return f"plugin {plugin or '(one of the plugins)'} crashed: its VM trapped: {what}{after}"
 
 
-def plugin_crashes_of(project: Project) -> dict[str, list[str]]:
-    """The VM traps of the running gateway so far, by plugin ("" when it cannot be told), as summaries."""
-    source, _ = runtime_for_state(project, None).gateway_output(project)
+def plugin_crashes_of(project: Project, runtime: Any = None) -> dict[str, list[str]]:
+    """The VM traps of the running gateway so far, by plugin ("" when it cannot be told), as summaries
+    (`runtime`: the one that started the stack, as the caller already knows it)."""
+    source, _ = (runtime or runtime_for_state(project, None)).gateway_output(project)
     watch = LogWatch(source, [], start=0)
     watch.poll()
     crashes: dict[str, list[str]] = {}

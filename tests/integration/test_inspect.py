@@ -150,9 +150,12 @@ def test_logs_and_calls_stay_with_their_request_when_several_are_in_flight(inspe
     for thread in threads:
         thread.join(timeout=15)
     assert statuses == {p: 200 for p in paths}
-    for path in paths:
-        record = _captured(project, path)
-        assert record["in_flight_with"] >= 1  # they did overlap
+    records = {path: _captured(project, path) for path in paths}
+    # They did overlap. Each record counts the others its collector had seen begin by the time it was
+    # stored; on a loaded machine a request's first tap segments can arrive after an earlier one is
+    # stored, so one record may count none (a known limit of the streamed capture, issue 20).
+    assert max(record["in_flight_with"] for record in records.values()) >= 1
+    for path, record in records.items():
         mine = [line for line in record["plugin_logs"] if line["plugin"] == "inspectme"]
         assert mine and all(line["matched_by"] == "request id" for line in mine)
         assert all(path in line["text"] for line in mine if "saw" in line["text"] or "said" in line["text"])

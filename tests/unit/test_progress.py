@@ -91,23 +91,19 @@ def test_a_failing_detail_is_left_out():
 
 
 def test_down_says_which_components_it_still_waits_for(tmp_path: Path):
+    import os
     import subprocess
     from types import SimpleNamespace
 
     from higress_local.cli.main import _down_detail
-    from higress_local.state import ComponentState, StackState
-    from higress_local.system.proc import ProcessRecord
+    from higress_local.system.orphans import COMPONENT_MARKER, STACK_MARKER, stack_marker
 
     project = SimpleNamespace(state_dir=tmp_path)
-    assert _down_detail(project) is None  # no state: nothing to name
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    assert _down_detail(project) == "stopping what is left"  # nothing of the stack runs
+    marked = dict(os.environ, **{STACK_MARKER: stack_marker(tmp_path), COMPONENT_MARKER: "gateway"})
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
+                             env=marked)
     try:
-        alive = ProcessRecord.of(child.pid)
-        gone = ComponentState(name="backend", pid=child.pid, start_ticks=alive.start_ticks + 1)  # a recycled pid
-        StackState(name="demo", runtime="native", flavor="envoy", config_file="/p/hlocal.yaml", started=1.0,
-                   gateway_port=1, admin_port=2, backend_port=3, control_port=4,
-                   components={"gateway": ComponentState(name="gateway", pid=child.pid, start_ticks=alive.start_ticks),
-                               "backend": gone}).save(tmp_path)
         assert _down_detail(project) == "waiting for gateway to exit"
     finally:
         child.communicate(b"", timeout=30)
