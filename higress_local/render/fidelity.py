@@ -245,10 +245,13 @@ BEHAVIOUR_EMULATIONS: list[Emulation] = [
                 "createFilter: isFailed() -> rebuild, at most once per cooldown); only when that fails does the "
                 "WasmPlugin's failStrategy (fail_open) apply",
         hlocal="renders Envoy's failure_policy from plugins[].failure_policy: FAIL_RELOAD by default (stock "
-               "Envoy >= 1.33 reloads the VM for the next request, with a backoff), FAIL_CLOSED (503) or "
+               "Envoy >= 1.33 reloads the VM for the next request, at most once per 0.1 s: hlocal sets Envoy's "
+               "reload backoff to 0.1-1 s, its default of 1 s left quick requests on the failed VM), FAIL_CLOSED "
+               "(503) or "
                "FAIL_OPEN (Envoy's FAIL_IGNORE: requests skip the plugin) when asked; `hlocal request` notes "
                "the trap and `hlocal status` counts it per plugin",
-        differs="Envoy's reload backoff is not Higress's cooldown, so a plugin that traps on every request is "
+        differs="Envoy's reload backoff (0.1 s, growing to 1 s) is not Higress's cooldown, so requests in the "
+                "first 0.1 s after a trap can still get a 503, and a plugin that traps on every request is "
                 "reloaded at another pace; with FAIL_RELOAD, fail_open cannot also apply when a reload fails "
                 "(stock Envoy refuses both); FAIL_CLOSED and FAIL_OPEN have no Higress equivalent (it always "
                 "tries a fresh VM first)",
