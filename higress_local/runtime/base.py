@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from ..agent.control import stop_agent
 from ..config.project import Project
 from ..state import StackState, StateRead
 from ..system.wait import raise_if_interrupted
@@ -75,6 +76,9 @@ class Runtime(abc.ABC):
         existing = staging.existing_state(project, recreate, found)
         if existing is not None and existing.ready and not recreate and self._running(project, existing):
             return UpResult(state=existing, already_running=True)
+        # A fresh start renews run/, where the reload agent listens: an agent left by the stack before
+        # (a restart, a stack that died) would serve on beside the next one; stop it first.
+        stop_agent(project.state_dir)
         self._clear(project, existing)
         plan = self._plan(project, flavor)
         state = plan.state

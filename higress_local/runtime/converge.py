@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..agent.control import stop_agent
 from ..config.project import Project
 from ..errors import HlocalError
 from ..state import StackState, StateRead
@@ -27,7 +26,6 @@ def up_converging(runtime: Runtime, project: Project, *, recreate: bool, timeout
         if previous.name != runtime.name:  # what is left of it on the other runtime goes first
             previous.down(project, found.state)
             found = StateRead(None)
-        stop_agent(project.state_dir)  # one left by a stack that died: a fresh start renews run/ under it
         return runtime.up(project, recreate=recreate, timeout=timeout, found=found)
     changes = restart_changes(project, running.state, runtime.name)
     if recreate or changes:

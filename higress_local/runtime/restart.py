@@ -1,15 +1,14 @@
 """Restarting a running stack (`reload --restart`, `up` after a change only a restart applies).
 
-Two things a plain `up --recreate` would get wrong here: the stack's reload agent listens in run/, which
-a fresh start renews, so a surviving agent would serve on beside the next one; and a `port: 0` gateway
-would come back on another free port, under the URL the user (and their tests) already hold.
+What a plain `up --recreate` would get wrong here: a `port: 0` gateway would come back on another free
+port, under the URL the user (and their tests) already hold. (The stack's old reload agent is stopped by
+every fresh start, in `Runtime.up`.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from ..agent.control import stop_agent
 from ..config.project import Project
 from ..errors import PortInUse
 from ..state import StackState
@@ -19,9 +18,8 @@ from .stage import restart_key
 
 def restart_stack(runtime: Runtime, project: Project, before: StackState | None,
                   timeout: float) -> tuple[UpResult, list[str]]:
-    """Stop the stack's agent, then start the stack afresh on `runtime`; a `port: 0` gateway asks for the
+    """Start the stack afresh on `runtime`; a `port: 0` gateway asks for the
     port it had (`before`). Returns the result and what the user should know (the port moved)."""
-    stop_agent(project.state_dir)
     kept = before.gateway_port if project.gateway.port == 0 and _started_on_any_port(before) else None
     if kept is None:
         return runtime.restart_gateway(project, before, timeout), []
