@@ -12,6 +12,9 @@ not captured (the sample), the ring's size on disk and the collector's memory an
 Targets (issue 20): throughput with capture >= 0.8x, p99 <= 1.5x, at 200 connections.
 
     python bench/inspector.py [--rounds 2] [--seconds 10] [--connections 200] [--threads 4]
+
+HLOCAL_BENCH_PYSPY=FILE records where the collector spends its CPU during each capture run (py-spy's
+raw format) when `py-spy` is on PATH.
 """
 
 from __future__ import annotations
@@ -113,11 +116,18 @@ def measure(project_dir: Path, capture: bool, seconds: float, threads: int, conn
     try:
         with LoadLoop(state.gateway_port, path="/bench", threads=threads, max_seconds=5) as warm:
             warm.wait_for_requests(200)
+        spy = None
+        if collector is not None and os.environ.get("HLOCAL_BENCH_PYSPY"):
+            spy = subprocess.Popen(["py-spy", "record", "-p", str(collector), "-d", str(int(seconds)), "-f", "raw",
+                                    "-o", os.environ["HLOCAL_BENCH_PYSPY"], "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if connections and shutil.which("wrk"):
             row = {"capture": capture, **wrk(state.gateway_port, seconds, connections)}
         else:
             row = {"capture": capture, **python_load(state.gateway_port, seconds, threads)}
         row["load_avg"] = os.getloadavg()[0]
+        if spy is not None:
+            spy.wait(timeout=60)
         if collector is not None:
             ended = time.time()
             stats_file = store_dir(project.state_dir).parent / CAPTURE_FILE

@@ -10,7 +10,7 @@ from .options import json_option, project_from, project_options
 from ..errors import ConfigError
 from ..inspect.store import Store
 from ..inspect.ui import InspectorServer, ui_token
-from ..inspect.view import format_list, format_record, list_row, record_json, replay_request, store_dir, stored_record
+from ..inspect.view import capturing, format_list, format_record, list_row, record_json, replay_request, store_dir, stored_record
 from ..probe.send import REQUEST_ID_HEADER, send_request
 from ..stack import require_running
 
@@ -22,6 +22,9 @@ def _captures(ctx: click.Context):
     if state.layout is None or not state.layout.inspect_dir:
         raise ConfigError(f"stack {state.name!r} captures no requests",
                           "set `gateway: {inspect: true}` in hlocal.yaml and run `hlocal up` again")
+    if not capturing(project.state_dir, state.layout.inspect_dir):
+        click.echo("capture is off (gateway.inspect: false); set it true and `hlocal reload` to turn it on",
+                   err=True)
     return project, state, Store(store_dir(project.state_dir))
 
 

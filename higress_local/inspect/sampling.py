@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
-
 from .tapstream import AdminTap
 
 # On above SAMPLE_ABOVE requests/s over the last RISE_S (new streams or access-log lines, whichever
@@ -18,8 +16,8 @@ SEEN_IDS = 20_000  # request ids the taps showed, kept to tell which access-log 
 
 
 class Sampling:
-    def __init__(self, tap: AdminTap, started: float) -> None:
-        self.tap, self.started = tap, started
+    def __init__(self, tap: AdminTap) -> None:
+        self.tap = tap
         self.rates: deque = deque()  # (time, requests seen then)
         self.new_streams = 0  # streams that began since the last observe()
         self.not_captured = 0  # requests in the access log whose request id the taps never showed
@@ -32,14 +30,12 @@ class Sampling:
             while len(self.seen_ids) > SEEN_IDS:
                 del self.seen_ids[next(iter(self.seen_ids))]
 
-    def observe(self, now: float, fresh: list[dict[str, Any]]) -> None:
+    def observe(self, now: float, fresh: list[str | None]) -> None:
         """Attach the taps to a sample above SAMPLE_ABOVE requests a second, to all below SAMPLE_BELOW;
-        count the requests the taps did not show (the access log has every request; its line comes
-        at the stream's end, long after the taps showed its request headers)."""
-        # Only requests that began since the collector did: the access log is read from its start.
-        self.not_captured += sum(1 for entry in fresh if entry["_start"] >= self.started - 0.01
-                                 and entry.get("request_id") not in self.seen_ids
-                                 and entry.get("request_id") not in (None, "", "-"))
+        count the requests the taps did not show. `fresh`: the request ids (None: a line without one)
+        of the access-log lines appended since the collector started (the access log has every
+        request; its line comes at the stream's end, long after the taps showed its request headers)."""
+        self.not_captured += sum(1 for rid in fresh if rid is not None and rid not in self.seen_ids)
         self.rates.append((now, max(len(fresh), self.new_streams)))
         self.new_streams = 0
         while self.rates and self.rates[0][0] < now - RATE_S:

@@ -94,6 +94,7 @@ class GatewayLog:
         self.by_request: dict[str, list[LogLine]] = {}
         self.order: deque = deque()  # request ids in arrival order, to forget the oldest
         self.untagged: list[LogLine] = []
+        self.untagged_times: list[float] = []  # beside `untagged`, for bisection
         self.calls: dict[tuple[str, str, str], set[str]] = {}  # wasm-go call starts: key -> request ids
 
     def poll(self) -> None:
@@ -103,7 +104,13 @@ class GatewayLog:
             if parsed is None:
                 continue
             if parsed.request_id is None:
-                self.untagged.append(parsed)
+                if self.untagged_times and parsed.time < self.untagged_times[-1]:
+                    index = bisect.bisect_right(self.untagged_times, parsed.time)
+                    self.untagged.insert(index, parsed)
+                    self.untagged_times.insert(index, parsed.time)
+                else:
+                    self.untagged.append(parsed)
+                    self.untagged_times.append(parsed.time)
                 continue
             if parsed.request_id not in self.by_request:
                 self.by_request[parsed.request_id] = []
@@ -116,58 +123,101 @@ class GatewayLog:
                 if old.call is not None:
                     self.calls.get(old.call, set()).discard(old.request_id or "")
         if len(self.untagged) > WINDOW:
-            del self.untagged[:len(self.untagged) - WINDOW]
+            excess = len(self.untagged) - WINDOW
+            del self.untagged[:excess], self.untagged_times[:excess]
 
     def between(self, start: float, end: float) -> list[LogLine]:
         """Untagged lines stamped within [start, end]."""
-        times = [line.time for line in self.untagged]
+        times = self.untagged_times
         return self.untagged[bisect.bisect_left(times, start):bisect.bisect_right(times, end)]
+
+
+_SECONDS: dict[str, int] = {}  # iso_time's parsed whole seconds: a busy access log repeats each one
 
 
 def iso_time(text: str) -> float | None:
     """Envoy's %START_TIME% (2026-12-02T09:10:00.199Z) as epoch seconds."""
+    head, _, frac = text.rstrip("Z").partition(".")
+    whole = _SECONDS.get(head)
     try:
-        head, _, frac = text.rstrip("Z").partition(".")
-        return calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+        if whole is None:
+            whole = calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S"))
+            if len(_SECONDS) > 1000:
+                _SECONDS.clear()
+            _SECONDS[head] = whole
+        return whole + float("0." + (frac or "0"))
     except ValueError:
         return None
 
 
+# An access line's request id, found without parsing the line (Envoy's JSON and Higress's text
+# format alike write `"request_id":"..."`; inside an escaped string the quotes carry backslashes).
+_REQUEST_ID = re.compile(r'"request_id":\s*"([^"\\]*)"')
+
+
 class AccessLog:
-    """Recent access-log lines, by request id and (for ids a plugin removed) in arrival order."""
+    """Recent access-log lines, by request id and (for ids a plugin removed) in arrival order.
+
+    A line is parsed when asked for (under load the collector records a sample, but every line comes).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path, self.offset = path, 0
-        self.entries: deque = deque()
-        self.by_id: dict[str, dict[str, Any]] = {}
+        try:  # lines before this are not the collector's to count (sampling.py)
+            self.start_offset = path.stat().st_size
+        except OSError:
+            self.start_offset = 0
+        self.order: deque = deque()  # the request ids of recent lines, oldest first
+        self.by_id: dict[str, Any] = {}  # request id -> its line (str) or, once asked for, its entry
         self.without_id: deque = deque(maxlen=500)  # lines of requests whose x-request-id a plugin removed
 
-    def poll(self) -> list[dict[str, Any]]:
-        """Read the lines appended since the last poll; returns their entries."""
+    def poll(self) -> list[str | None]:
+        """Read the lines appended since the last poll; returns the request ids of those appended
+        since the collector started (None for a line without one)."""
+        before = self.offset
         fresh, self.offset = _read_new(self.path, self.offset)
-        added = []
+        if self.offset < before:  # truncated: every line is new
+            self.start_offset, before = 0, 0
+        position, added = before, []
         for line in fresh:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(entry, dict):
-                continue
-            entry["_start"] = iso_time(str(entry.get("start_time", ""))) or time.time()
-            self.entries.append(entry)
-            added.append(entry)
-            if entry.get("request_id") not in (None, "", "-"):
-                self.by_id[entry["request_id"]] = entry
-            else:
+            counted = position >= self.start_offset
+            position += len(line.encode("utf-8", errors="replace")) + 1 if not counted else 0
+            if not line.startswith("{"):
+                continue  # not a JSON access entry (gateway.access_log_format may be plain text)
+            found = _REQUEST_ID.search(line)
+            rid = found.group(1) if found else None
+            if rid in (None, "", "-"):
+                entry = _access_entry(line)
+                if entry is None:
+                    continue
                 self.without_id.append(entry)
-        while len(self.entries) > WINDOW:
-            old = self.entries.popleft()
-            if self.by_id.get(old.get("request_id")) is old:
-                del self.by_id[old["request_id"]]
+                rid = None
+            else:
+                self.by_id[rid] = line
+                self.order.append(rid)
+            if counted:
+                added.append(rid)
+        while len(self.order) > WINDOW:
+            self.by_id.pop(self.order.popleft(), None)
         return added
 
     def by_request_id(self, request_id: str) -> dict[str, Any] | None:
-        return self.by_id.get(request_id)
+        found = self.by_id.get(request_id)
+        if isinstance(found, str):
+            found = self.by_id[request_id] = _access_entry(found)
+        return found
+
+
+def _access_entry(line: str) -> dict[str, Any] | None:
+    """One access line as a dict, with `_start` (epoch seconds) added; None if it is not one."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict):
+        return None
+    entry["_start"] = iso_time(str(entry.get("start_time", ""))) or time.time()
+    return entry
 
 
 class Journals:
@@ -177,7 +227,10 @@ class Journals:
     def __init__(self, clients: dict[str, MockClient], clusters: dict[str, str] | None = None) -> None:
         self.clients, self.clusters = clients, dict(clusters or {})
         self.seqs: dict[str, int] = {}
-        self.entries: deque = deque()  # (time, name, entry)
+        # Per mock, its entries and their times in arrival order: a window is two bisections, not a
+        # scan (the backend journals every request; under load that is thousands a second).
+        self.entries: dict[str, list[dict[str, Any]]] = {name: [] for name in clients}
+        self.times: dict[str, list[float]] = {name: [] for name in clients}
         self.by_request: dict[str, list[tuple[str, dict[str, Any]]]] = {}
 
     def poll(self) -> None:
@@ -187,28 +240,32 @@ class Journals:
             except MockClientError as exc:
                 _complain(f"journal of {name}: {exc}")
                 continue
+            entries, times = self.entries[name], self.times[name]
             for entry in fresh:
                 self.seqs[name] = max(self.seqs.get(name, 0), int(entry.get("seq", 0)))
                 entry["json"] = None  # parsed again by readers from `body`; keeps memory small
-                self.entries.append((float(entry.get("time") or 0), name, entry))
+                when = float(entry.get("time") or 0)
+                times.append(max(when, times[-1]) if times else when)  # kept sorted for bisection
+                entries.append(entry)
                 for rid in (entry.get("headers") or {}).get("x-request-id", []):
                     self.by_request.setdefault(rid, []).append((name, entry))
-        while len(self.entries) > WINDOW:
-            _, _, old = self.entries.popleft()
-            for rid in (old.get("headers") or {}).get("x-request-id", []):
-                self.by_request.pop(rid, None)
+            excess = len(entries) - WINDOW
+            if excess > WINDOW // 10:  # trimmed in batches: deleting a list's head is a copy
+                for old in entries[:excess]:
+                    for rid in (old.get("headers") or {}).get("x-request-id", []):
+                        self.by_request.pop(rid, None)
+                del entries[:excess], times[:excess]
 
-    def between(self, start: float, end: float) -> list[tuple[str, dict[str, Any]]]:
-        """Entries that arrived within [start, end] (the deque is in arrival order per mock, and
-        polled together, so nearly sorted: a linear pass from the right stops early)."""
-        out = []
-        for when, name, entry in reversed(self.entries):
-            if when < start - 1.0:
-                break
-            if start <= when <= end:
-                out.append((name, entry))
-        out.reverse()
-        return out
+    def between(self, start: float, end: float, skip: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """Entries that arrived within [start, end] in time order, but those of the mock `skip`."""
+        found = []
+        for name, times in self.times.items():
+            if name == skip:
+                continue
+            low, high = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
+            found += [(times[i], name, self.entries[name][i]) for i in range(low, high)]
+        found.sort(key=lambda item: item[0])
+        return [(name, entry) for _, name, entry in found]
 
 
 _SAID: set[str] = set()

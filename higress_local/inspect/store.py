@@ -12,9 +12,32 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..system.ownfiles import write_text
+
 DEFAULT_RING = 500
 SUFFIX = ".json"
 CAPTURE_FILE = "capture.json"  # beside the ring: the collector's mode and counts (collector.write_stats)
+# Beside the ring: while this file exists capture is off (gateway.inspect: false). The taps stay in
+# Envoy's filter chain and the collector stays up, detached, so `hlocal reload` turns capture on or
+# off by writing or removing it, with no restart.
+OFF_FILE = "off"
+
+
+def capture_switched_on(inspect_dir: Path) -> bool:
+    return not (Path(inspect_dir) / OFF_FILE).exists()
+
+
+def switch_capture(inspect_dir: Path, on: bool) -> bool:
+    """Turn capture on or off for the collector of the stack whose inspector folder this is;
+    returns whether that changed it."""
+    off_file = Path(inspect_dir) / OFF_FILE
+    if on == (not off_file.exists()):
+        return False
+    if on:
+        off_file.unlink(missing_ok=True)
+    else:
+        write_text(off_file, "gateway.inspect: false\n")
+    return True
 
 
 class Store:

@@ -118,6 +118,8 @@ class AdminTap(threading.Thread):
         self.admin, self.config_id, self.body_bytes = admin, config_id, body_bytes
         self.out, self.clock = out, clock
         self.sampled = False
+        self.enabled = threading.Event()  # capture on: clear, the session is closed and not attached again
+        self.enabled.set()
         self.attached = threading.Event()
         self.last_error: str | None = None
         self._stopping = threading.Event()
@@ -129,12 +131,22 @@ class AdminTap(threading.Thread):
             self.sampled = on
             self._hang_up()
 
+    def switch(self, on: bool) -> None:
+        """Capture on (attach) or off (detach: Envoy's taps then match nothing and cost next to nothing)."""
+        if on:
+            self.enabled.set()
+        else:
+            self.enabled.clear()
+            self._hang_up()
+
     def stop(self) -> None:
         self._stopping.set()
         self._hang_up()
 
     def run(self) -> None:
         while not self._stopping.is_set():
+            if not self.enabled.wait(RETRY_S):  # off: wait to be switched on (or stopped)
+                continue
             try:
                 self._session()
                 continue  # hung up by sample() (attach again at once) or by Envoy (then it fails next)
@@ -158,7 +170,7 @@ class AdminTap(threading.Thread):
                 raise OSError(f"POST /tap {self.config_id}: {response.status} {response.read(300)!r}")
             self.attached.set()
             decoder = SegmentDecoder()
-            while self._sock is sock and not self._stopping.is_set():
+            while self._sock is sock and not self._stopping.is_set() and self.enabled.is_set():
                 data = response.read1(65536)
                 if not data:
                     return

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import diff
-from .store import Store
+from .store import Store, capture_switched_on
 from ..errors import ConfigError, WaitTimeout
 from ..system.wait import Deadline, NotYet
 
@@ -19,6 +19,12 @@ HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive",
 def taps_dir(state_dir: Path) -> Path:
     """The inspector's folder as Layout.inspect_dir names it (set: capture on; the taps stream, writing nothing)."""
     return Path(state_dir) / "inspect" / "taps"
+
+
+def capturing(state_dir: Path, inspect_dir: str | None) -> bool:
+    """Whether the stack captures requests now: its taps are rendered (Layout.inspect_dir) and
+    capture is switched on (gateway.inspect; `hlocal reload` switches it)."""
+    return bool(inspect_dir) and capture_switched_on(Path(state_dir) / "inspect")
 
 
 def store_dir(state_dir: Path) -> Path:

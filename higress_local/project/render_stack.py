@@ -64,6 +64,7 @@ def render_stack(project: Project, runtime_override: str | None, out: str | None
     if plan.layout.mcp_session_port:  # gateway.mcp_server: the session process `up` starts
         session = session_argv(plan.layout.mcp_session_port, free_port(), state.gateway_port, project.gateway.mcp_server)
         lines.append(f"{shlex.join(session)} &")
-    lines.append(shlex.join([find_envoy(project.gateway), *envoy_args(str(plan.files.bootstrap), project.gateway)]))
+    envoy = envoy_args(str(plan.files.bootstrap), project.gateway, capture=True)
+    lines.append(shlex.join([find_envoy(project.gateway), *envoy]))
     lines.append(f"curl -i http://127.0.0.1:{state.gateway_port}/")
     return Rendered("native", target.state_dir, lines)

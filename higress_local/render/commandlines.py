@@ -18,12 +18,13 @@ SUPERVISOR_MODULE = "higress_local.system.supervise"
 AGENT_MODULE = "higress_local.runtime.agent"
 
 
-def envoy_args(bootstrap: str, gateway: Gateway) -> list[str]:
-    """Envoy's flags after the binary: the bootstrap, log levels, a short drain for quick stops."""
+def envoy_args(bootstrap: str, gateway: Gateway, capture: bool) -> list[str]:
+    """Envoy's flags after the binary: the bootstrap, log levels, a short drain for quick stops.
+    `capture`: the inspector's taps are rendered (natively always: gateway.inspect only switches them)."""
     args = ["-c", bootstrap, "--disable-hot-restart",
             "--log-level", gateway.log_level, "--component-log-level", f"wasm:{gateway.wasm_log_level}",
             "--drain-time-s", "1", "--parent-shutdown-time-s", "2"]
-    if gateway.inspect:  # the inspector reads the access log per request: flush it promptly
+    if capture:  # the inspector reads the access log per request: flush it promptly
         args += ["--file-flush-interval-msec", "100"]
     return args
 

@@ -103,7 +103,8 @@ def render_compose(project: Project, plan: ComposePlan) -> dict[str, Any]:
             "gateway": {
                 "image": plan.gateway_image,
                 "entrypoint": ["/usr/local/bin/envoy"],
-                "command": envoy_args(f"{CONFIG_MOUNT}/envoy.yaml", project.gateway),
+                "command": envoy_args(f"{CONFIG_MOUNT}/envoy.yaml", project.gateway,
+                                      capture=project.gateway.captures("docker")),
                 # The directory, not single files: a replaced file stays visible (moby/moby#22627).
                 "volumes": [dict(config_volume)],
                 "ports": [

@@ -119,7 +119,7 @@ class NativeRuntime(Runtime):
                 self._spawn(project, state, plan.component, argv, ports)
 
     def _start_gateway(self, project: Project, state: StackState, plan: "staging.Plan", envoy: str) -> None:
-        argv = [envoy, *envoy_args(str(plan.files.bootstrap), project.gateway)]
+        argv = [envoy, *envoy_args(str(plan.files.bootstrap), project.gateway, capture=True)]
         self._spawn(project, state, "gateway", argv, {"http": state.gateway_port, "admin": state.admin_port})
 
     # -- liveness ----------------------------------------------------------

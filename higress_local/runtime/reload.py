@@ -25,6 +25,7 @@ from ..render.envoy import CLUSTERS_FILE, ROUTES_FILE, ecds_file_name, plugin_fi
 from . import RunningStack, open_running
 from .files import GatewayFiles, Swap
 from .lock import stack_lock
+from ..inspect.store import switch_capture
 from .stage import config_sha256, ecds_version, plugin_state, restart_key, source_stat, version_of, xds_documents
 from ..state import PluginState, StackState
 from ..system.wait import Deadline, NotYet
@@ -80,8 +81,10 @@ def restart_reasons(project: Project, state: StackState) -> list[str]:
     if before.chain != now.chain:
         reasons.append(f"the plugin chain changed ({' → '.join(before.chain or ['none'])} "
                        f"became {' → '.join(now.chain) or 'none'})")
-    if before.gateway != now.gateway:
-        changed = sorted(k for k in now.gateway if before.gateway.get(k) != now.gateway[k])
+    # Natively the taps are always in the chain: gateway.inspect is switched in place (_switch_capture).
+    swapped = ("inspect",) if state.runtime == "native" else ()
+    changed = sorted(k for k in now.gateway if before.gateway.get(k) != now.gateway[k] and k not in swapped)
+    if changed:
         reasons.append(f"gateway settings changed ({', '.join('gateway.' + k for k in changed)})")
     if before.services != now.services:
         reasons.append("services changed (added, removed or re-pointed)")
@@ -155,10 +158,24 @@ def reload_running(running: RunningStack, *, names: tuple[str, ...] = (), build:
         result.lines.append(f"plugin {swap.plugin.name}: {swap.describe}, live in {result.seconds:.2f} s")
     for xds in xds_changed:
         result.lines.append(f"{xds.what} reloaded in {result.seconds:.2f} s")
+    result.lines += _switch_capture(project, state)
     files.remove_unreferenced_modules()
+    state.restart_key = restart_key(project)  # gateway.inspect's new value is the one running
     state.save(project.state_dir)
     result.state = state
     return result
+
+
+def _switch_capture(project: Project, state: StackState) -> list[str]:
+    """gateway.inspect changed: the collector attaches to the taps or detaches (native runtime)."""
+    layout = state.require_layout()
+    if state.runtime != "native" or not layout.inspect_dir:
+        return []
+    on = project.gateway.captures(state.runtime)
+    if not switch_capture(project.state_dir / "inspect", on):
+        return []
+    return ["request capture on (gateway.inspect): `hlocal inspect` lists what comes next" if on
+            else "request capture off (gateway.inspect: false); what was captured stays listed"]
 
 
 def _awaited(swaps: list[_Swap]) -> str:

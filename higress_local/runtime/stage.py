@@ -25,6 +25,7 @@ from ..system import ports as portlib
 from .files import GatewayFiles
 from .logformat import check_access_log_format
 from .services import plan_native as plan_native_services, ready_check, write_service_configs
+from ..inspect.store import switch_capture
 from ..inspect.wiring import prepare as prepare_inspector
 from ..wasm.adapt.upstream import upstream_table
 from ..wasm.plugins import check_project, prepare, require_runnable
@@ -207,7 +208,8 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
 
             cert = ensure_certificate(project, state_dir / "tls")
         return Layout(
-            inspect_dir=str(taps_dir(state_dir)) if project.gateway.inspect else None,
+            # Always rendered: gateway.inspect switches capture on or off (a reload, not a restart).
+            inspect_dir=str(taps_dir(state_dir)),
             tls_port=tls_port, tls_cert=str(cert.cert) if cert else None, tls_key=str(cert.key) if cert else None,
             services={name: [p.address, p.port] for name, p in service_plans.items()}, replicas=replicas,
             flavor=flavor, listen_address="127.0.0.1", listen_port=gateway_port,
@@ -225,6 +227,7 @@ def plan_native(project: Project, flavor: str, check_ports: bool = True) -> Plan
         # Imported on use (the inspector pulls in an HTTP client a one-shot reload does without).
 
         prepare_inspector(state_dir)  # before Envoy starts: a tap whose folder is missing writes nothing
+        switch_capture(state_dir / "inspect", project.gateway.captures("native"))
     state = StackState(
         name=project.name, runtime="native", flavor=flavor, config_file=str(project.file),
         started=time.time(), gateway_port=gateway_port, admin_port=admin_port,

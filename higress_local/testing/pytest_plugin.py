@@ -229,15 +229,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _report_sections(record: RecordedTest) -> list[tuple[str, str]]:
+    from ..inspect.view import capturing, format_record, record_for_request
     from ..probe.exchanges import UpstreamJournal, exchange_of, format_exchange
 
     sections = []
     response = record.last_response()
     if response is not None:
         captured = None
-        if record.stack.project.gateway.inspect:  # gateway.inspect: the four views and the plugins' diff
-            from ..inspect.view import format_record, record_for_request
-
+        layout = record.stack.state.layout
+        if capturing(record.stack.project.state_dir, layout.inspect_dir if layout else None):
+            # gateway.inspect: the four views and the plugins' diff
             captured = record_for_request(record.stack.project.state_dir,
                                           response.request.headers.get("x-hlocal-request-id", ""))
         if captured is not None:  # the exchange once: the inspector's views hold what the backend received

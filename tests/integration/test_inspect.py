@@ -33,7 +33,7 @@ def inspected(module_projects, transformer_wasm, sdk_plugin_wasm):
     config.pop("probes")
     config["name"] = "inspected"
     config["gateway"]["port"] = 0
-    config["gateway"]["inspect"] = True
+    assert "inspect" not in config["gateway"]  # capture is on by default on the native runtime
     config["plugins"].append({"name": "inspectme", "wasm": "inspectme.wasm",
                               "config": {"host": "auth.internal", "port": 8080}})
     config["services"] = [{"name": "auth", "kind": "fqdn", "host": "auth.internal", "port": 8080,
@@ -43,7 +43,7 @@ def inspected(module_projects, transformer_wasm, sdk_plugin_wasm):
                               runtime="native")
     (project.path / "build").mkdir()
     shutil.copyfile(transformer_wasm, project.path / "build" / "transformer.wasm")
-    up = project.hlocal("up")  # gateway.inspect: true renders the taps and starts the collector
+    up = project.hlocal("up")  # capture on by default: the taps are rendered and the collector starts
     assert up.returncode == 0, up
     from higress_local.config.project import load_project
     from higress_local.runtime import require_running
@@ -246,6 +246,48 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def test_gateway_inspect_false_and_a_reload_turn_capture_off_and_back_on_without_a_restart(inspected) -> None:
+    from higress_local.inspect.store import CAPTURE_FILE
+    from higress_local.inspect.view import store_dir
+
+    project, state, collector = inspected
+    gateway = psutil.Process(state.components["gateway"].pid)
+    capture = store_dir(project.state_dir).parent / CAPTURE_FILE
+    config_file = project.path / "hlocal.yaml"
+    original = config_file.read_text()
+
+    def mode(wanted: str):
+        return lambda: (json.loads(capture.read_text()) if capture.is_file() else {}).get("mode") == wanted or None
+
+    def reload_with(inspect: bool | None):
+        config = yaml.safe_load(original)
+        if inspect is not None:
+            config["gateway"]["inspect"] = inspect
+        config_file.write_text(yaml.safe_dump(config))
+        done = project.hlocal("reload")
+        assert done.returncode == 0, done
+        return done.stdout
+
+    try:
+        said = reload_with(False)
+        assert "request capture off" in said, said
+        wait_for(mode("off"), timeout=10, what="the collector to detach")
+        assert _send(state, "GET", "/get/while-off", {}) == 200
+        listed = _run_inspect(project)
+        assert "capture is off" in listed.stderr
+        said = reload_with(None)  # back to the default: on
+        assert "request capture on" in said, said
+        wait_for(lambda: mode("all")() or mode("sampled")(), timeout=10, what="the collector to attach again")
+        assert _send(state, "GET", "/get/after-on", {}) == 200
+        assert _captured(project, "/get/after-on")["path"] == "/get/after-on"
+        # /get/while-off went through while capture was off: never listed.
+        assert not [r for r in _inspect(project, "-n", "500")["requests"] if r["path"] == "/get/while-off"]
+    finally:
+        config_file.write_text(original)
+    assert gateway.is_running() and gateway.pid == state.components["gateway"].pid  # no restart
+    assert collector.is_running()
 
 
 def test_memory_and_disk_stay_bounded_under_10000_requests(inspected) -> None:

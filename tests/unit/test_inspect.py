@@ -138,3 +138,48 @@ def test_a_record_is_found_by_the_request_id_hlocals_clients_send(tmp_path: Path
     found = record_for_request(tmp_path, "abc", timeout=0.2)
     assert found is not None and found["id"] == 1
     assert record_for_request(tmp_path, "nope", timeout=0.2) is None
+
+
+def test_the_access_log_counts_only_new_lines_and_parses_a_line_when_asked(tmp_path: Path) -> None:
+    from higress_local.inspect.sources import AccessLog, Journals
+
+    log = tmp_path / "access.log"
+    log.write_text('{"request_id":"old","start_time":"2026-12-07T10:00:00.000Z"}\n')
+    access = AccessLog(log)
+    with log.open("a") as handle:
+        handle.write('{"request_id": "r1", "start_time": "2026-12-07T10:00:01.250Z", "duration": "3"}\n')
+        handle.write('[2026-12-07T10:00:01.300Z] "GET / HTTP/1.1" 200 - text line\n')  # a custom text format
+        handle.write('{"request_id":"-","method":"GET","start_time":"2026-12-07T10:00:02.000Z"}\n')
+        handle.write('{"request_id":"r2","ai_log":"{\\"request_id\\":\\"inner\\"}"}\n')
+        handle.write('{"request_id":"r3"')  # not complete yet: waits for its newline
+    assert access.poll() == ["r1", None, "r2"]  # the line written before the collector started is not counted
+    assert access.by_request_id("old") is not None and access.by_request_id("inner") is None
+    entry = access.by_request_id("r1")
+    assert entry["duration"] == "3" and entry["_start"] == 1796637601.25
+    assert [e["method"] for e in access.without_id] == ["GET"]
+    with log.open("a") as handle:
+        handle.write("}\n")
+    assert access.poll() == ["r3"]
+
+
+class _Journal:
+    def __init__(self, entries: list[dict]) -> None:
+        self.entries = entries
+
+    def journal(self, since: int = 0) -> list[dict]:
+        return [dict(e) for e in self.entries if e["seq"] > since]
+
+
+def test_journal_windows_merge_the_mocks_in_time_order_and_can_leave_the_backend_out() -> None:
+    from higress_local.inspect.sources import Journals
+
+    backend = _Journal([{"seq": i, "time": 10 + i / 10, "headers": {"x-request-id": [f"b{i}"]}} for i in range(1, 40)])
+    service = _Journal([{"seq": 1, "time": 10.25}, {"seq": 2, "time": 10.95}])
+    journals = Journals({"backend": backend, "svc": service})
+    journals.poll()
+    window = journals.between(10.2, 10.4)
+    assert [(name, e["seq"]) for name, e in window] == [("backend", 2), ("svc", 1), ("backend", 3), ("backend", 4)]
+    assert [name for name, _ in journals.between(10.2, 11.0, skip="backend")] == ["svc", "svc"]
+    assert journals.by_request["b3"][0][1]["seq"] == 3
+    journals.poll()  # nothing new: nothing doubled
+    assert len(journals.between(0, 100)) == 41

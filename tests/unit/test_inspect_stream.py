@@ -69,8 +69,8 @@ def test_the_collector_samples_under_load_and_counts_what_it_left_out(tmp_path) 
         clock.now += 0.05
         for request_id in captured:  # the taps showed these requests' headers
             collector.capture.saw(request_id)
-        fresh = [{"request_id": f"r{clock.now}-{i}", "_start": clock.now} for i in range(requests)]
-        fresh += [{"request_id": rid, "_start": clock.now} for rid in captured]
+        fresh = [f"r{clock.now}-{i}" for i in range(requests)]
+        fresh += list(captured)
         collector.capture.observe(clock.now, fresh)
 
     tick(1, {"seen"})  # interactive: every request, none left out

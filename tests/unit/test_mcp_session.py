@@ -196,6 +196,7 @@ def test_a_reload_with_the_same_mcp_server_needs_no_restart() -> None:
 
     class State:
         restart_key = saved
+        runtime = "native"
 
     assert restart_reasons(project, State()) == []  # type: ignore[arg-type]
     changed = _project({"enable": True, "match_list": [RULE], "sse_path_suffix": "/events"})

@@ -135,12 +135,13 @@ def test_a_mock_replica_runs_in_the_gateways_network_which_publishes_its_journal
     assert services["gateway"]["depends_on"] == ["backend", "svc-db"]  # not the replicas: they start after it
 
 
-def test_check_says_capture_is_native_only_when_it_is_on() -> None:
+def test_check_says_what_capture_does_unless_it_is_off() -> None:
     from higress_local.wasm.plugins import check_project
 
     def notes(project) -> list[str]:
         return [n for n in check_project(project, "higress").notes if n.startswith("gateway.inspect")]
 
-    assert notes(_project()) == []
-    [note] = notes(_project({"gateway": {"inspect": True}}))
-    assert "native runtime only" in note and "docker runtime" in note
+    assert notes(_project({"gateway": {"inspect": False}})) == []
+    [note] = notes(_project())
+    assert "by default on the native runtime" in note and "1 in 16" in note and "docker runtime" in note
+    assert notes(_project({"gateway": {"inspect": True}})) == [note]
