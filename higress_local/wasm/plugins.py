@@ -153,8 +153,10 @@ def check_project(project: Project, flavor: str) -> CheckReport:
                             f", requests with ?sessionId=) for {len(mcp.match_list)} match_list rule(s); no Redis "
                             f"— native runtime only (emulation mcp_sse)")
     if project.gateway.inspect:
-        report.notes.append("gateway.inspect: the request inspector captures on the native runtime only "
-                            "(the docker runtime has no capture yet and refuses it)")
+        report.notes.append("gateway.inspect: two tap filters around the plugins (not in Higress's chain) stream "
+                            "every request to hlocal's collector on this machine (docker: beside the compose stack, "
+                            "reading the gateway container's output through `docker logs`; plugin lines without "
+                            "wasm-go's request id are tied by time in the container's time zone)")
     if flavor == "envoy":
         report.notes.append(_envoy_stand_in(project))
     for plugin in project.plugins:

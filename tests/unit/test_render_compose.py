@@ -135,7 +135,7 @@ def test_a_mock_replica_runs_in_the_gateways_network_which_publishes_its_journal
     assert services["gateway"]["depends_on"] == ["backend", "svc-db"]  # not the replicas: they start after it
 
 
-def test_check_says_capture_is_native_only_when_it_is_on() -> None:
+def test_check_says_how_capture_differs_when_it_is_on() -> None:
     from higress_local.wasm.plugins import check_project
 
     def notes(project) -> list[str]:
@@ -143,4 +143,4 @@ def test_check_says_capture_is_native_only_when_it_is_on() -> None:
 
     assert notes(_project()) == []
     [note] = notes(_project({"gateway": {"inspect": True}}))
-    assert "native runtime only" in note and "docker runtime" in note
+    assert "not in Higress's chain" in note and "docker" in note and "time zone" in note
