@@ -3,6 +3,9 @@ this machine beside it (runtime/docker.py). The same stack as test_inspect.py's 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import psutil
 import pytest
 
@@ -50,6 +53,29 @@ def test_a_request_through_the_docker_gateway_shows_four_views_and_down_stops_th
     assert logs.returncode == 0 and '"path":"/get/docker"' in logs.stdout, logs
 
     assert project.hlocal("down").returncode == 0
-    wait_for(lambda: not collector.is_running() or collector.status() == psutil.STATUS_ZOMBIE, timeout=10,
-             what="the collector to stop with `hlocal down`")
+    _wait_stopped(collector, "`hlocal down`")
     assert project.leftovers() == []
+
+
+def _wait_stopped(process: psutil.Process, by: str) -> None:
+    wait_for(lambda: not process.is_running() or process.status() == psutil.STATUS_ZOMBIE, timeout=10,
+             what=f"the collector (pid {process.pid}) to stop with {by}")
+
+
+def test_a_restart_replaces_the_collector_and_capture_goes_on(make_project, transformer_wasm, sdk_plugin_wasm,
+                                                              docker_images) -> None:
+    project, _, first = start_inspected(make_project, transformer_wasm, sdk_plugin_wasm("inspectme"),
+                                        "inspected-restart", "docker")
+    assert (restart := project.hlocal("reload", "--restart")).returncode == 0, restart
+    _wait_stopped(first, "a restart")  # else two collectors would take turns on the one tap session
+    from higress_local.config.project import load_project
+    from higress_local.runtime import require_running
+
+    state = require_running(load_project(project.path / "hlocal.yaml"))
+    status_file = Path(state.components["inspector"].status_file or "")
+    wait_for(lambda: status_file.is_file(), timeout=30, what="the new collector's supervisor to record its pid")
+    assert json.loads(status_file.read_text())["pid"] != first.pid
+    assert _send(state, "GET", "/get/after-restart", {"x-remove": "1"}) == 200
+    record = _captured(project, "/get/after-restart")
+    assert dict(record["client_request"]["headers"])["x-remove"] == "1"
+    assert "x-remove" not in dict(record["upstream_request"]["headers"])
