@@ -48,6 +48,8 @@ def test_a_request_through_the_docker_gateway_shows_four_views_and_down_stops_th
     assert [c["path"] for c in record["service_calls"]["auth"]] == ["/check/get/docker"]
     text = _run_inspect(project, str(record["id"])).output
     assert "1. request as the client sent it" in text and "- x-remove: exist" in text
+    replayed = json.loads(_run_inspect(project, str(record["id"]), "--replay", "--json").output)
+    assert replayed["status"] == 200 and replayed["id"] > record["id"]  # stored before --replay returned
 
     logs = project.hlocal("logs", "gateway-output", "--tail", "200")  # a process on this machine: its file
     assert logs.returncode == 0 and '"path":"/get/docker"' in logs.stdout, logs
