@@ -207,6 +207,11 @@ def _chromium() -> str:
 
 
 def test_the_page_lists_a_curl_request_live_shows_its_diff_and_replays_it(inspected) -> None:
+    page_shows_a_curl_request_live_and_replays_it(*inspected[:2])
+
+
+def page_shows_a_curl_request_live_and_replays_it(project: Project, state) -> None:
+    """`hlocal ui`'s page in real chromium: a curl request arrives live, its diff shows, replay adds a row."""
     chromium = _chromium()
     from playwright.sync_api import expect, sync_playwright
 
@@ -215,7 +220,6 @@ def test_the_page_lists_a_curl_request_live_shows_its_diff_and_replays_it(inspec
     from higress_local.inspect.ui import InspectorServer, ui_token
     from higress_local.inspect.view import store_dir
 
-    project, state, _ = inspected
     state_dir = project.state_dir
     store = Store(store_dir(state_dir))
     server = InspectorServer(0, store, ui_token(state_dir), replayer(state, store))

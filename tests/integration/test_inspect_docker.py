@@ -10,7 +10,8 @@ import psutil
 import pytest
 
 from support import wait_for
-from test_inspect import _captured, _run_inspect, _send, start_inspected
+from test_inspect import (_captured, _run_inspect, _send, page_shows_a_curl_request_live_and_replays_it,
+                          start_inspected)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -50,6 +51,8 @@ def test_a_request_through_the_docker_gateway_shows_four_views_and_down_stops_th
     assert "1. request as the client sent it" in text and "- x-remove: exist" in text
     replayed = json.loads(_run_inspect(project, str(record["id"]), "--replay", "--json").output)
     assert replayed["status"] == 200 and replayed["id"] > record["id"]  # stored before --replay returned
+
+    page_shows_a_curl_request_live_and_replays_it(project, state)  # `hlocal ui` in real chromium
 
     logs = project.hlocal("logs", "gateway-output", "--tail", "200")  # a process on this machine: its file
     assert logs.returncode == 0 and '"path":"/get/docker"' in logs.stdout, logs
