@@ -63,8 +63,13 @@ def test_a_request_through_the_docker_gateway_shows_four_views_and_down_stops_th
 
 
 def _wait_stopped(process: psutil.Process, by: str) -> None:
-    wait_for(lambda: not process.is_running() or process.status() == psutil.STATUS_ZOMBIE, timeout=10,
-             what=f"the collector (pid {process.pid}) to stop with {by}")
+    def gone() -> bool:
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:  # exited and reaped by its supervisor
+            return True
+
+    wait_for(gone, timeout=10, what=f"the collector (pid {process.pid}) to stop with {by}")
 
 
 def test_a_restart_replaces_the_collector_and_capture_goes_on(make_project, transformer_wasm, sdk_plugin_wasm,
