@@ -21,11 +21,19 @@ from ..system.dockerenv import ImageNeed, compose_version, docker_cli, docker_cl
 from .dockerplan import COMPOSE_FILE, plan_docker, service_images
 from .files import GatewayFiles
 from .services import replica_control_port
+from .hostprocs import component_status, process_record, spawn_component, stop_components
+from ..inspect.wiring import collector_argv
+from ..system.orphans import stop_marked
 from ..gatewaylog.classify import classify_lines
-from ..gatewaylog.logs import LogLine, LogView
+from ..gatewaylog.logs import LogLine, LogView, follow_files
 
 # Envoy's own log lines (its default --log-format "[%Y-%m-%d %T.%e][%t][%l][%n] ..."), plugins' included.
 ENVOY_LOG_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\]\[")
+# gateway.inspect: processes on this machine beside the compose stack, in start order. `docker logs
+# --follow` copies the gateway container's output (Envoy's log and the access log) into
+# logs/gateway-output.log, which the collector reads as native's collector reads gateway.log.
+GATEWAY_OUTPUT, INSPECTOR = "gateway-output", "inspector"
+HOST_COMPONENTS = (GATEWAY_OUTPUT, INSPECTOR)
 
 
 def stack_services(state: StackState | None) -> tuple[str, ...]:
@@ -59,9 +67,11 @@ class DockerRuntime(Runtime):
         return project.gateway.flavor or "higress"
 
     def _running(self, project: Project, state: StackState) -> bool:
-        return _all_running(self._containers(self._client, project), state)
+        return _all_running(self._containers(self._client, project), state) and all(
+            (record := process_record(c)) is not None and record.alive() for c in _host_components(state))
 
     def _clear(self, project: Project, existing: StackState | None) -> None:
+        _stop_host(project, existing)
         if existing is not None or self._containers(self._client, project):
             self._compose(project, "down", "--volumes", "--remove-orphans")  # stale or --recreate
             StackState.remove(project.state_dir)
@@ -85,12 +95,26 @@ class DockerRuntime(Runtime):
                 state.components[service] = ComponentState(name=service, pid=None, ports=_host_ports(live[service]))
         state.save(project.state_dir)
         gateway = live.get("gateway")
+        if plan.layout.inspect_dir and gateway is not None:  # before readiness: capture from the first request
+            self._start_inspector(project, state, gateway.id)
         staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_running(client, project, plan),
                            log_source=lambda: _container_lines(gateway) if gateway is not None else [])
         return self._wait_healthy(client, project, timeout=max(30.0, timeout / 2))
 
     def _teardown(self, project: Project, state: StackState) -> None:
+        _stop_host(project, state)
         self._compose(project, "down", "--volumes", "--remove-orphans")
+
+    def _start_inspector(self, project: Project, state: StackState, container_id: str) -> None:
+        """gateway.inspect: the collector on this machine, as on native. It reaches the taps and the mocks'
+        journals through their published ports and reads the gateway's output from a file a `docker logs`
+        follower writes (the user's only: plugin logs may hold secrets). A sidecar container would need
+        hlocal and its dependencies inside an image; having the gateway write its logs into the mount
+        (--log-path) would take them from `hlocal logs`, readiness and crash reports, which read the
+        container's output, and leave files owned by the container's user in the state folder."""
+        output = GatewayFiles(project.state_dir).log(GATEWAY_OUTPUT)
+        spawn_component(project, state, GATEWAY_OUTPUT, [docker_cli(), "logs", "--follow", container_id], {})
+        spawn_component(project, state, INSPECTOR, collector_argv(project.state_dir, state, None, output=output), {})
 
     def _start(self, project: Project, state: StackState) -> None:
         try:
@@ -141,19 +165,20 @@ class DockerRuntime(Runtime):
     def down(self, project: Project, state: StackState | None) -> list[str]:
         GatewayFiles(project.state_dir).guard()
         stop_agent(project.state_dir)  # first: no reload may be in flight while the gateway stops
+        stopped = _stop_host(project, state)  # and the collector must not chase a gateway that stops
         # No state (or an unreadable one): compose finds the containers by label.
         try:
             client = docker_client(timeout=5.0)
         except EnvironmentProblem:
             if state is None:
-                return []
+                return stopped
             raise
         present = sorted(self._containers(client, project))
         networks = client.networks.list(filters={"label": f"io.hlocal.stack={project.name}"})
         if present or networks or state is not None:
             self._compose(project, "down", "--volumes", "--remove-orphans")
         StackState.remove(project.state_dir)
-        return present
+        return present + stopped
 
     def status(self, project: Project, found: StateRead) -> StackStatus:
         return self.status_of(project, found.state)
@@ -170,6 +195,7 @@ class DockerRuntime(Runtime):
             components.append(_container_status(service, container) if container is not None
                               else ComponentStatus(name=service, state="missing"))
         _place_replica_ports(components, state)
+        components += [component_status(c, process_record(c)) for c in _host_components(state)]
         return StackStatus(
             name=project.name, runtime=self.name, flavor=state.flavor if state else None,
             running=all(c.state == "running" for c in components),
@@ -195,6 +221,10 @@ class DockerRuntime(Runtime):
              prefix: bool | None = None) -> Iterator[str]:
         """The containers' output merged in time order (Docker stamps every line); `access` is the
         gateway's stdout lines that are JSON access entries."""
+        if service in HOST_COMPONENTS:  # gateway.inspect: a process on this machine, logging to a file
+            yield from follow_files({service: GatewayFiles(project.state_dir).log(service)}, plugin_only=plugin_only,
+                                    follow=follow, tail=tail, since=since, timestamps=timestamps, prefix=bool(prefix))
+            return
         access = service == "access"
         services = ["gateway"] if access or (plugin_only and not service) else ([service] if service else [])
         compose_file = project.state_dir / COMPOSE_FILE
@@ -256,6 +286,17 @@ def _is_access_entry(text: str, any_text: bool = False) -> bool:
         return isinstance(json.loads(text), dict)
     except ValueError:
         return False
+
+def _host_components(state: StackState | None) -> list[ComponentState]:
+    """The stack's processes on this machine (gateway.inspect), as recorded."""
+    return [state.components[name] for name in HOST_COMPONENTS if state is not None and name in state.components]
+
+
+def _stop_host(project: Project, state: StackState | None) -> list[str]:
+    """Stop the stack's processes on this machine: as recorded, then any other carrying its marker."""
+    stopped = stop_components(state, list(reversed(HOST_COMPONENTS))) if state is not None else []
+    return stopped + stop_marked(project.state_dir)
+
 
 def _all_running(containers: dict[str, Any], state: StackState) -> bool:
     return all(s in containers and containers[s].status == "running" for s in stack_services(state))

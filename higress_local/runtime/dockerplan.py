@@ -18,6 +18,8 @@ from ..render.commandlines import redis_args
 from ..render.compose import (ADMIN_PORT, BACKEND_HEALTH, BACKEND_PORT, CONFIG_MOUNT, GATEWAY_PORT, TLS_PORT,
                               ComposePlan, ComposeService, mock_command, mock_health, project_name, render_compose)
 from ..render.envoy import Layout
+from ..inspect.store import switch_capture
+from ..inspect.wiring import prepare as prepare_inspector
 from ..state import StackState
 from ..system import ownfiles as safefs
 from ..system import ports as portlib
@@ -53,9 +55,6 @@ def mock_dir(state_dir: Path) -> Path:
 
 def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> staging.Plan:
     """Check plugins, pick host ports, write the Envoy files and compose.yaml into .hlocal/<name>/."""
-    if project.gateway.inspect:
-        raise ConfigError(f"{project.file.name}: gateway.inspect needs the native runtime for now",
-                          "use `--runtime native` (the docker runtime has no request capture yet)")
     if project.gateway.mcp_server:
         # Higress's image carries mcp-session in /var/lib/istio/envoy/golang-filter.so, but the Envoy
         # config hlocal renders does not load it (nor does stock Envoy have the golang filter).
@@ -80,9 +79,18 @@ def plan_docker(project: Project, flavor: str, check_ports: bool = True) -> stag
             modules={name: f"{CONFIG_MOUNT}/modules/{file}" for name, file in modules.items()},
             bridge_module=f"{CONFIG_MOUNT}/modules/{bridge}" if bridge else None,
             access_log="/dev/stdout", **tls,
+            # gateway.inspect: the taps stream over the published admin port to the collector, which
+            # runs on this machine beside the stack (runtime/docker.py); nothing is written inside.
+            # Higress's Envoy builds the tap filter, and with it the admin /tap handler (higress-group/proxy
+            # bazel/extension_config/extensions_build_config.bzl: envoy.filters.http.tap).
+            # Off by default here, and switched by a restart (the taps are rendered only when on).
+            inspect_dir=f"{CONFIG_MOUNT}/inspect" if project.gateway.captures("docker") else None,
         )
 
     checks, layout, files = staging.stage_files(project, flavor, layout_for, replicas)
+    if layout.inspect_dir:
+        prepare_inspector(state_dir)
+        switch_capture(state_dir / "inspect", True)  # a native stack here before may have left it off
     relayed = [c.plugin.name for c in checks if "redis" in c.compat.emulations]
     if relayed and flavor == "envoy":
         # The Redis relay runs beside a native gateway only; in a container stack stock Envoy has no

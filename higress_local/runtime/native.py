@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import time
 from pathlib import Path
 from typing import Iterator
 
 from ..agent.control import stop_agent
-from ..render.commandlines import MockLine, envoy_args, supervised
+from ..render.commandlines import MockLine, envoy_args
 from .envoys import find_envoy
 from ..config.project import Project
 from ..errors import ConfigError
-from ..system.proc import ProcessRecord, own_pythonpath, spawn, stop_group
+from ..system.proc import ProcessRecord
 from ..system.ownfiles import write_private
 from ..state import ComponentState, StackState, StateRead
+from .hostprocs import (component_status as _component_status, process_record, read_exit as _read_exit,
+                        spawn_component, stop_components)
 from .base import ComponentStatus, Runtime, StackStatus
 from .files import GatewayFiles
-from ..system.orphans import COMPONENT_MARKER, STACK_MARKER, component_of, find_marked, stack_marker, stop_marked
+from ..system.orphans import component_of, find_marked, stop_marked
 from .services import native_argv
 from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_argv
 from ..system.ports import free_port
@@ -89,18 +88,7 @@ class NativeRuntime(Runtime):
 
     # -- starting ----------------------------------------------------------
     def _spawn(self, project: Project, state: StackState, name: str, argv: list[str], ports: dict[str, int]) -> None:
-        files = GatewayFiles(project.state_dir)
-        status_file, log_file = files.status_file(name), files.log(name)
-        status_file.unlink(missing_ok=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=own_pythonpath(),
-                   **{STACK_MARKER: stack_marker(project.state_dir), COMPONENT_MARKER: name})
-        proc = spawn(supervised(str(status_file), argv), log_file=log_file, env=env, private=True)
-        record = ProcessRecord.of(proc.pid)
-        state.components[name] = ComponentState(
-            name=name, pid=proc.pid, start_ticks=record.start_ticks,
-            status_file=str(status_file), log_file=str(log_file), ports=ports,
-        )
-        state.save(project.state_dir)  # saved before waiting: a killed `up` still leaves a trail for `down`
+        spawn_component(project, state, name, argv, ports)
 
     def _start_backend(self, project: Project, state: StackState, plan: "staging.Plan") -> None:
         line = MockLine(name="backend", port=state.backend_port, control_port=state.control_port,
@@ -125,9 +113,7 @@ class NativeRuntime(Runtime):
     # -- liveness ----------------------------------------------------------
     @staticmethod
     def _record(component: ComponentState) -> ProcessRecord | None:
-        if component.pid is None:
-            return None
-        return ProcessRecord(component.pid, component.start_ticks or 0)
+        return process_record(component)
 
     def _all_alive(self, state: StackState) -> bool:
         records = [self._record(state.components[n]) if n in state.components else None
@@ -145,14 +131,8 @@ class NativeRuntime(Runtime):
 
     # -- stopping ----------------------------------------------------------
     def _stop(self, state: StackState) -> list[str]:
-        stopped = []
         # The gateway first, so it does not see its upstreams vanish mid-request.
-        for name in reversed(list(dict.fromkeys([*component_names(state), *state.components]))):
-            component = state.components.get(name)
-            record = self._record(component) if component else None
-            if record is not None and stop_group(record):
-                stopped.append(name)
-        return stopped
+        return stop_components(state, list(reversed(list(dict.fromkeys([*component_names(state), *state.components])))))
 
     def _stop_all(self, project: Project, state: StackState | None) -> list[str]:
         """What the state names, then anything else carrying the stack's marker (a killed supervisor's
@@ -246,26 +226,3 @@ def token_file(state_dir: Path, state: StackState) -> str | None:
     path = state_dir / "run" / "control.token"
     write_private(path, state.control_token.encode())
     return str(path)
-
-
-def _read_exit(component: ComponentState) -> dict:
-    try:
-        return json.loads(Path(component.status_file or "").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _component_status(component: ComponentState, record: ProcessRecord | None) -> ComponentStatus:
-    exit_info = _read_exit(component)
-    child_pid = exit_info.get("pid") or component.pid
-    if record is not None and record.alive():
-        started = exit_info.get("started")
-        return ComponentStatus(
-            name=component.name, state="running", pid=child_pid, ports=component.ports,
-            uptime_seconds=(time.time() - started) if started else None,
-        )
-    code = exit_info.get("returncode")
-    sig = exit_info.get("signal")
-    detail = f"killed by {sig}" if sig else ("" if code is not None else "exit status unknown (killed together with its supervisor)")
-    return ComponentStatus(name=component.name, state="exited", pid=child_pid, ports=component.ports,
-                           exit_code=code, detail=detail)

@@ -153,10 +153,12 @@ def check_project(project: Project, flavor: str) -> CheckReport:
                             f", requests with ?sessionId=) for {len(mcp.match_list)} match_list rule(s); no Redis "
                             f"— native runtime only (emulation mcp_sse)")
     if project.gateway.inspect is not False:
-        report.notes.append("gateway.inspect: hlocal's request inspector (no Higress counterpart) captures "
-                            "requests by default on the native runtime, 1 in 16 above 100 requests/s; "
-                            "`gateway.inspect: false` and a reload turn it off (the docker runtime has no "
-                            "capture yet and refuses gateway.inspect: true)")
+        report.notes.append("gateway.inspect: two tap filters around the plugins (not in Higress's chain) stream "
+                            "requests to hlocal's collector on this machine: on by default on the native runtime "
+                            "(`gateway.inspect: false` and a reload turn it off), with docker when "
+                            "`gateway.inspect: true` (beside the compose stack, reading the gateway container's "
+                            "output through `docker logs`; plugin lines without wasm-go's request id are tied by "
+                            "time in the container's time zone); 1 in 16 requests above 100 a second")
     if flavor == "envoy":
         report.notes.append(_envoy_stand_in(project))
     for plugin in project.plugins:

@@ -105,7 +105,6 @@ def test_a_loopback_url_is_refused_on_docker_with_the_way_out(make_project, dock
 
 
 @pytest.mark.parametrize("gateway, said", [
-    ({"inspect": True}, "gateway.inspect needs the native runtime for now"),
     ({"mcp_server": {"enable": True, "match_list": [
         {"match_rule_domain": "*", "match_rule_path": "/mcp", "match_rule_type": "prefix"}]}},
      "gateway.mcp_server (MCP's SSE transport) needs the native runtime"),

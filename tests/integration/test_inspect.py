@@ -27,11 +27,11 @@ pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "transformer" / "hlocal.yaml"
 
 
-@pytest.fixture(scope="module")
-def inspected(module_projects, transformer_wasm, sdk_plugin_wasm):
+def start_inspected(module_projects, transformer_wasm: Path, plugin: Path, name: str, runtime: str):
+    """`up` the inspected stack on `runtime`; returns the project, its state and the collector process."""
     config = yaml.safe_load(EXAMPLE.read_text())
     config.pop("probes")
-    config["name"] = "inspected"
+    config["name"] = name
     config["gateway"]["port"] = 0
     assert "inspect" not in config["gateway"]  # capture is on by default on the native runtime
     config["plugins"].append({"name": "inspectme", "wasm": "inspectme.wasm",
@@ -39,8 +39,7 @@ def inspected(module_projects, transformer_wasm, sdk_plugin_wasm):
     config["services"] = [{"name": "auth", "kind": "fqdn", "host": "auth.internal", "port": 8080,
                            "mock": {"stubs": [{"match": {"path_prefix": "/check/slow"},
                                                "respond": {"status": 200, "delay_ms": 300}}]}}]
-    project = module_projects(config, files={"inspectme.wasm": sdk_plugin_wasm("inspectme")}, name="inspected",
-                              runtime="native")
+    project = module_projects(config, files={"inspectme.wasm": plugin}, name=name, runtime=runtime)
     (project.path / "build").mkdir()
     shutil.copyfile(transformer_wasm, project.path / "build" / "transformer.wasm")
     up = project.hlocal("up")  # capture on by default: the taps are rendered and the collector starts
@@ -52,7 +51,12 @@ def inspected(module_projects, transformer_wasm, sdk_plugin_wasm):
     status_file = Path(state.components["inspector"].status_file or "")
     wait_for(lambda: status_file.is_file(), timeout=30, what="the collector's supervisor to record its pid")
     collector = psutil.Process(json.loads(status_file.read_text())["pid"])  # the collector itself
-    yield project, state, collector
+    return project, state, collector
+
+
+@pytest.fixture(scope="module")
+def inspected(module_projects, transformer_wasm, sdk_plugin_wasm):
+    yield start_inspected(module_projects, transformer_wasm, sdk_plugin_wasm("inspectme"), "inspected", "native")
 
 
 def _send(state, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> int:
@@ -81,6 +85,14 @@ def _inspect(project: Project, *args: str) -> dict:
     return json.loads(_run_inspect(project, *args, "--json").output)
 
 
+def _gateway_log(state_dir: Path) -> str:
+    """Envoy's log as the collector reads it (docker: the gateway container's output, copied)."""
+    for name in ("gateway.log", "gateway-output.log"):
+        if (state_dir / "logs" / name).is_file():
+            return (state_dir / "logs" / name).read_text()
+    return ""
+
+
 def _captured(project: Project, path: str) -> dict:
     def find():
         rows = [r for r in _inspect(project, "-n", "50")["requests"] if r["path"] == path]
@@ -94,7 +106,7 @@ def _captured(project: Project, path: str) -> dict:
         raise AssertionError(f"{path} was not captured; taps: {taps}; collector log: "
                              f"{(project.state_dir / 'logs' / 'inspector.log').read_text()[-2000:]!r}; tap filter rendered: "
                              f"{'hlocal.tap.client' in (state_dir / 'envoy.yaml').read_text()}; gateway log: "
-                             f"{[l for l in (state_dir / 'logs' / 'gateway.log').read_text().splitlines() if '][warning][' in l or '][error][' in l or 'tap' in l.lower()][-8:]}") from None
+                             f"{[l for l in _gateway_log(state_dir).splitlines() if '][warning][' in l or '][error][' in l or 'tap' in l.lower()][-8:]}") from None
     return _inspect(project, str(row["id"]))
 
 
@@ -195,6 +207,11 @@ def _chromium() -> str:
 
 
 def test_the_page_lists_a_curl_request_live_shows_its_diff_and_replays_it(inspected) -> None:
+    page_shows_a_curl_request_live_and_replays_it(*inspected[:2])
+
+
+def page_shows_a_curl_request_live_and_replays_it(project: Project, state) -> None:
+    """`hlocal ui`'s page in real chromium: a curl request arrives live, its diff shows, replay adds a row."""
     chromium = _chromium()
     from playwright.sync_api import expect, sync_playwright
 
@@ -203,7 +220,6 @@ def test_the_page_lists_a_curl_request_live_shows_its_diff_and_replays_it(inspec
     from higress_local.inspect.ui import InspectorServer, ui_token
     from higress_local.inspect.view import store_dir
 
-    project, state, _ = inspected
     state_dir = project.state_dir
     store = Store(store_dir(state_dir))
     server = InspectorServer(0, store, ui_token(state_dir), replayer(state, store))

@@ -139,10 +139,7 @@ def test_a_failure_shows_client_response_and_backend_request_and_teardown_runs(s
     assert_nothing_left(smoke)
 
 
-def test_a_failure_with_capture_on_shows_the_inspector_diff_of_the_last_request(smoke: Project, pytester,
-                                                                                  runtime) -> None:
-    if runtime != "native":
-        pytest.skip("the inspector captures on the native runtime only")
+def test_a_failure_with_capture_on_shows_the_inspector_diff_of_the_last_request(smoke: Project, pytester) -> None:
     smoke.config["gateway"]["inspect"] = True
     smoke.write()
     pytester.makepyfile(test_smoke="""

@@ -143,5 +143,6 @@ def test_check_says_what_capture_does_unless_it_is_off() -> None:
 
     assert notes(_project({"gateway": {"inspect": False}})) == []
     [note] = notes(_project())
-    assert "by default on the native runtime" in note and "1 in 16" in note and "docker runtime" in note
+    assert "not in Higress's chain" in note and "on by default on the native runtime" in note and "1 in 16" in note
+    assert "docker" in note and "time zone" in note
     assert notes(_project({"gateway": {"inspect": True}})) == [note]
