@@ -9,6 +9,8 @@ from ..state import StackState
 from . import collector
 from .view import store_dir
 
+COMPONENT = "inspector"  # the collector's name among a stack's processes (status, logs, down)
+
 
 def prepare(state_dir: Path) -> None:
     """Make the ring's folder before the collector starts."""

@@ -22,7 +22,7 @@ from .dockerplan import COMPOSE_FILE, plan_docker, service_images
 from .files import GatewayFiles
 from .services import replica_control_port
 from .hostprocs import component_status, process_record, spawn_component, stop_components
-from ..inspect.wiring import collector_argv
+from ..inspect.wiring import COMPONENT as INSPECTOR, collector_argv
 from ..system.orphans import stop_marked
 from ..gatewaylog.classify import classify_lines
 from ..gatewaylog.logs import LogLine, LogView, follow_files
@@ -32,7 +32,7 @@ ENVOY_LOG_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\]\[")
 # gateway.inspect: processes on this machine beside the compose stack, in start order. `docker logs
 # --follow` copies the gateway container's output (Envoy's log and the access log) into
 # logs/gateway-output.log, which the collector reads as native's collector reads gateway.log.
-GATEWAY_OUTPUT, INSPECTOR = "gateway-output", "inspector"
+GATEWAY_OUTPUT = "gateway-output"
 HOST_COMPONENTS = (GATEWAY_OUTPUT, INSPECTOR)
 
 

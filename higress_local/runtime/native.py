@@ -24,14 +24,15 @@ from ..mcpsession.wiring import COMPONENT as SESSION_COMPONENT, session_argv
 from ..system.ports import free_port
 from . import stage as staging
 from ..gatewaylog.logs import follow_files
-from ..inspect.wiring import collector_argv
+from ..inspect.wiring import COMPONENT as INSPECTOR, collector_argv
 
 COMPONENTS = ("backend", "gateway")
 LOG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # gateway, backend, access, svc-<name>: never a path
 
 
 def component_names(state: StackState) -> list[str]:
-    """Start order: the backend, the services, then the gateway (stopped in reverse)."""
+    """Start order: the backend, the services, then the gateway (stopped in reverse). The inspector's
+    collector starts after them; `status` lists it, but a stack without it still serves."""
     services = [name for plan in state.services.values() if plan.how in ("mock", "redis") for name in plan.components()]
     session = [SESSION_COMPONENT] if state.layout is not None and state.layout.mcp_session_port else []
     return ["backend", *services, *session, "gateway"]
@@ -78,7 +79,7 @@ class NativeRuntime(Runtime):
                         {"http": plan.layout.mcp_session_port, "control": control})
         self._start_gateway(project, state, plan, self._envoy)
         if plan.layout.inspect_dir:  # gateway.inspect: the collector turns Envoy's taps into records
-            self._spawn(project, state, "inspector",
+            self._spawn(project, state, INSPECTOR,
                         collector_argv(project.state_dir, state, token_file(project.state_dir, state)), {})
         ready = staging.wait_ready(project, state, plan, timeout, failed=lambda: self._check_alive(state))
         return ready.notes
@@ -168,9 +169,12 @@ class NativeRuntime(Runtime):
                 components.append(ComponentStatus(name=name, state="missing"))
                 continue
             components.append(_component_status(component, self._record(component)))
+        running = all(c.state == "running" for c in components)
+        if state.layout is not None and state.layout.inspect_dir and INSPECTOR in state.components:
+            component = state.components[INSPECTOR]
+            components.append(_component_status(component, self._record(component)))
         return StackStatus(
-            name=state.name, runtime=self.name, flavor=state.flavor,
-            running=all(c.state == "running" for c in components),
+            name=state.name, runtime=self.name, flavor=state.flavor, running=running,
             gateway_url=state.gateway_url, admin_url=state.admin_url, components=components,
             plugins=[{"name": p.name, "sha256": p.sha256, "served_sha256": p.served_sha256, "abi": p.abi,
                       "adaptations": p.adaptations, "wasm": p.source} for p in state.plugins],
