@@ -38,7 +38,7 @@ from .sources import AccessLog, GatewayLog, Journals, LogLine
 from .store import CAPTURE_FILE, DEFAULT_RING, Store, capture_switched_on
 from .tapfile import Trace, fold
 from .sampling import Sampling
-from .tapstream import SAMPLE_NOTE, AdminTap, StreamSides
+from .tapstream import SAMPLE_DIGIT, SAMPLE_NOTE, AdminTap, StreamSides
 
 DEFAULT_BODY_BYTES = 65536
 SETTLE_S = 0.15  # after a stream looks finished, the logs and journals get this long to catch up
@@ -109,7 +109,9 @@ class Collector:
         # The mocks serve the journal from the same event loop as the traffic: ask only when a
         # request is waiting to be recorded, and at most every JOURNAL_POLL_S.
         if self.pending and now - self.journal_polled >= JOURNAL_POLL_S:
-            self.journals.poll()
+            # Sampled, only the backend's entries of sampled requests can be tied (by request id); a
+            # request whose id a plugin removed is then not matched to what the backend received.
+            self.journals.poll(sample=(BACKEND, SAMPLE_DIGIT) if self.tap.sampled else None)
             self.journal_polled = now
         ready = []
         for stream, item in list(self.pending.items()):

@@ -233,10 +233,13 @@ class Journals:
         self.times: dict[str, list[float]] = {name: [] for name in clients}
         self.by_request: dict[str, list[tuple[str, dict[str, Any]]]] = {}
 
-    def poll(self) -> None:
+    def poll(self, sample: tuple[str, str] | None = None) -> None:
+        """`sample`: (mock, suffix) to ask that mock only for entries whose x-request-id ends so (the
+        backend journals every request; while the taps capture a sample only those can be tied)."""
         for name, client in self.clients.items():
+            suffix = ("x-request-id", sample[1]) if sample and sample[0] == name else None
             try:
-                fresh = client.journal(since=self.seqs.get(name, 0))
+                fresh = client.journal(since=self.seqs.get(name, 0), header_suffix=suffix)
             except MockClientError as exc:
                 _complain(f"journal of {name}: {exc}")
                 continue

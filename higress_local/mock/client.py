@@ -51,13 +51,17 @@ class MockClient:
         since: int | None = None,
         header: str | tuple[str, str] | None = None,
         limit: int | None = None,
+        header_suffix: tuple[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Journal entries after `since`, optionally only those with a header value."""
+        """Journal entries after `since`, optionally only those with a header value, or with a value
+        of header `header_suffix[0]` ending in `header_suffix[1]`."""
         query: dict[str, Any] = {}
         if since is not None:
             query["since"] = since
         if header is not None:
             query["header"] = header if isinstance(header, str) else f"{header[0]}:{header[1]}"
+        if header_suffix is not None:
+            query["header_suffix"] = f"{header_suffix[0]}:{header_suffix[1]}"
         if limit is not None:
             query["limit"] = limit
         return self._call("GET", "/journal", query)["entries"]

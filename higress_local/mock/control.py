@@ -113,13 +113,16 @@ def _journal(state: MockState, query: dict[str, list[str]], body: bytes) -> Answ
         since = _int_param(query, "since")
         limit = _int_param(query, "limit")
         headers = [parse_header_filter(text) for text in query.get("header", [])]
+        # header_suffix=name:end: only entries with a value of that header ending so (the inspector's
+        # collector, while it captures a sample of x-request-ids, asks for those alone).
+        suffixes = [parse_header_filter(text) for text in query.get("header_suffix", [])]
     except ValueError as exc:
         return 400, {"error": str(exc)}
     journal = state.journal
     # last_seq is read first: an entry recorded in between is then seen again next poll,
     # never skipped by a caller that uses last_seq as its next `since`.
     last_seq = journal.last_seq
-    return 200, {"entries": journal.entries(since, headers, limit), "last_seq": last_seq}
+    return 200, {"entries": journal.entries(since, headers, limit, suffixes), "last_seq": last_seq}
 
 
 def _clear(state: MockState, query: dict[str, list[str]], body: bytes) -> Answer:

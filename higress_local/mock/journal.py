@@ -70,15 +70,19 @@ class Journal:
         since: int | None = None,
         headers: Iterable[tuple[str, str]] = (),
         limit: int | None = None,
+        suffixes: Iterable[tuple[str, str]] = (),
     ) -> list[dict[str, Any]]:
-        """Entries in seq order after `since`, having every (name, value) header; the newest `limit`."""
+        """Entries in seq order after `since`, having every (name, value) header and, for every
+        (name, suffix), a value of that header ending so; the newest `limit`."""
         wanted = [(name.lower(), value) for name, value in headers]
+        ends = [(name.lower(), suffix) for name, suffix in suffixes]
         with self._lock:
             found = [
                 entry
                 for _, entry in self._entries
                 if (since is None or entry["seq"] > since)
                 and all(value in entry["headers"].get(name, ()) for name, value in wanted)
+                and all(any(v.endswith(suffix) for v in entry["headers"].get(name, ())) for name, suffix in ends)
             ]
         if limit is not None:
             found = found[len(found) - limit :] if limit else []

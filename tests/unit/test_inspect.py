@@ -166,8 +166,24 @@ class _Journal:
     def __init__(self, entries: list[dict]) -> None:
         self.entries = entries
 
-    def journal(self, since: int = 0) -> list[dict]:
-        return [dict(e) for e in self.entries if e["seq"] > since]
+    def journal(self, since: int = 0, header_suffix: tuple[str, str] | None = None) -> list[dict]:
+        """As the mock's control port answers (test_the_mock_journal_filters_by_a_header_suffix)."""
+        out = [dict(e) for e in self.entries if e["seq"] > since]
+        if header_suffix is not None:
+            name, end = header_suffix
+            out = [e for e in out if any(v.endswith(end) for v in (e.get("headers") or {}).get(name, []))]
+        return out
+
+
+def test_the_mock_journal_filters_by_a_header_suffix() -> None:
+    from higress_local.mock.journal import Journal
+
+    journal = Journal()
+    for rid in ("a0", "b1", "c0"):
+        journal.record({"method": "GET", "path": "/", "headers": {"x-request-id": [rid]}, "body": ""}, None, 200, 1.0)
+    journal.record({"method": "GET", "path": "/", "headers": {}, "body": ""}, None, 200, 1.0)
+    assert [e["headers"]["x-request-id"] for e in journal.entries(suffixes=[("X-Request-Id", "0")])] == [["a0"], ["c0"]]
+    assert [e["seq"] for e in journal.entries(since=1, suffixes=[("x-request-id", "0")])] == [3]
 
 
 def test_journal_windows_merge_the_mocks_in_time_order_and_can_leave_the_backend_out() -> None:
@@ -183,3 +199,7 @@ def test_journal_windows_merge_the_mocks_in_time_order_and_can_leave_the_backend
     assert journals.by_request["b3"][0][1]["seq"] == 3
     journals.poll()  # nothing new: nothing doubled
     assert len(journals.between(0, 100)) == 41
+    sampled = Journals({"backend": backend, "svc": service})
+    sampled.poll(sample=("backend", "0"))  # the backend's entries of sampled request ids only
+    assert [e["seq"] for _, e in sampled.between(0, 100, skip="svc")] == [10, 20, 30]
+    assert len(sampled.between(0, 100, skip="backend")) == 2
