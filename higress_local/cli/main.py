@@ -17,6 +17,7 @@ from ..agent.control import ensure_agent
 from ..config.validate import check_header, check_method, check_path
 from ..errors import ConfigError, HlocalError, PluginError, ProbeFailed, Stopped, Unhealthy
 from ..gatewaylog.logs import parse_since
+from ..inspect.view import capturing
 from ..probe.observe import startup_warnings_of
 from ..probe.send import run_probes, send_request
 from ..project.watch import watch as watch_files
@@ -55,7 +56,9 @@ def up(ctx: click.Context, runtime: str | None, recreate: bool, timeout: float, 
                           echo=lambda m: click.echo(m, err=True), build=lambda: _build_before_up(project, build),
                           starting=lambda name: Progress(f"starting {project.name} ({name})",
                                                          detail=lambda: _up_detail(project)))
-    print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.name))
+    layout = result.state.layout
+    print_up_summary(result, follow_up_flags(project.file, Path.cwd(), ctx.obj.name),
+                     capture=capturing(project.state_dir, layout.inspect_dir) if layout else False)
     _start_agent(project)
     if not result.already_running:  # else the log holds an earlier start and requests since
         _startup_warnings(project, strict)

@@ -37,7 +37,7 @@ def follow_up_flags(project_file: Path, cwd: Path, name_override: str | None = N
     return "".join(f" {flag}" for flag in flags)
 
 
-def print_up_summary(result, follow_up: str = "") -> None:
+def print_up_summary(result, follow_up: str = "", capture: bool = False) -> None:
     state = result.state
     applied = list(result.applied)  # `up` on a running stack: what it applied, and how
     if result.already_running:
@@ -65,6 +65,9 @@ def print_up_summary(result, follow_up: str = "") -> None:
                 click.echo(f"    {plan.name}[{r.index}]  {plan.address}:{r.port} (journal: {r.control_url}/__hlocal/journal)")
             continue
         click.echo(f"  service  {plan.name}  {plan.cluster} → {where} {plan.address}:{plan.port}{journal}")
+    if capture:  # gateway.inspect (natively on by default)
+        click.echo(f"  inspect  requests captured: hlocal{follow_up} inspect · hlocal{follow_up} ui "
+                   "(gateway.inspect: false and a reload turn it off)")
     for note in result.notes:
         click.echo(f"  note     {note}")
     click.echo(f"try: curl -i {state.gateway_url}/   ·   hlocal{follow_up} probe   ·   "
