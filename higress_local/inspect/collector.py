@@ -3,7 +3,7 @@
 It attaches to both taps over Envoy's admin port (tapstream.py) and folds each stream's segments
 in memory (both taps use Envoy's stream id as trace id, so the halves pair). Once a stream is over
 (its access-log line appeared, or no segment came for a while after the response started) it
-records the four views and what it can tie to the request:
+records the four views and what it can tie to the request (ties.py):
 
 - the access-log line (timings, ai_log) by Envoy's x-request-id;
 - the plugins' log lines: exactly by request id when wasm-go's logger wrote it, else by time;
@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from ..mock.client import MockClient, read_token_file
-from ..state import service_of
-from .correlate import BACKEND, REQUEST_ID_HEADER, guess
-from .sources import AccessLog, GatewayLog, Journals, LogLine
+from .correlate import BACKEND
+from .sources import AccessLog, GatewayLog, Journals
 from .store import CAPTURE_FILE, DEFAULT_RING, Store, capture_switched_on
 from .tapfile import Trace, fold
 from .sampling import Sampling
 from .tapstream import SAMPLE_DIGIT, SAMPLE_NOTE, AdminTap, StreamSides
+from .ties import Ties
 
 DEFAULT_BODY_BYTES = 65536
 SETTLE_S = 0.15  # after a stream looks finished, the logs and journals get this long to catch up
@@ -77,11 +77,10 @@ class Collector:
         self.log = GatewayLog(Path(gateway_log))
         self.access = AccessLog(Path(access_log))
         self.journals = Journals(mocks, clusters)
+        self.ties = Ties(self.log, self.journals, body_bytes)
         self.pending: dict[str, Pending] = {}
         self.pending_began: list[float] = []  # sorted: when each pending stream began (tick sets it)
         self.windows: deque = deque(maxlen=500)  # (start, end) of recent requests: who overlapped whom
-        self.claimed: deque = deque()  # (mock, seq) already tied to a request, oldest first
-        self.claimed_set: set[tuple[str, Any]] = set()
         self.recorded = 0
         self.journal_polled = 0.0
         self.skipped = 0  # streams dropped unread because the collector fell behind (see _shed)
@@ -249,11 +248,11 @@ class Collector:
             "in_flight_with": max(overlap, 0),
             "sampled": SAMPLE_NOTE if item.sampled else None,
         }
-        lines = self._lines(rid, start, end, overlap)
+        lines = self.ties.lines(rid, start, end, overlap)
         record["plugin_logs"] = [{"plugin": line.plugin, "text": line.text, "time": line.time, "matched_by": how}
                                  for line, how in lines]
         record["plugins"] = sorted({line.plugin for line, _ in lines})
-        calls, received = self._calls(rid, method, path, start, end, overlap, [line for line, _ in lines])
+        calls, received = self.ties.calls(rid, method, path, start, end, overlap, [line for line, _ in lines])
         record["service_calls"] = calls
         record["received"] = received
         return record
@@ -272,87 +271,6 @@ class Collector:
             if best is None or abs(entry["_start"] - seen) < abs(best["_start"] - seen):
                 best = entry
         return best
-
-    def _lines(self, rid: str | None, start: float, end: float, overlap: int) -> list[tuple[LogLine, str]]:
-        slack = 0.002  # Envoy's log stamps have millisecond precision
-        how = "time" if overlap <= 0 else f"time ({overlap} other request(s) in flight: it may belong to one of them)"
-        out = [(line, "request id") for line in (self.log.by_request.get(rid, []) if rid else [])]
-        out += [(line, how) for line in self.log.between(start - slack, end + slack)]
-        return sorted(out, key=lambda pair: pair[0].time)
-
-    def _calls(self, rid: str | None, method: str | None, path: str | None, start: float, end: float,
-               overlap: int, lines: list[LogLine]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any] | None]:
-        claimed = self.claimed_set
-        received = None
-        for name, entry in (self.journals.by_request.get(rid, []) if rid else []):
-            if (name, entry.get("seq")) not in claimed and _forwarded(entry):
-                received = {"where": name, "entry": self._cut(entry), "matched_by": "request id"}
-                self._claim(name, entry)
-                break
-        # The backend's entries serve only to guess what it received when the request id was removed,
-        # and only a request alone in flight can be guessed: otherwise they are not read.
-        guessing = received is None and overlap <= 0
-        window = [(name, entry) for name, entry in self.journals.between(start - 0.05, end + 0.05,
-                                                                        skip=None if guessing else BACKEND)
-                  if (name, entry.get("seq")) not in claimed]
-        calls: dict[str, list[dict[str, Any]]] = {}
-        # wasm-go's own record of each call it started, tied to the request by id.
-        for line in lines:
-            if line.call is None:
-                continue
-            cluster, call_method, call_path = line.call
-            service = self.journals.clusters.get(cluster)
-            # Tied by the request id on wasm-go's line, so the entry need not fall in the time window:
-            # the first unclaimed call of that shape at or after the line.
-            for name, entry in self.journals.between(line.time - 0.05, line.time + 60, skip=BACKEND):
-                if (service_of(name) == service and entry.get("method") == call_method and entry.get("path") == call_path
-                        and (name, entry.get("seq")) not in self.claimed_set):
-                    calls.setdefault(name, []).append({**self._cut(entry), "matched_by": "wasm-go call log"})
-                    self._claim(name, entry)
-                    window = [(n, e) for n, e in window if e is not entry]
-                    break
-        if guessing:
-            # A plugin removed x-request-id: a forwarded request without one, in this request's time span.
-            bare = [(n, {**e, "headers": {k: v for k, v in (e.get("headers") or {}).items() if k != REQUEST_ID_HEADER}})
-                    for n, e in window if _forwarded(e) and "x-request-id" not in (e.get("headers") or {})]
-            found = guess(bare, method or "", path or "/")
-            if found is not None and overlap <= 0:
-                found.entry = next(e for n, e in window if e.get("seq") == found.entry.get("seq") and n == found.where)
-                received = {"where": found.where, "entry": self._cut(found.entry), "matched_by": found.matched_by}
-                self._claim(found.where, found.entry)
-                window = [(n, e) for n, e in window if e is not found.entry]
-        # Calls another request's wasm-go log accounts for are not this request's.
-        service_cluster = {name: cluster for cluster, name in self.journals.clusters.items()}
-        for name, entry in window:
-            # a journal is a service's, or one of its replicas' (`name[i]`)
-            callers = self.log.calls.get((service_cluster.get(service_of(name), ""), entry.get("method", ""),
-                                          entry.get("path", "")))
-            if name == BACKEND or (callers and callers - {rid}):
-                continue
-            how = "time" if overlap <= 0 else f"time ({overlap} other request(s) in flight: it may belong to one of them)"
-            calls.setdefault(name, []).append({**self._cut(entry), "matched_by": how})
-            if overlap <= 0:
-                self._claim(name, entry)
-        return calls, received
-
-    def _claim(self, name: str, entry: dict[str, Any]) -> None:
-        key = (name, entry.get("seq"))
-        self.claimed.append(key)
-        self.claimed_set.add(key)
-        while len(self.claimed) > 20000:
-            self.claimed_set.discard(self.claimed.popleft())
-
-    def _cut(self, entry: dict[str, Any]) -> dict[str, Any]:
-        body = entry.get("body")
-        out = {k: v for k, v in entry.items() if k not in ("json", "body_base64")}
-        if isinstance(body, str) and len(body) > self.body_bytes:
-            out.update(body=body[:self.body_bytes], body_truncated=True)
-        return out
-
-
-def _forwarded(entry: dict[str, Any]) -> bool:
-    """A request the gateway's router forwarded (Envoy adds x-forwarded-proto), not a plugin's call."""
-    return "x-forwarded-proto" in (entry.get("headers") or {})
 
 
 def _ms(value: Any) -> float:
