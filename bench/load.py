@@ -22,7 +22,10 @@ each route can reach.
 
 Traffic goes to 127.0.0.1 only; every loop is bounded in time.
 
-    python bench/load.py [--connections 200] [--seconds 20] [--rounds 1] [--clients 2]
+The mock runs on uvloop when it is installed (as under `hlocal up`); `--mock-loop asyncio` runs it on
+asyncio's own loop instead (HLOCAL_MOCK_LOOP), as in the docker runtime's plain python image.
+
+    python bench/load.py [--connections 200] [--seconds 20] [--rounds 1] [--clients 2] [--mock-loop asyncio]
 """
 
 from __future__ import annotations
@@ -382,6 +385,17 @@ def big_posts(port: int, mock: psutil.Process) -> tuple[float, float, list[str]]
     return baseline, after, replies
 
 
+def mock_loop(choice: str) -> str:
+    """The event loop the mock runs on, as it chooses it (server.new_event_loop)."""
+    if choice == "asyncio":
+        return "asyncio (forced)"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio (uvloop not installed)"
+    return "uvloop"
+
+
 PHASES = (("direct", DIRECT_PATH), ("mock", MOCK_PATH), ("upstream", UPSTREAM_PATH))
 
 
@@ -394,6 +408,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--no-upstream", action="store_true", help="skip the reference-Envoy upstream phase")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--mock-loop", choices=("auto", "asyncio"), default="auto",
+                        help="the mock's event loop: uvloop when installed (auto), or asyncio's")
     args = parser.parse_args()
     if not (1 <= args.connections <= 2000 and 0 < args.seconds <= 300 and 1 <= args.rounds <= 10):
         parser.error("keep the load bounded: connections 1-2000, seconds <= 300, rounds <= 10")
@@ -421,7 +437,8 @@ def main() -> int:
             mock = start("backend", [sys.executable, "-m", "higress_local.mock", "--name", "backend",
                                      "--port", str(mock_port), "--control-port", "0",
                                      "--config", str(out / "backend.json")],
-                         PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+                         PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT),
+                         HLOCAL_MOCK_LOOP=args.mock_loop)
             wait_200(mock_port, "/ready")
             add_bench_routes(out, 64, upstream_port)
             envoy = start("gateway", [envoy_bin, "-c", str(out / "envoy.yaml"), "--disable-hot-restart",
@@ -441,7 +458,8 @@ def main() -> int:
                 wait_body_size(port, UPSTREAM_PATH, size)
             print(f"gateway 127.0.0.1:{port} (transformer plugin), {args.connections} connections x "
                   f"{args.seconds:.0f} s per phase, {args.clients} client processes, {size}-byte replies; "
-                  f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+                  f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; mock event loop: "
+                  f"{mock_loop(args.mock_loop)}", flush=True)
             for _, path in phases:
                 run_phase("warmup", port, path, args.connections, args.warmup, args.clients, watched)
             results: dict[str, list[Phase]] = {name: [] for name, _ in phases}

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         event = {"event": "listening", "name": server.name, "host": args.host}
-        event.update(port=server.port, control_port=server.control_port)
+        event.update(port=server.port, control_port=server.control_port, loop=server.loop_name)
         print(json.dumps(event), flush=True)
         while True:
             # The signal handler interrupts this sleep by raising _Stop; no polling happens.

@@ -33,6 +33,7 @@ ERROR_HEADER = "X-Hlocal-Mock-Error"
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"))
 
 
 class HttpError(Exception):
@@ -92,7 +93,7 @@ def parse_head(raw: bytes) -> Request | None:
     if not lines:
         return None
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1]:
+    if len(parts) != 3 or not parts[1] or (parts[0] not in _METHODS and not _TOKEN.fullmatch(parts[0])):
         raise HttpError(400, f"bad request line {_raw(lines[0])!r}")
     method, target, version = parts
     if version not in ("HTTP/1.1", "HTTP/1.0"):
@@ -102,15 +103,37 @@ def parse_head(raw: bytes) -> Request | None:
     fields: dict[str, list[str]] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
-        # Also refuses obsolete line folding (a line starting with whitespace, RFC 9112 5.2).
-        if not sep or not _TOKEN.fullmatch(name):
+        if not sep:
             raise HttpError(400, f"bad header line {_raw(line)!r}")
+        lower = _NAMES.get(name) or _checked_name(name, line)
         value = value.strip(" \t")
         # As echo.group_fields, in the same pass (this loop runs for every header of every request).
-        fields.setdefault(name.lower(), []).append(value if value.isascii() else repair_utf8(value))
-    tokens = {token.strip().lower() for value in fields.get("connection", ()) for token in value.split(",")}
-    keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
+        fields.setdefault(lower, []).append(value if value.isascii() else repair_utf8(value))
+    connection = fields.get("connection")
+    if connection is None:  # as a gateway sends its requests
+        keep_alive = version == "HTTP/1.1"
+    else:
+        tokens = {token.strip().lower() for value in connection for token in value.split(",")}
+        keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
     return Request(method, target, version, fields, keep_alive, arrived, started)
+
+
+# Header names already checked, as sent -> lowercase. A gateway sends the same few names on every
+# request, and a regex match per header line was the largest part of parsing a head. Bounded, so
+# a client inventing names cannot grow it; past the bound a new name is just checked each time.
+_NAMES: dict[str, str] = {}
+_NAMES_KEPT = 1024
+
+
+def _checked_name(name: str, line: str) -> str:
+    """The lowercase name of a header field; HttpError unless it is a token."""
+    # Also refuses obsolete line folding (a line starting with whitespace, RFC 9112 5.2).
+    if not _TOKEN.fullmatch(name):
+        raise HttpError(400, f"bad header line {_raw(line)!r}")
+    lower = name.lower()
+    if len(_NAMES) < _NAMES_KEPT:
+        _NAMES[name] = lower
+    return lower
 
 
 class Reply:
@@ -136,7 +159,22 @@ class Reply:
 
         `defaults` only apply where `headers` lacks that name.
         """
-        headers = list(headers)
+        if headers or defaults:
+            head = self._head(status, list(headers), content_type, length, defaults)
+        else:  # an echo or an error reply: its head up to Date is the same all second long
+            head = _plain_head(status, content_type) + self._end_of_head(length)
+        self.writer.write(head + body if body else head)
+        await self.writer.drain()
+
+    def _head(
+        self,
+        status: int,
+        headers: list[tuple[str, str]],
+        content_type: str | None,
+        length: int | None,
+        defaults: Iterable[tuple[str, str]],
+    ) -> bytes:
+        """The reply head with the given headers (see send_head)."""
         given = {name.lower() for name, _ in headers} if headers else ()
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}"]
         lines += [f"{name}: {value}" for name, value in headers]
@@ -147,19 +185,16 @@ class Reply:
         if "date" not in given:
             lines.append(f"Date: {_http_date()}")
         lines += [f"{name}: {value}" for name, value in defaults if name.lower() not in given]
-        if length is not None:
-            lines.append(f"Content-Length: {length}")
+        return _encode_head("\r\n".join(lines) + "\r\n") + self._end_of_head(length)
+
+    def _end_of_head(self, length: int | None) -> bytes:
+        """Content-Length and Connection, which end every head, and the blank line."""
+        text = "" if length is None else f"Content-Length: {length}\r\n"
         if self.close:
-            lines.append("Connection: close")
+            text += "Connection: close\r\n"
         elif self.request is not None and self.request.version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
-        text = "\r\n".join(lines) + "\r\n\r\n"
-        try:
-            head = text.encode("latin-1")
-        except UnicodeEncodeError:
-            head = text.encode("utf-8")  # a stub header value beyond latin-1: send its UTF-8 bytes
-        self.writer.write(head + body if body else head)
-        await self.writer.drain()
+            text += "Connection: keep-alive\r\n"
+        return (text + "\r\n").encode("ascii")
 
     async def send_bytes(
         self,
@@ -274,6 +309,36 @@ def _http_date() -> str:
     if _date_cache[0] != now:
         _date_cache = (now, formatdate(now, usegmt=True))
     return _date_cache[1]
+
+
+_plain_heads: tuple[str, dict[tuple[int, str | None], bytes]] = ("", {})
+_PLAIN_HEADS_KEPT = 64
+
+
+def _plain_head(status: int, content_type: str | None) -> bytes:
+    """Status line, Content-Type, Server and Date of a reply with no other headers; built once a second."""
+    global _plain_heads
+    date = _http_date()
+    if _plain_heads[0] != date:
+        _plain_heads = (date, {})
+    heads = _plain_heads[1]
+    head = heads.get((status, content_type))
+    if head is None:
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}"]
+        if content_type:
+            lines.append(f"Content-Type: {content_type}")
+        lines += [f"Server: {SERVER_NAME}", f"Date: {date}"]
+        head = _encode_head("\r\n".join(lines) + "\r\n")
+        if len(heads) < _PLAIN_HEADS_KEPT:  # bounded: stubs can name many statuses and types
+            heads[(status, content_type)] = head
+    return head
+
+
+def _encode_head(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")  # a stub header value beyond latin-1: send its UTF-8 bytes
 
 
 def _raw(line: str) -> bytes:

@@ -38,8 +38,8 @@ class FastConnection(asyncio.Protocol):
         self._eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport's methods without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
         self._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

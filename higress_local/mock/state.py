@@ -12,6 +12,10 @@ from .journal import Journal
 from .stubs import StubSet
 from .wire import KEEP_BODY, MAX_BODY
 
+# How long a request's log line may wait, and how many may wait, before they are written together.
+LOG_FLUSH_SECONDS = 0.05
+LOG_FLUSH_LINES = 512
+
 
 @dataclass
 class MockState:
@@ -31,22 +35,25 @@ class MockState:
     _pending: list[str] = field(default_factory=list, repr=False)
 
     def log(self, line: str) -> None:
-        """Write one line to stderr, whole: at the event loop's next turn when called on the loop.
+        """Write one line to stderr, whole: within LOG_FLUSH_SECONDS when called on the event loop.
 
-        A write and flush per line was a system call per request; the lines logged in one turn
-        of the loop (dozens of requests under load) now go out in one write.
+        A write per line, and then one per turn of the loop, was still about a system call per
+        request under load (a turn serves few requests); the lines of LOG_FLUSH_SECONDS now go out
+        in one write, and LOG_FLUSH_LINES of them at once.
         """
         if self.quiet:
             return
         # An ISO-8601 UTC time first, so `hlocal logs` can merge the mock's lines with Envoy's.
         with self._log_lock:
             self._pending.append(f"[{_stamp()}] {line}\n")
-            if len(self._pending) > 1:
-                return  # a flush is already due
-        try:
-            asyncio.get_running_loop().call_soon(self.flush_log)
-        except RuntimeError:  # not on the loop: nothing would run the flush later
+            pending = len(self._pending)
+        if pending >= LOG_FLUSH_LINES:
             self.flush_log()
+        elif pending == 1:  # the first line since a flush: one timer for all until the next
+            try:
+                asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self.flush_log)
+            except RuntimeError:  # not on the loop: nothing would run the flush later
+                self.flush_log()
 
     def flush_log(self) -> None:
         """Write the lines logged so far; MockServer.stop calls it too, so none is lost."""

@@ -81,7 +81,10 @@ class StubSet:
 
     def find(self, request: Mapping[str, Any]) -> Stub | None:
         """The first stub whose match accepts the request, or None."""
-        return next((stub for stub in self.stubs if stub.match.matches(request)), None)
+        for stub in self.stubs:  # a loop, not next() over a generator: most mocks have no stubs
+            if stub.match.matches(request):
+                return stub
+        return None
 
 
 def load_config(config: Mapping[str, Any] | None) -> StubSet:

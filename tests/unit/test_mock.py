@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import base64
 import http.client
+import importlib.util
 import json
 import os
 import selectors
@@ -21,10 +22,11 @@ import pytest
 from support import wait_for
 
 from higress_local.mock import MockClient, MockClientError, MockServer, StubConfigError, load_config
-from higress_local.mock.server import _base_url
+from higress_local.mock.server import LOOP_ENV, _base_url
 
 MOCK_DIR = Path(__file__).resolve().parents[2] / "higress_local" / "mock"
 DEADLINE_SECONDS = 10.0
+HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 
 @pytest.fixture
@@ -425,16 +427,30 @@ def test_config_rejects_unknown_top_level_keys():
 # --- packaging and command line -----------------------------------------------------------------
 
 
+# Imported when installed, else done without: the docker runtime's plain python image lacks them.
+OPTIONAL_IMPORTS = {"uvloop"}
+
+
 def test_package_imports_only_the_standard_library_and_itself():
+    optional_found = set()
     for source in sorted(MOCK_DIR.glob("*.py")):
-        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+        tree = ast.parse(source.read_text(), str(source))
+        guarded = {id(node) for node in ast.walk(tree) if isinstance(node, ast.Try)
+                   and any(ast.unparse(h.type or ast.Name("")) == "ImportError" for h in node.handlers)
+                   for node in node.body}
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:
                 assert node.level == 1, f"{source.name} imports from outside the package"
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
                 for name in names:
                     root = name.split(".")[0]
+                    if root in OPTIONAL_IMPORTS:
+                        assert id(node) in guarded, f"{source.name}: {name} must be optional (except ImportError)"
+                        optional_found.add(root)
+                        continue
                     assert root in sys.stdlib_module_names or root == "__future__", f"{source.name}: {name}"
+    assert optional_found == OPTIONAL_IMPORTS
 
 
 def read_listening_line(process: subprocess.Popen) -> dict:
@@ -455,6 +471,7 @@ def test_cli_serves_until_sigterm_and_exits_zero(tmp_path, layout):
     config = tmp_path / "stubs.json"
     config.write_text(json.dumps({"stubs": [{"match": {"path": "/stub"}, "respond": {"body": "hi"}}]}))
     env = {**os.environ}
+    env.pop(LOOP_ENV, None)  # the mock's own choice: uvloop where it is installed
     if layout == "host":
         module, cwd = "higress_local.mock", MOCK_DIR.parents[1]
     else:
@@ -462,11 +479,14 @@ def test_cli_serves_until_sigterm_and_exits_zero(tmp_path, layout):
         shutil.copytree(MOCK_DIR, tmp_path / "hlocal_mock", ignore=shutil.ignore_patterns("__pycache__"))
         module, cwd = "hlocal_mock", tmp_path
         env.pop("PYTHONPATH", None)
+        # The plain python image has no uvloop: shadow the installed one, so the mock must do without.
+        (tmp_path / "uvloop.py").write_text("raise ImportError('not in the plain python image')\n")
     argv = [sys.executable, "-m", module, "--port", "0", "--config", str(config), "--name", "api"]
     process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         listening = read_listening_line(process)
         assert listening["event"] == "listening" and listening["name"] == "api"
+        assert listening["loop"] == ("uvloop" if layout == "host" and HAVE_UVLOOP else "asyncio")
         assert call(listening["port"], "GET", "/stub")[2] == b"hi"
         assert echo(listening["port"], "GET", "/other")["path"] == "/other"
         health = MockClient(f"http://127.0.0.1:{listening['control_port']}").health()

@@ -3,6 +3,7 @@ handlers, HTTP/1.0, half-close, back-pressure and failures, all against a real M
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import threading
@@ -12,13 +13,20 @@ from support import wait_for
 
 from higress_local.mock import MockServer
 from higress_local.mock import fast
+from higress_local.mock.server import LOOP_ENV
 
 DEADLINE_SECONDS = 10.0
 
 
-@pytest.fixture
-def mock():
+LOOPS = ["uvloop", "asyncio"] if importlib.util.find_spec("uvloop") else ["asyncio"]
+
+
+@pytest.fixture(params=LOOPS)
+def mock(request, monkeypatch):
+    """A mock on each event loop it can run on: uvloop where installed, asyncio's in the plain python image."""
+    monkeypatch.setenv(LOOP_ENV, request.param)
     with MockServer(quiet=True) as server:
+        assert server.loop_name == request.param
         yield server
 
 
