@@ -34,6 +34,8 @@ def start_inspected(module_projects, transformer_wasm: Path, plugin: Path, name:
     config["name"] = name
     config["gateway"]["port"] = 0
     assert "inspect" not in config["gateway"]  # capture is on by default on the native runtime
+    if runtime == "docker":  # off by default there
+        config["gateway"]["inspect"] = True
     config["plugins"].append({"name": "inspectme", "wasm": "inspectme.wasm",
                               "config": {"host": "auth.internal", "port": 8080}})
     config["services"] = [{"name": "auth", "kind": "fqdn", "host": "auth.internal", "port": 8080,
