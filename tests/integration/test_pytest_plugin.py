@@ -104,6 +104,8 @@ def test_a_smoke_suite_passes_and_the_config_marker_is_restored(smoke: Project, 
 
 
 def test_a_failure_shows_client_response_and_backend_request_and_teardown_runs(smoke: Project, pytester) -> None:
+    smoke.config["gateway"]["inspect"] = False  # the report without the inspector (natively capture is on by default)
+    smoke.write()
     pytester.makeconftest("""
         import pytest
 
@@ -139,9 +141,11 @@ def test_a_failure_shows_client_response_and_backend_request_and_teardown_runs(s
     assert_nothing_left(smoke)
 
 
-def test_a_failure_with_capture_on_shows_the_inspector_diff_of_the_last_request(smoke: Project, pytester) -> None:
-    smoke.config["gateway"]["inspect"] = True
-    smoke.write()
+def test_a_failure_with_capture_on_shows_the_inspector_diff_of_the_last_request(smoke: Project, pytester,
+                                                                                runtime) -> None:
+    if runtime == "docker":  # natively capture is on by default
+        smoke.config["gateway"]["inspect"] = True
+        smoke.write()
     pytester.makepyfile(test_smoke="""
         def test_header_the_plugin_did_not_add(gateway, upstream):
             gateway.get("/api/diffed", headers={"x-in": "1"})
