@@ -11,7 +11,7 @@ records the four views and what it can tie to the request (ties.py):
 - the calls plugins made to services: by wasm-go's "http call start" lines, else by time.
 
 Every tie says how it was made. Nothing is written per request but the ring's records. Under load
-it reattaches the taps to a sample (sampling.py, tapstream.SAMPLE_NOTE); each record says whether it
+it reattaches the taps to a sample (sampling.py, tapstream.sample_note); each record says whether it
 was sampled, and `capture.json` beside the ring counts the requests the
 access log saw that were not captured.
 Run as `python -m higress_local.inspect.collector --admin HOST:PORT --store DIR ...` (see `argv`).
@@ -37,7 +37,7 @@ from .sources import AccessLog, GatewayLog, Journals
 from .store import CAPTURE_FILE, DEFAULT_RING, Store, capture_switched_on
 from .tapfile import Trace, fold
 from .sampling import Sampling
-from .tapstream import SAMPLE_DIGIT, SAMPLE_NOTE, AdminTap, StreamSides
+from .tapstream import AdminTap, StreamSides, sample_note
 from .ties import Ties
 
 DEFAULT_BODY_BYTES = 65536
@@ -62,7 +62,7 @@ class Pending:
     done_at: float | None = None
     has_access: bool = False
     request_id: str | None = None
-    sampled: bool = False  # captured while the taps were attached to a sample
+    sampled: str | None = None  # captured while the taps were attached to a sample: which (its suffix)
 
 
 class Collector:
@@ -110,7 +110,8 @@ class Collector:
         if self.pending and now - self.journal_polled >= JOURNAL_POLL_S:
             # Sampled, only the backend's entries of sampled requests can be tied (by request id); a
             # request whose id a plugin removed is then not matched to what the backend received.
-            self.journals.poll(sample=(BACKEND, SAMPLE_DIGIT) if self.tap.sampled else None)
+            suffix = self.tap.suffix
+            self.journals.poll(sample=(BACKEND, suffix) if suffix else None)
             self.journal_polled = now
         ready = []
         for stream, item in list(self.pending.items()):
@@ -135,7 +136,7 @@ class Collector:
 
     def _take(self, now: float) -> None:
         """Fold the segments the taps' threads received into their streams."""
-        sampled = self.tap.sampled
+        sampled = self.tap.suffix
         while self.segments:
             when, segment = self.segments.popleft()
             piece = segment.get("http_streamed_trace_segment") or {}
@@ -167,9 +168,9 @@ class Collector:
         self.skipped += len(oldest)
 
     def stats(self) -> dict[str, Any]:
-        sampled = self.tap.sampled
-        mode = "off" if not self.tap.enabled.is_set() else "sampled" if sampled else "all"
-        return {"mode": mode, "sample": SAMPLE_NOTE if sampled else None,
+        suffix = self.tap.suffix
+        mode = "off" if not self.tap.enabled.is_set() else "sampled" if suffix else "all"
+        return {"mode": mode, "sample": sample_note(suffix) if suffix else None,
                 "attached": self.tap.attached.is_set(), "recorded": self.recorded,
                 "not_captured": self.capture.not_captured, "skipped": self.skipped, "pending": len(self.pending),
                 "error": self.tap.last_error}
@@ -246,7 +247,7 @@ class Collector:
             "timings": {"start": start, "duration_ms": _ms(access.get("duration")) if access else None,
                         "upstream_ms": _ms(access.get("upstream_service_time")) if access else None},
             "in_flight_with": max(overlap, 0),
-            "sampled": SAMPLE_NOTE if item.sampled else None,
+            "sampled": sample_note(item.sampled) if item.sampled else None,
         }
         lines = self.ties.lines(rid, start, end, overlap)
         record["plugin_logs"] = [{"plugin": line.plugin, "text": line.text, "time": line.time, "matched_by": how}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-from .tapstream import AdminTap
+from .tapstream import SAMPLE_SUFFIXES, AdminTap
 
-# On above SAMPLE_ABOVE requests/s over the last RISE_S (new streams or access-log lines, whichever
-# is more: the taps show a request first), off again below SAMPLE_BELOW over the last RATE_S
-# seconds. Interactive work is far below both: every request.
+# A sampling level is taken above SAMPLE_ABOVE requests/s per stream it records (1, then 16: above
+# 100 and 1,600 requests/s) over the last RISE_S (new streams or access-log lines, whichever is more:
+# the taps show a request first), and left again below SAMPLE_BELOW per stream recorded over the last
+# RATE_S seconds. So the collector records at most ~100 requests a second (the ring keeps 500), and
+# its cost stays bounded however fast the gateway goes. Interactive work is far below: every request.
 SAMPLE_ABOVE = 100.0
 SAMPLE_BELOW = 40.0
 RISE_S = 0.5
@@ -42,4 +44,17 @@ class Sampling:
             self.rates.popleft()
         rising = sum(n for when, n in self.rates if when >= now - RISE_S) / RISE_S
         overall = sum(n for _, n in self.rates) / RATE_S
-        self.tap.sample(rising > SAMPLE_ABOVE or (overall >= SAMPLE_BELOW and self.tap.sampled))
+        self.tap.sample(level_suffix(rising, overall, self.tap.suffix))
+
+
+def level_suffix(rising: float, overall: float, current: str | None) -> str | None:
+    """The sampling level for these request rates: up at once, down only once the rate fell well below."""
+    levels = (None, *SAMPLE_SUFFIXES)
+    level = up = levels.index(current)
+    while up + 1 < len(levels) and rising > SAMPLE_ABOVE * 16 ** up:
+        up += 1
+    if up > level:
+        return levels[up]
+    while level > 0 and overall < SAMPLE_BELOW * 16 ** (level - 1) and rising <= SAMPLE_ABOVE * 16 ** (level - 1):
+        level -= 1
+    return levels[level]

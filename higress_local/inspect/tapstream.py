@@ -10,7 +10,7 @@ attached session at a time but applies it to every filter registered under its c
 session, and `StreamSides` tells from their order which tap sent a segment. Closing the
 connection detaches the session.
 
-Under load the collector attaches with a match on the last hex digit of `x-request-id` instead of
+Under load the collector attaches with a match on the last hex digit(s) of `x-request-id` instead of
 every stream: the same match on both taps, so a sampled stream's two halves still pair.
 """
 
@@ -25,19 +25,25 @@ from collections import deque
 from typing import Any, Callable
 
 TAP_CONFIG_ID = "hlocal.tap"  # render/envoy.py renders both taps with it
-SAMPLE_DIGIT = "0"  # x-request-id is a random UUID: its last hex digit is "0" for 1 stream in 16
-SAMPLE_RATE = 16
-SAMPLE_NOTE = f"1 in {SAMPLE_RATE} (x-request-id ending in {SAMPLE_DIGIT}), under load"
+# x-request-id is a random UUID: its last hex digit is "0" for 1 stream in 16, its last two "00" for
+# 1 in 256. The sampling levels, lightest first (sampling.py picks one by the request rate).
+SAMPLE_SUFFIXES = ("0", "00")
+
+
+def sample_note(suffix: str) -> str:
+    """What a sampled record and the page say of the sample."""
+    return f"1 in {16 ** len(suffix)} (x-request-id ending in {suffix}), under load"
 MAX_PENDING_TEXT = 32 * 1024 * 1024  # an unparsed tail larger than this: reattach rather than grow
 RETRY_S = 0.1  # between attempts to attach: Envoy restarting, or the last session not yet gone
 
 
-def tap_config(config_id: str, sampled: bool, body_bytes: int) -> dict[str, Any]:
-    """The body of `POST /tap` (envoy.admin.v3.TapRequest): streamed segments, bodies as text."""
+def tap_config(config_id: str, suffix: str | None, body_bytes: int) -> dict[str, Any]:
+    """The body of `POST /tap` (envoy.admin.v3.TapRequest): streamed segments, bodies as text; with a
+    `suffix`, only the streams whose x-request-id ends so."""
     match: dict[str, Any] = {"any_match": True}
-    if sampled:
+    if suffix:
         match = {"http_request_headers_match": {"headers": [
-            {"name": "x-request-id", "string_match": {"suffix": SAMPLE_DIGIT}}]}}
+            {"name": "x-request-id", "string_match": {"suffix": suffix}}]}}
     return {"config_id": config_id, "tap_config": {"match": match, "output_config": {
         "streaming": True, "max_buffered_rx_bytes": body_bytes, "max_buffered_tx_bytes": body_bytes,
         "sinks": [{"format": "JSON_BODY_AS_STRING", "streaming_admin": {}}]}}}
@@ -117,7 +123,7 @@ class AdminTap(threading.Thread):
         super().__init__(name="hlocal-tap", daemon=True)
         self.admin, self.config_id, self.body_bytes = admin, config_id, body_bytes
         self.out, self.clock = out, clock
-        self.sampled = False
+        self.suffix: str | None = None  # attached to a sample: the x-request-id suffix; None: every stream
         self.enabled = threading.Event()  # capture on: clear, the session is closed and not attached again
         self.enabled.set()
         self.attached = threading.Event()
@@ -125,10 +131,14 @@ class AdminTap(threading.Thread):
         self._stopping = threading.Event()
         self._sock: socket.socket | None = None
 
-    def sample(self, on: bool) -> None:
-        """Reattach with (or without) the sampling match; segments of streams in flight may be cut."""
-        if on != self.sampled:
-            self.sampled = on
+    @property
+    def sampled(self) -> bool:
+        return self.suffix is not None
+
+    def sample(self, suffix: str | None) -> None:
+        """Reattach with that sampling match (None: every stream); segments of streams in flight may be cut."""
+        if suffix != self.suffix:
+            self.suffix = suffix
             self._hang_up()
 
     def switch(self, on: bool) -> None:
@@ -163,7 +173,7 @@ class AdminTap(threading.Thread):
         try:
             conn.connect()
             sock = self._sock = conn.sock
-            body = json.dumps(tap_config(self.config_id, self.sampled, self.body_bytes))
+            body = json.dumps(tap_config(self.config_id, self.suffix, self.body_bytes))
             conn.request("POST", "/tap", body=body, headers={"content-type": "application/json"})
             response = conn.getresponse()
             if response.status != 200:

@@ -158,7 +158,8 @@ def check_project(project: Project, flavor: str) -> CheckReport:
                             "(`gateway.inspect: false` and a reload turn it off), with docker when "
                             "`gateway.inspect: true` (beside the compose stack, reading the gateway container's "
                             "output through `docker logs`; plugin lines without wasm-go's request id are tied by "
-                            "time in the container's time zone); 1 in 16 requests above 100 a second")
+                            "time in the container's time zone); under load a sample: 1 in 16 requests above 100 a "
+                            "second, 1 in 256 above 1,600")
     if flavor == "envoy":
         report.notes.append(_envoy_stand_in(project))
     for plugin in project.plugins:

@@ -314,7 +314,6 @@ def test_memory_and_disk_stay_bounded_under_10000_requests(inspected) -> None:
     from load import LoadLoop
 
     from higress_local.inspect.store import CAPTURE_FILE, DEFAULT_RING, Store
-    from higress_local.inspect.tapstream import SAMPLE_NOTE
     from higress_local.inspect.view import store_dir, taps_dir
 
     project, state, collector = inspected
@@ -338,7 +337,7 @@ def test_memory_and_disk_stay_bounded_under_10000_requests(inspected) -> None:
     assert newest is not None and newest["path"] == "/get/flood"  # it kept up with the newest
     # Thousands of requests a second: the taps were attached to a sample, and the records say so;
     # every request is either captured or counted as left out.
-    assert newest["sampled"] == SAMPLE_NOTE and stats["not_captured"] > 0, stats
+    assert newest["sampled"].startswith("1 in ") and stats["not_captured"] > 0, stats
     assert stats["recorded"] + stats["not_captured"] + stats["skipped"] >= result.total, (stats, result.total)
     # Each record holds at most four capped bodies (64 KiB) plus headers; these bodies are small.
     assert store.disk_bytes() < DEFAULT_RING * 16 * 1024, store.disk_bytes()

@@ -40,13 +40,13 @@ def test_which_tap_sent_a_segment_follows_from_their_order(kinds, expected) -> N
     assert _sides(kinds) == expected
 
 
-def test_the_sampled_session_matches_one_request_id_digit_on_both_taps() -> None:
-    every = tap_config("hlocal.tap", sampled=False, body_bytes=10)["tap_config"]
+def test_the_sampled_session_matches_the_request_id_suffix_on_both_taps() -> None:
+    every = tap_config("hlocal.tap", suffix=None, body_bytes=10)["tap_config"]
     assert every["match"] == {"any_match": True}
     assert every["output_config"]["sinks"] == [{"format": "JSON_BODY_AS_STRING", "streaming_admin": {}}]
-    sampled = tap_config("hlocal.tap", sampled=True, body_bytes=10)["tap_config"]["match"]
+    sampled = tap_config("hlocal.tap", suffix="00", body_bytes=10)["tap_config"]["match"]
     header = sampled["http_request_headers_match"]["headers"][0]
-    assert header["name"] == "x-request-id" and header["string_match"] == {"suffix": "0"}
+    assert header["name"] == "x-request-id" and header["string_match"] == {"suffix": "00"}
 
 
 class _Clock:
@@ -77,10 +77,26 @@ def test_the_collector_samples_under_load_and_counts_what_it_left_out(tmp_path) 
     assert not collector.tap.sampled and collector.capture.not_captured == 1
     for _ in range(10):  # 20 a tick: 400 requests a second
         tick(20)
-    assert collector.tap.sampled and collector.stats()["mode"] == "sampled"
+    assert collector.tap.suffix == "0" and collector.stats()["mode"] == "sampled"
+    assert collector.stats()["sample"].startswith("1 in 16 ")
     assert collector.capture.not_captured == 201  # every request whose id the taps never showed
     for _ in range(70):  # quiet for 3.5 s: back to every request
         tick(0)
     assert not collector.tap.sampled
+    for _ in range(10):  # 100 a tick: 2,000 requests a second, sampled at 1 in 256
+        tick(100)
+    assert collector.tap.suffix == "00" and collector.stats()["sample"].startswith("1 in 256 ")
     collector.write_stats(clock.now)
-    assert collector.store.capture_stats()["not_captured"] == 201
+    assert collector.store.capture_stats()["not_captured"] == 1201
+
+
+def test_the_sampling_level_rises_at_once_and_falls_only_well_below() -> None:
+    from higress_local.inspect.sampling import level_suffix
+
+    assert level_suffix(50, 50, None) is None
+    assert level_suffix(150, 10, None) == "0"  # a burst: up although the longer average is low
+    assert level_suffix(5000, 10, None) == "00"  # straight to 1 in 256
+    assert level_suffix(1000, 1000, "00") == "00"  # between: stays
+    assert level_suffix(500, 500, "00") == "0"  # below 640 a second: 1 in 16
+    assert level_suffix(60, 60, "0") == "0" and level_suffix(20, 20, "0") is None
+    assert level_suffix(20, 20, "00") is None  # all the way down when the load is gone
