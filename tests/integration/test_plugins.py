@@ -57,7 +57,10 @@ def test_up_prints_where_to_send_requests(chain: Project) -> None:
     assert state["ready"] is True
     status = chain.hlocal("status", "--json").json()
     assert status["running"] is True
-    assert {c["name"]: c["state"] for c in status["components"]} == {"backend": "running", "gateway": "running"}
+    # natively capture is on by default: the inspector's collector runs beside them (docker: off by default)
+    capture = {"inspector": "running"} if state["runtime"] == "native" else {}
+    assert {c["name"]: c["state"] for c in status["components"]} == {"backend": "running", "gateway": "running",
+                                                                      **capture}
     by_name = {p["name"]: p for p in status["plugins"]}
     # The 0.2.100 plugins are served from an adapted copy; the 0.2.1 one is served as it is.
     assert by_name["headers"]["abi"] == "0.2.100" and by_name["headers"]["served_sha256"] != by_name["headers"]["sha256"]
